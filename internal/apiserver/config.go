@@ -1,0 +1,29 @@
+// Package apiserver serves the Kubernetes REST API over Drover's storage:
+// routing, discovery, CRUD, watch, patch, subresources and tables, generic
+// over the resources described by package registry.
+package apiserver
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/drover/drover/internal/auth"
+	"github.com/drover/drover/internal/registry"
+	"github.com/drover/drover/internal/storage"
+)
+
+// Config is what the API server needs.
+type Config struct {
+	Storage   storage.Interface
+	Resources []*registry.Resource
+	// Authenticator identifies callers; requests it rejects get 401, except
+	// the public health and version endpoints.
+	Authenticator auth.Authenticator
+	Logger        *slog.Logger
+	// MaxRequestBodyBytes bounds request bodies (413 beyond); 0 means 3 MiB.
+	MaxRequestBodyBytes int64
+	// BookmarkInterval is how often an idle watch that allows bookmarks gets one; 0 means 10s.
+	BookmarkInterval time.Duration
+	// GitVersion is reported at /version.
+	GitVersion string
+}
