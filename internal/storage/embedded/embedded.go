@@ -1,0 +1,243 @@
+// Package embedded runs an etcd member inside the Drover process, the way
+// `drover server` and `drover up` keep their state without an external etcd.
+//
+// A single member is the default. Several members (an HA control plane) are
+// formed by giving each one the same InitialCluster and its own Name and URLs.
+package embedded
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"sync/atomic"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/server/v3/embed"
+	"go.uber.org/zap"
+)
+
+// Defaults applied by Start to zero Config fields.
+const (
+	DefaultName                    = "drover"
+	DefaultAutoCompactionRetention = "5m"
+	DefaultStartTimeout            = time.Minute
+	defaultDialTimeout             = 5 * time.Second
+)
+
+// Cluster states accepted in Config.ClusterState.
+const (
+	ClusterStateNew      = embed.ClusterStateFlagNew
+	ClusterStateExisting = embed.ClusterStateFlagExisting
+)
+
+// Config describes one embedded etcd member. Zero fields take defaults.
+type Config struct {
+	// DataDir holds the member's WAL and database; created with mode 0700.
+	DataDir string
+	// Name is the member name (default "drover"); unique within a cluster.
+	Name string
+	// ClientURL is where clients connect, e.g. "http://127.0.0.1:2379".
+	// Empty: http://127.0.0.1 on a free port.
+	ClientURL string
+	// PeerURL is where other members connect. Empty: http://127.0.0.1 on a
+	// free port.
+	PeerURL string
+	// InitialCluster lists "name=peerURL,..." for bootstrapping a cluster.
+	// Empty: this member alone.
+	InitialCluster string
+	// ClusterState is "new" (default) to bootstrap or "existing" to join.
+	ClusterState string
+	// AutoCompactionRetention is the periodic compaction window, e.g. "5m"
+	// (the default, as the Kubernetes API server compacts every 5 minutes);
+	// "0" disables auto compaction.
+	AutoCompactionRetention string
+	// StartTimeout bounds the wait for the member to become ready
+	// (default one minute).
+	StartTimeout time.Duration
+	// Logger receives etcd's logs: errors only, everything from info up when
+	// the logger is enabled for debug. Nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Member is a running embedded etcd member with a client connected to it.
+type Member struct {
+	etcd      *embed.Etcd
+	client    *clientv3.Client
+	endpoints []string
+	closing   *atomic.Bool // demotes etcd's shutdown noise to debug
+}
+
+// Start starts an etcd member and waits until it serves requests.
+func Start(ctx context.Context, cfg Config) (*Member, error) {
+	closing := new(atomic.Bool)
+	zl := newZapLogger(loggerOf(cfg), closing)
+	ecfg, err := etcdConfig(cfg, zl)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("etcd: create data dir: %w", err)
+	}
+	if err := os.Chmod(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("etcd: data dir permissions: %w", err)
+	}
+
+	e, err := embed.StartEtcd(ecfg)
+	if err != nil {
+		return nil, fmt.Errorf("etcd: start member %q in %s: %w", ecfg.Name, ecfg.Dir, err)
+	}
+	timeout := cfg.StartTimeout
+	if timeout <= 0 {
+		timeout = DefaultStartTimeout
+	}
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	select {
+	case <-e.Server.ReadyNotify():
+	case err := <-e.Err():
+		closing.Store(true)
+		e.Close()
+		return nil, fmt.Errorf("etcd: member %q failed while starting: %w", ecfg.Name, err)
+	case <-timer.C:
+		closing.Store(true)
+		e.Server.Stop()
+		e.Close()
+		return nil, fmt.Errorf("etcd: member %q did not become ready within %s", ecfg.Name, timeout)
+	case <-ctx.Done():
+		closing.Store(true)
+		e.Server.Stop()
+		e.Close()
+		return nil, fmt.Errorf("etcd: member %q did not become ready: %w", ecfg.Name, ctx.Err())
+	}
+
+	endpoints := make([]string, 0, len(ecfg.AdvertiseClientUrls))
+	for _, u := range ecfg.AdvertiseClientUrls {
+		endpoints = append(endpoints, u.String())
+	}
+	client, err := clientv3.New(clientv3.Config{
+		Endpoints:   endpoints,
+		DialTimeout: defaultDialTimeout,
+		Logger:      zl,
+	})
+	if err != nil {
+		closing.Store(true)
+		e.Close()
+		return nil, fmt.Errorf("etcd: connect to member %q: %w", ecfg.Name, err)
+	}
+	return &Member{etcd: e, client: client, endpoints: endpoints, closing: closing}, nil
+}
+
+// Client returns a client connected to this member. The member owns it;
+// Close closes it (closing it earlier, e.g. via a store built on it, is fine).
+func (m *Member) Client() *clientv3.Client { return m.client }
+
+// Endpoints returns the member's client URLs.
+func (m *Member) Endpoints() []string { return append([]string(nil), m.endpoints...) }
+
+// Close closes the client and stops the member, waiting for it to shut down.
+func (m *Member) Close() error {
+	m.closing.Store(true)
+	err := m.client.Close()
+	if errors.Is(err, context.Canceled) {
+		err = nil // already closed by its other user
+	}
+	m.etcd.Close()
+	if err != nil {
+		return fmt.Errorf("etcd: close client: %w", err)
+	}
+	return nil
+}
+
+// etcdConfig turns cfg into an embed.Config, choosing free ports as needed.
+func etcdConfig(cfg Config, zl *zap.Logger) (*embed.Config, error) {
+	if cfg.DataDir == "" {
+		return nil, errors.New("etcd: data dir is required")
+	}
+	ecfg := embed.NewConfig()
+	ecfg.Dir = cfg.DataDir
+	ecfg.Name = cfg.Name
+	if ecfg.Name == "" {
+		ecfg.Name = DefaultName
+	}
+
+	clientURL, err := urlOrFree(cfg.ClientURL)
+	if err != nil {
+		return nil, fmt.Errorf("etcd: client url: %w", err)
+	}
+	peerURL, err := urlOrFree(cfg.PeerURL)
+	if err != nil {
+		return nil, fmt.Errorf("etcd: peer url: %w", err)
+	}
+	ecfg.ListenClientUrls = []url.URL{*clientURL}
+	ecfg.AdvertiseClientUrls = []url.URL{*clientURL}
+	ecfg.ListenPeerUrls = []url.URL{*peerURL}
+	ecfg.AdvertisePeerUrls = []url.URL{*peerURL}
+
+	ecfg.InitialCluster = cfg.InitialCluster
+	if ecfg.InitialCluster == "" {
+		ecfg.InitialCluster = ecfg.InitialClusterFromName(ecfg.Name)
+	}
+	switch cfg.ClusterState {
+	case "", ClusterStateNew:
+		ecfg.ClusterState = ClusterStateNew
+	case ClusterStateExisting:
+		ecfg.ClusterState = ClusterStateExisting
+	default:
+		return nil, fmt.Errorf("etcd: cluster state %q: want %q or %q", cfg.ClusterState, ClusterStateNew, ClusterStateExisting)
+	}
+
+	ecfg.AutoCompactionMode = embed.CompactorModePeriodic
+	ecfg.AutoCompactionRetention = cfg.AutoCompactionRetention
+	if ecfg.AutoCompactionRetention == "" {
+		ecfg.AutoCompactionRetention = DefaultAutoCompactionRetention
+	}
+
+	ecfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zl)
+	return ecfg, nil
+}
+
+func loggerOf(cfg Config) *slog.Logger {
+	if cfg.Logger != nil {
+		return cfg.Logger
+	}
+	return slog.Default()
+}
+
+// urlOrFree parses raw, or picks http://127.0.0.1:<free port> when raw is empty.
+func urlOrFree(raw string) (*url.URL, error) {
+	if raw != "" {
+		u, err := url.Parse(raw)
+		if err != nil {
+			return nil, err
+		}
+		if u.Scheme != "http" && u.Scheme != "https" || u.Port() == "" {
+			return nil, fmt.Errorf("%q: want http(s)://host:port", raw)
+		}
+		return u, nil
+	}
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	return &url.URL{Scheme: "http", Host: net.JoinHostPort("127.0.0.1", port)}, nil
+}
+
+// freePort asks the kernel for an unused loopback port. Another process may
+// take it before etcd binds it; the window is small.
+func freePort() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", fmt.Errorf("find a free port: %w", err)
+	}
+	defer l.Close()
+	_, port, err := net.SplitHostPort(l.Addr().String())
+	if err != nil {
+		return "", fmt.Errorf("find a free port: %w", err)
+	}
+	return port, nil
+}
