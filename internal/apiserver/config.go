@@ -26,4 +26,11 @@ type Config struct {
 	BookmarkInterval time.Duration
 	// GitVersion is reported at /version.
 	GitVersion string
+	// Metrics, if set, observes every request.
+	Metrics Observer
+}
+
+// Observer records one served request (see package metrics).
+type Observer interface {
+	Observe(verb, group, resource, subresource string, code int, d time.Duration)
 }

@@ -2,13 +2,185 @@ package apiserver
 
 import (
 	"errors"
+	"fmt"
+	"log/slog"
 	"net/http"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/drover/drover/internal/registry"
 )
 
-// New returns the API server's HTTP handler.
-func New(cfg Config) (http.Handler, error) {
+// server routes API requests to generic handlers over the registry.
+type server struct {
+	cfg       Config
+	log       *slog.Logger
+	store     *objectStore
+	resources map[schema.GroupVersionResource]*registry.Resource
+	discovery *discovery
+	extra     map[string]http.Handler
+}
+
+// New returns the API server's HTTP handler. Extra handlers (e.g. /metrics,
+// /openapi/) may be mounted with Mount before serving.
+func New(cfg Config) (*Server, error) {
 	if cfg.Storage == nil {
 		return nil, errors.New("apiserver: no storage")
 	}
-	return http.NotFoundHandler(), nil
+	if cfg.Authenticator == nil {
+		return nil, errors.New("apiserver: no authenticator")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.MaxRequestBodyBytes == 0 {
+		cfg.MaxRequestBodyBytes = 3 << 20
+	}
+	if cfg.BookmarkInterval == 0 {
+		cfg.BookmarkInterval = 10 * time.Second
+	}
+	s := &server{
+		cfg:       cfg,
+		log:       cfg.Logger,
+		store:     &objectStore{s: cfg.Storage},
+		resources: map[schema.GroupVersionResource]*registry.Resource{},
+		extra:     map[string]http.Handler{},
+	}
+	for _, res := range cfg.Resources {
+		gvr := res.GroupVersionResource()
+		if _, dup := s.resources[gvr]; dup {
+			return nil, fmt.Errorf("apiserver: resource %s registered twice", gvr)
+		}
+		s.resources[gvr] = res
+	}
+	s.discovery = newDiscovery(cfg.Resources)
+	return &Server{s: s}, nil
+}
+
+// Server is the API server's HTTP handler.
+type Server struct{ s *server }
+
+// Mount serves h for requests whose path starts with prefix, after
+// authentication. Mount before serving.
+func (srv *Server) Mount(prefix string, h http.Handler) { srv.s.extra[prefix] = h }
+
+// ServeHTTP implements http.Handler.
+func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s := srv.s
+	rec := &statusRecorder{ResponseWriter: w}
+	start := time.Now()
+	defer func() {
+		if p := recover(); p != nil {
+			if p == http.ErrAbortHandler {
+				panic(p)
+			}
+			s.log.Error("panic serving request", "method", r.Method, "path", r.URL.Path, "panic", p, "stack", string(debug.Stack()))
+			if !rec.wroteHeader {
+				writeError(rec, apierrors.NewInternalError(fmt.Errorf("internal error")))
+			}
+		}
+		s.observe(r, rec.code, time.Since(start))
+	}()
+	s.serve(rec, r)
+}
+
+func (s *server) serve(w http.ResponseWriter, r *http.Request) {
+	path := r.URL.Path
+	switch path {
+	case "/healthz", "/livez", "/readyz":
+		s.health(w, r)
+		return
+	case "/version", "/version/":
+		writeJSON(w, http.StatusOK, s.version())
+		return
+	}
+	if _, ok := s.cfg.Authenticator.Authenticate(r); !ok {
+		writeError(w, apierrors.NewUnauthorized("Unauthorized"))
+		return
+	}
+	for prefix, h := range s.extra {
+		if strings.HasPrefix(path, prefix) {
+			h.ServeHTTP(w, r)
+			return
+		}
+	}
+	if s.discovery.serve(w, r) {
+		return
+	}
+	info, ok := parseRequestInfo(r)
+	if !ok {
+		writeError(w, apierrors.NewNotFound(schema.GroupResource{}, ""))
+		return
+	}
+	res, ok := s.resources[schema.GroupVersionResource{Group: info.Group, Version: info.Version, Resource: info.Resource}]
+	if !ok {
+		writeError(w, apierrors.NewNotFound(schema.GroupResource{Group: info.Group, Resource: info.Resource}, ""))
+		return
+	}
+	if res.Namespaced == false && info.Namespace != "" {
+		writeError(w, apierrors.NewNotFound(groupResource(res), info.Name))
+		return
+	}
+	h := &handler{s: s, res: res, info: info, w: w, r: r}
+	h.serve()
+}
+
+func (s *server) health(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == "/readyz" {
+		if _, err := s.cfg.Storage.Revision(r.Context()); err != nil {
+			http.Error(w, "storage not ready: "+err.Error(), http.StatusInternalServerError)
+			return
+		}
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, _ = w.Write([]byte("ok"))
+}
+
+// statusRecorder remembers the status code written, and passes Flush on.
+type statusRecorder struct {
+	http.ResponseWriter
+	code        int
+	wroteHeader bool
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	if !r.wroteHeader {
+		r.code, r.wroteHeader = code, true
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *statusRecorder) Write(b []byte) (int, error) {
+	if !r.wroteHeader {
+		r.WriteHeader(http.StatusOK)
+	}
+	return r.ResponseWriter.Write(b)
+}
+
+func (r *statusRecorder) Flush() {
+	if f, ok := r.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+func (s *server) observe(r *http.Request, code int, d time.Duration) {
+	if s.cfg.Metrics == nil {
+		return
+	}
+	if code == 0 {
+		code = http.StatusOK
+	}
+	info, ok := parseRequestInfo(r)
+	if !ok {
+		s.cfg.Metrics.Observe(strings.ToLower(r.Method), "", "", "", code, d)
+		return
+	}
+	s.cfg.Metrics.Observe(info.Verb, info.Group, info.Resource, info.Subresource, code, d)
 }

@@ -1,0 +1,101 @@
+package apiserver
+
+import (
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	sigsjson "sigs.k8s.io/json"
+	"sigs.k8s.io/yaml"
+)
+
+// readBody reads a request body of at most limit bytes (413 beyond).
+func readBody(r *http.Request, limit int64) ([]byte, error) {
+	if r.Body == nil {
+		return nil, nil
+	}
+	data, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+	if err != nil {
+		return nil, apierrors.NewBadRequest(fmt.Sprintf("reading request body: %v", err))
+	}
+	if int64(len(data)) > limit {
+		return nil, apierrors.NewRequestEntityTooLargeError(fmt.Sprintf("limit is %d bytes", limit))
+	}
+	return data, nil
+}
+
+// mediaType returns the request's content type without parameters.
+func mediaType(r *http.Request) string {
+	ct := r.Header.Get("Content-Type")
+	if ct == "" {
+		return "application/json"
+	}
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return ct
+	}
+	return mt
+}
+
+// toJSON converts a JSON or YAML body to JSON; 400 when it is neither.
+func toJSON(body []byte, contentType string) ([]byte, error) {
+	switch contentType {
+	case "application/json", "application/merge-patch+json", "application/json-patch+json",
+		"application/strategic-merge-patch+json", "*/*", "":
+		return body, nil
+	case "application/yaml", "application/apply-patch+yaml", "text/yaml", "application/x-yaml":
+		j, err := yaml.YAMLToJSON(body)
+		if err != nil {
+			return nil, apierrors.NewBadRequest(fmt.Sprintf("error decoding YAML: %v", err))
+		}
+		return j, nil
+	}
+	return nil, apierrors.NewGenericServerResponse(http.StatusUnsupportedMediaType, "", schema.GroupResource{}, "", fmt.Sprintf("the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (got %q)", contentType), 0, false)
+}
+
+// fieldValidation is the request's fieldValidation directive (Strict, Warn, Ignore).
+func fieldValidation(r *http.Request) string {
+	switch v := r.URL.Query().Get("fieldValidation"); v {
+	case metav1.FieldValidationStrict, metav1.FieldValidationIgnore:
+		return v
+	}
+	return metav1.FieldValidationWarn
+}
+
+// decodeObject decodes a JSON object into into, enforcing the fieldValidation
+// directive: Strict turns unknown or duplicate fields into a 400, Warn into
+// Warning headers. It checks apiVersion and kind against want.
+func decodeObject(w http.ResponseWriter, r *http.Request, data []byte, into runtime.Object, want schema.GroupVersionKind) error {
+	kindName := want.Kind
+	strictErrs, err := sigsjson.UnmarshalStrict(data, into, sigsjson.DisallowUnknownFields, sigsjson.DisallowDuplicateFields)
+	if err != nil {
+		return apierrors.NewBadRequest(fmt.Sprintf("%s in version %q cannot be handled as a %s: %v", kindName, want.Version, kindName, err))
+	}
+	gvk := into.GetObjectKind().GroupVersionKind()
+	if gvk.Kind != "" && gvk.Kind != want.Kind || gvk.Version != "" && gvk.GroupVersion() != want.GroupVersion() {
+		return apierrors.NewBadRequest(fmt.Sprintf("the API version in the data (%s) does not match the expected API version (%s)", gvk.GroupVersion().String()+", Kind="+gvk.Kind, want.GroupVersion().String()+", Kind="+want.Kind))
+	}
+	into.GetObjectKind().SetGroupVersionKind(want)
+	if len(strictErrs) == 0 {
+		return nil
+	}
+	switch fieldValidation(r) {
+	case metav1.FieldValidationStrict:
+		msgs := make([]string, len(strictErrs))
+		for i, e := range strictErrs {
+			msgs[i] = e.Error()
+		}
+		return apierrors.NewBadRequest(fmt.Sprintf("%s in version %q cannot be handled as a %s: strict decoding error: %s", kindName, want.Version, kindName, strings.Join(msgs, ", ")))
+	case metav1.FieldValidationWarn:
+		for _, e := range strictErrs {
+			w.Header().Add("Warning", fmt.Sprintf("299 - %q", e.Error()))
+		}
+	}
+	return nil
+}

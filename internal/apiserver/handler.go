@@ -1,0 +1,620 @@
+package apiserver
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"reflect"
+	"strconv"
+	"time"
+
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	apivalidation "k8s.io/apimachinery/pkg/api/validation"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilrand "k8s.io/apimachinery/pkg/util/rand"
+	"k8s.io/apimachinery/pkg/util/uuid"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"github.com/drover/drover/internal/registry"
+	"github.com/drover/drover/internal/storage"
+)
+
+// handler serves one resource request.
+type handler struct {
+	s    *server
+	res  *registry.Resource
+	info requestInfo
+	w    http.ResponseWriter
+	r    *http.Request
+}
+
+func (h *handler) serve() {
+	ctx := h.r.Context()
+	var (
+		code = http.StatusOK
+		out  runtime.Object
+		err  error
+	)
+	verb, sub := h.info.Verb, h.info.Subresource
+	if sub != "" && !h.subresourceServed(sub) {
+		writeError(h.w, apierrors.NewNotFound(groupResource(h.res), h.info.Name))
+		return
+	}
+	if !h.verbAllowed(verb) {
+		writeError(h.w, apierrors.NewMethodNotSupported(groupResource(h.res), verb))
+		return
+	}
+	switch {
+	case sub == "scale":
+		out, err = h.scale(ctx)
+	case sub == "binding" && verb == "create":
+		code, out, err = h.bind(ctx)
+	case verb == "get":
+		out, _, err = h.s.store.get(ctx, h.res, h.info.Namespace, h.info.Name)
+	case verb == "list":
+		out, err = h.list(ctx)
+	case verb == "watch":
+		h.watch(ctx)
+		return
+	case verb == "create" && sub == "":
+		code, out, err = h.create(ctx)
+	case verb == "update":
+		out, err = h.update(ctx)
+	case verb == "patch":
+		out, err = h.patch(ctx)
+	case verb == "delete" && sub == "":
+		code, out, err = h.delete(ctx, h.info.Name)
+	case verb == "deletecollection" && sub == "":
+		out, err = h.deleteCollection(ctx)
+	default:
+		err = apierrors.NewMethodNotSupported(groupResource(h.res), verb)
+	}
+	if err != nil {
+		writeError(h.w, err)
+		return
+	}
+	h.writeResult(code, out)
+}
+
+func (h *handler) subresourceServed(sub string) bool {
+	switch sub {
+	case "status":
+		return h.res.StatusSubresource && (h.info.Verb == "get" || h.info.Verb == "update" || h.info.Verb == "patch")
+	case "scale":
+		return h.res.Scale != nil && (h.info.Verb == "get" || h.info.Verb == "update" || h.info.Verb == "patch")
+	case "binding":
+		return h.res.GroupVersion.Group == "" && h.res.Plural == "pods"
+	case "finalize":
+		return h.res.GroupVersion.Group == "" && h.res.Plural == "namespaces" && h.info.Verb == "update"
+	}
+	return false
+}
+
+func (h *handler) verbAllowed(verb string) bool {
+	if h.res.Verbs == nil || h.info.Subresource != "" {
+		return true
+	}
+	for _, v := range h.res.Verbs {
+		if v == verb {
+			return true
+		}
+	}
+	return false
+}
+
+// writeResult writes out, as a Table or metadata when the client asked so.
+func (h *handler) writeResult(code int, out runtime.Object) {
+	switch want := wantedForm(h.r); {
+	case want == formTable && h.info.Subresource == "":
+		t, err := h.s.toTable(h.res, out, h.r)
+		if err != nil {
+			writeError(h.w, err)
+			return
+		}
+		writeJSON(h.w, code, t)
+	case (want == formPartialMetadata || want == formPartialMetadataList) && h.info.Subresource == "":
+		writeJSON(h.w, code, toPartialMetadata(out))
+	default:
+		writeObject(h.w, code, out)
+	}
+}
+
+func (h *handler) dryRun() bool { return len(h.r.URL.Query()["dryRun"]) > 0 }
+
+// decodeBody decodes the request body as the resource's object.
+func (h *handler) decodeBody() (runtime.Object, error) {
+	body, err := readBody(h.r, h.s.cfg.MaxRequestBodyBytes)
+	if err != nil {
+		return nil, err
+	}
+	data, err := toJSON(body, mediaType(h.r))
+	if err != nil {
+		return nil, err
+	}
+	obj := h.res.New()
+	if err := decodeObject(h.w, h.r, data, obj, h.res.GroupVersionKind()); err != nil {
+		return nil, err
+	}
+	return obj, nil
+}
+
+func (h *handler) create(ctx context.Context) (int, runtime.Object, error) {
+	obj, err := h.decodeBody()
+	if err != nil {
+		return 0, nil, err
+	}
+	acc, _ := meta.Accessor(obj)
+	if err := h.checkNamespace(acc); err != nil {
+		return 0, nil, err
+	}
+	if acc.GetName() == "" && acc.GetGenerateName() != "" {
+		acc.SetName(acc.GetGenerateName() + utilrand.String(5))
+	}
+	created, err := h.s.createObject(ctx, h.res, obj, h.dryRun())
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusCreated, created, nil
+}
+
+// checkNamespace fills or checks the object's namespace against the URL's.
+func (h *handler) checkNamespace(acc metav1.Object) error {
+	if !h.res.Namespaced {
+		acc.SetNamespace("")
+		return nil
+	}
+	switch ns := acc.GetNamespace(); {
+	case ns == "":
+		acc.SetNamespace(h.info.Namespace)
+	case h.info.Namespace != "" && ns != h.info.Namespace:
+		return apierrors.NewBadRequest("the namespace of the provided object does not match the namespace sent on the request")
+	}
+	if acc.GetNamespace() == "" {
+		return apierrors.NewBadRequest("the namespace of the provided object is empty")
+	}
+	return nil
+}
+
+// createObject stamps, defaults, validates and stores a new object.
+func (s *server) createObject(ctx context.Context, res *registry.Resource, obj runtime.Object, dryRun bool) (runtime.Object, error) {
+	acc, err := meta.Accessor(obj)
+	if err != nil {
+		return nil, apierrors.NewBadRequest(err.Error())
+	}
+	acc.SetUID(uuid.NewUUID())
+	acc.SetCreationTimestamp(metav1.Now().Rfc3339Copy())
+	acc.SetResourceVersion("")
+	acc.SetGeneration(1)
+	acc.SetDeletionTimestamp(nil)
+	acc.SetDeletionGracePeriodSeconds(nil)
+	acc.SetSelfLink("")
+	if res.Default != nil {
+		res.Default(obj)
+	}
+	if res.PrepareForCreate != nil {
+		res.PrepareForCreate(obj)
+	}
+	errs := apivalidation.ValidateObjectMetaAccessor(acc, res.Namespaced, apivalidation.NameIsDNSSubdomain, field.NewPath("metadata"))
+	if res.Validate != nil {
+		errs = append(errs, res.Validate(obj)...)
+	}
+	if len(errs) > 0 {
+		return nil, apierrors.NewInvalid(res.GroupVersionKind().GroupKind(), acc.GetName(), errs)
+	}
+	if res.Namespaced {
+		if err := s.namespaceAcceptsContent(ctx, res, acc); err != nil {
+			return nil, err
+		}
+	}
+	if dryRun {
+		return obj, nil
+	}
+	data, err := s.store.encode(res, obj)
+	if err != nil {
+		return nil, err
+	}
+	rev, err := s.cfg.Storage.Create(ctx, objectKey(res, acc.GetNamespace(), acc.GetName()), data)
+	if err != nil {
+		return nil, storageError(err, res, acc.GetName())
+	}
+	acc.SetResourceVersion(strconv.FormatInt(rev, 10))
+	obj.GetObjectKind().SetGroupVersionKind(res.GroupVersionKind())
+	return obj, nil
+}
+
+// namespaceAcceptsContent refuses objects in a namespace that does not exist or is terminating.
+func (s *server) namespaceAcceptsContent(ctx context.Context, res *registry.Resource, acc metav1.Object) error {
+	nsRes := s.namespaces()
+	if nsRes == nil {
+		return nil
+	}
+	ns, _, err := s.store.get(ctx, nsRes, "", acc.GetNamespace())
+	if err != nil {
+		return err
+	}
+	nsAcc, _ := meta.Accessor(ns)
+	if nsAcc.GetDeletionTimestamp() != nil {
+		e := apierrors.NewForbidden(groupResource(res), acc.GetName(), fmt.Errorf("unable to create new content in namespace %s because it is being terminated", acc.GetNamespace()))
+		e.ErrStatus.Details.Causes = append(e.ErrStatus.Details.Causes, metav1.StatusCause{
+			Type: "NamespaceTerminating", Message: fmt.Sprintf("namespace %s is being terminated", acc.GetNamespace()), Field: "metadata.namespace",
+		})
+		return e
+	}
+	return nil
+}
+
+func (s *server) namespaces() *registry.Resource {
+	return s.resources[coreV1.WithResource("namespaces")]
+}
+
+// updateFunc computes the new object from the current one; it returns an
+// API error to refuse the update.
+type updateFunc func(cur runtime.Object) (runtime.Object, error)
+
+// guaranteedUpdate applies tryUpdate to the current object and stores the
+// result, retrying on storage conflicts (tryUpdate sees the fresh object, so a
+// client's stale resourceVersion still gets its 409). An update that removes
+// the last finalizer of an object being deleted deletes it.
+func (s *server) guaranteedUpdate(ctx context.Context, res *registry.Resource, namespace, name string, dryRun bool, tryUpdate updateFunc) (runtime.Object, error) {
+	key := objectKey(res, namespace, name)
+	for attempt := 0; ; attempt++ {
+		cur, rev, err := s.store.get(ctx, res, namespace, name)
+		if err != nil {
+			return nil, err
+		}
+		next, err := tryUpdate(cur.DeepCopyObject())
+		if err != nil {
+			return nil, err
+		}
+		acc, _ := meta.Accessor(next)
+		acc.SetResourceVersion(strconv.FormatInt(rev, 10))
+		if apiequality.Semantic.DeepEqual(cur, next) || dryRun {
+			return next, nil
+		}
+		if deletionComplete(res, next) {
+			if _, _, err := s.cfg.Storage.Delete(ctx, key, rev); err != nil {
+				if errors.Is(err, storage.ErrConflict) && attempt < 100 {
+					continue
+				}
+				return nil, storageError(err, res, name)
+			}
+			return next, nil
+		}
+		data, err := s.store.encode(res, next)
+		if err != nil {
+			return nil, err
+		}
+		newRev, err := s.cfg.Storage.Update(ctx, key, data, rev)
+		if errors.Is(err, storage.ErrConflict) && attempt < 100 {
+			continue
+		}
+		if err != nil {
+			return nil, storageError(err, res, name)
+		}
+		acc.SetResourceVersion(strconv.FormatInt(newRev, 10))
+		next.GetObjectKind().SetGroupVersionKind(res.GroupVersionKind())
+		return next, nil
+	}
+}
+
+// deletionComplete reports that an object marked for deletion has nothing
+// left holding it: no finalizers and no grace period to wait out.
+func deletionComplete(res *registry.Resource, obj runtime.Object) bool {
+	acc, _ := meta.Accessor(obj)
+	if acc.GetDeletionTimestamp() == nil || len(acc.GetFinalizers()) > 0 {
+		return false
+	}
+	if g := acc.GetDeletionGracePeriodSeconds(); g != nil && *g > 0 {
+		return false
+	}
+	return len(specFinalizers(obj)) == 0
+}
+
+// checkResourceVersion refuses an update whose resourceVersion is stale.
+func checkResourceVersion(res *registry.Resource, name, given string, cur runtime.Object) error {
+	if given == "" {
+		return nil
+	}
+	acc, _ := meta.Accessor(cur)
+	if given != acc.GetResourceVersion() {
+		return apierrors.NewConflict(groupResource(res), name, errors.New(conflictMessage))
+	}
+	return nil
+}
+
+func (h *handler) update(ctx context.Context) (runtime.Object, error) {
+	obj, err := h.decodeBody()
+	if err != nil {
+		return nil, err
+	}
+	acc, _ := meta.Accessor(obj)
+	if err := h.checkNamespace(acc); err != nil {
+		return nil, err
+	}
+	if acc.GetName() != h.info.Name {
+		return nil, apierrors.NewBadRequest(fmt.Sprintf("the name of the object (%s) does not match the name on the URL (%s)", acc.GetName(), h.info.Name))
+	}
+	given := acc.GetResourceVersion()
+	return h.s.guaranteedUpdate(ctx, h.res, h.info.Namespace, h.info.Name, h.dryRun(), func(cur runtime.Object) (runtime.Object, error) {
+		if err := checkResourceVersion(h.res, h.info.Name, given, cur); err != nil {
+			return nil, err
+		}
+		return h.s.prepareUpdate(h.res, h.info.Subresource, obj.DeepCopyObject(), cur)
+	})
+}
+
+// prepareUpdate turns a client's new object into the one to store: what the
+// client may not change is taken from cur, defaults applied, the result
+// validated, and the generation bumped when the spec changed.
+func (s *server) prepareUpdate(res *registry.Resource, subresource string, obj, cur runtime.Object) (runtime.Object, error) {
+	var next runtime.Object
+	switch subresource {
+	case "status":
+		next = cur.DeepCopyObject()
+		copyField(next, obj, "Status")
+	case "finalize":
+		next = cur.DeepCopyObject()
+		setSpecFinalizers(next, specFinalizers(obj))
+	default:
+		next = obj
+		if res.StatusSubresource {
+			copyField(next, cur, "Status")
+		}
+	}
+	acc, _ := meta.Accessor(next)
+	curAcc, _ := meta.Accessor(cur)
+	acc.SetUID(curAcc.GetUID())
+	acc.SetCreationTimestamp(curAcc.GetCreationTimestamp())
+	acc.SetDeletionTimestamp(curAcc.GetDeletionTimestamp())
+	acc.SetDeletionGracePeriodSeconds(curAcc.GetDeletionGracePeriodSeconds())
+	acc.SetGeneration(curAcc.GetGeneration())
+	acc.SetResourceVersion(curAcc.GetResourceVersion())
+	acc.SetSelfLink("")
+	if res.Default != nil {
+		res.Default(next)
+	}
+	errs := apivalidation.ValidateObjectMetaAccessorUpdate(acc, curAcc, field.NewPath("metadata"))
+	switch {
+	case subresource == "status" && res.ValidateStatus != nil:
+		errs = append(errs, res.ValidateStatus(next, cur)...)
+	case subresource == "" && res.ValidateUpdate != nil:
+		errs = append(errs, res.ValidateUpdate(next, cur)...)
+	}
+	if len(errs) > 0 {
+		return nil, apierrors.NewInvalid(res.GroupVersionKind().GroupKind(), acc.GetName(), errs)
+	}
+	if specChanged(next, cur) {
+		acc.SetGeneration(curAcc.GetGeneration() + 1)
+	}
+	return next, nil
+}
+
+// specChanged compares the objects' Spec fields, or for kinds without a
+// spec everything but metadata and status.
+func specChanged(a, b runtime.Object) bool {
+	va, vb := reflect.ValueOf(a).Elem(), reflect.ValueOf(b).Elem()
+	if fa := va.FieldByName("Spec"); fa.IsValid() {
+		return !apiequality.Semantic.DeepEqual(fa.Interface(), vb.FieldByName("Spec").Interface())
+	}
+	for i := 0; i < va.NumField(); i++ {
+		name := va.Type().Field(i).Name
+		if name == "TypeMeta" || name == "ObjectMeta" || name == "Status" {
+			continue
+		}
+		if !apiequality.Semantic.DeepEqual(va.Field(i).Interface(), vb.Field(i).Interface()) {
+			return true
+		}
+	}
+	return false
+}
+
+// copyField sets dst's named top-level field to src's.
+func copyField(dst, src runtime.Object, name string) {
+	fd := reflect.ValueOf(dst).Elem().FieldByName(name)
+	fs := reflect.ValueOf(src).Elem().FieldByName(name)
+	if fd.IsValid() && fs.IsValid() && fd.CanSet() {
+		fd.Set(fs)
+	}
+}
+
+// specFinalizers returns a namespace's spec.finalizers (nil for other kinds).
+func specFinalizers(obj runtime.Object) []string {
+	spec := reflect.ValueOf(obj).Elem().FieldByName("Spec")
+	if !spec.IsValid() || spec.Kind() != reflect.Struct {
+		return nil
+	}
+	f := spec.FieldByName("Finalizers")
+	if !f.IsValid() || f.Kind() != reflect.Slice {
+		return nil
+	}
+	out := make([]string, f.Len())
+	for i := range out {
+		out[i] = f.Index(i).String()
+	}
+	return out
+}
+
+func setSpecFinalizers(obj runtime.Object, finalizers []string) {
+	f := reflect.ValueOf(obj).Elem().FieldByName("Spec").FieldByName("Finalizers")
+	if !f.IsValid() {
+		return
+	}
+	v := reflect.MakeSlice(f.Type(), len(finalizers), len(finalizers))
+	for i, s := range finalizers {
+		v.Index(i).SetString(s)
+	}
+	f.Set(v)
+}
+
+// deleteOptions reads DeleteOptions from the body or the query.
+func (h *handler) deleteOptions() (*metav1.DeleteOptions, error) {
+	opts := &metav1.DeleteOptions{}
+	body, err := readBody(h.r, h.s.cfg.MaxRequestBodyBytes)
+	if err != nil {
+		return nil, err
+	}
+	if len(body) > 0 {
+		data, err := toJSON(body, mediaType(h.r))
+		if err != nil {
+			return nil, err
+		}
+		if err := json.Unmarshal(data, opts); err != nil {
+			return nil, apierrors.NewBadRequest(fmt.Sprintf("decoding DeleteOptions: %v", err))
+		}
+	}
+	q := h.r.URL.Query()
+	if v := q.Get("gracePeriodSeconds"); v != "" {
+		g, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return nil, apierrors.NewBadRequest(fmt.Sprintf("invalid gracePeriodSeconds %q", v))
+		}
+		opts.GracePeriodSeconds = &g
+	}
+	if v := q.Get("propagationPolicy"); v != "" {
+		p := metav1.DeletionPropagation(v)
+		opts.PropagationPolicy = &p
+	}
+	if opts.PropagationPolicy != nil {
+		switch *opts.PropagationPolicy {
+		case metav1.DeletePropagationBackground, metav1.DeletePropagationForeground, metav1.DeletePropagationOrphan:
+		default:
+			return nil, apierrors.NewInvalid(metav1.SchemeGroupVersion.WithKind("DeleteOptions").GroupKind(), "", field.ErrorList{
+				field.NotSupported(field.NewPath("propagationPolicy"), *opts.PropagationPolicy, []string{"Foreground", "Background", "Orphan"}),
+			})
+		}
+	}
+	if opts.GracePeriodSeconds != nil && *opts.GracePeriodSeconds < 0 {
+		zero := int64(0)
+		opts.GracePeriodSeconds = &zero
+	}
+	return opts, nil
+}
+
+func (h *handler) delete(ctx context.Context, name string) (int, runtime.Object, error) {
+	opts, err := h.deleteOptions()
+	if err != nil {
+		return 0, nil, err
+	}
+	return h.s.deleteObject(ctx, h.res, h.info.Namespace, name, opts, h.dryRun())
+}
+
+// deleteObject deletes an object at once, or marks it for deletion when
+// finalizers, a propagation policy or a grace period must run first (202).
+func (s *server) deleteObject(ctx context.Context, res *registry.Resource, namespace, name string, opts *metav1.DeleteOptions, dryRun bool) (int, runtime.Object, error) {
+	key := objectKey(res, namespace, name)
+	for attempt := 0; attempt < 100; attempt++ {
+		cur, rev, err := s.store.get(ctx, res, namespace, name)
+		if err != nil {
+			return 0, nil, err
+		}
+		acc, _ := meta.Accessor(cur)
+		if p := opts.Preconditions; p != nil {
+			if p.UID != nil && *p.UID != acc.GetUID() {
+				return 0, nil, apierrors.NewConflict(groupResource(res), name, fmt.Errorf("Precondition failed: UID in precondition: %v, UID in object meta: %v", *p.UID, acc.GetUID()))
+			}
+			if p.ResourceVersion != nil && *p.ResourceVersion != acc.GetResourceVersion() {
+				return 0, nil, apierrors.NewConflict(groupResource(res), name, fmt.Errorf("Precondition failed: ResourceVersion in precondition: %v, ResourceVersion in object meta: %v", *p.ResourceVersion, acc.GetResourceVersion()))
+			}
+		}
+		next := cur.DeepCopyObject()
+		nextAcc, _ := meta.Accessor(next)
+		grace := gracePeriod(res, cur, opts)
+		finalizers := withPropagationFinalizer(nextAcc.GetFinalizers(), opts)
+		pending := len(finalizers) > 0 || grace > 0 || len(specFinalizers(cur)) > 0
+		if !pending {
+			if dryRun {
+				return http.StatusOK, cur, nil
+			}
+			if _, delRev, err := s.cfg.Storage.Delete(ctx, key, rev); err != nil {
+				if errors.Is(err, storage.ErrConflict) {
+					continue
+				}
+				return 0, nil, storageError(err, res, name)
+			} else {
+				acc.SetResourceVersion(strconv.FormatInt(delRev, 10))
+			}
+			return http.StatusOK, cur, nil
+		}
+		nextAcc.SetFinalizers(finalizers)
+		now := metav1.Now().Rfc3339Copy()
+		if ts := nextAcc.GetDeletionTimestamp(); ts == nil || (grace < valueOr(nextAcc.GetDeletionGracePeriodSeconds(), 0)) {
+			deadline := metav1.NewTime(now.Add(time.Duration(grace) * time.Second))
+			nextAcc.SetDeletionTimestamp(&deadline)
+			nextAcc.SetDeletionGracePeriodSeconds(&grace)
+		}
+		markTerminating(next)
+		if apiequality.Semantic.DeepEqual(cur, next) || dryRun {
+			return http.StatusAccepted, next, nil
+		}
+		data, err := s.store.encode(res, next)
+		if err != nil {
+			return 0, nil, err
+		}
+		newRev, err := s.cfg.Storage.Update(ctx, key, data, rev)
+		if errors.Is(err, storage.ErrConflict) {
+			continue
+		}
+		if err != nil {
+			return 0, nil, storageError(err, res, name)
+		}
+		nextAcc.SetResourceVersion(strconv.FormatInt(newRev, 10))
+		return http.StatusAccepted, next, nil
+	}
+	return 0, nil, apierrors.NewConflict(groupResource(res), name, errors.New("too many concurrent changes"))
+}
+
+func valueOr(p *int64, def int64) int64 {
+	if p == nil {
+		return def
+	}
+	return *p
+}
+
+// withPropagationFinalizer adds the finalizer that the orphan or foreground
+// policy asks the garbage collector to honour.
+func withPropagationFinalizer(finalizers []string, opts *metav1.DeleteOptions) []string {
+	add := ""
+	switch {
+	case opts.PropagationPolicy != nil && *opts.PropagationPolicy == metav1.DeletePropagationOrphan,
+		opts.PropagationPolicy == nil && opts.OrphanDependents != nil && *opts.OrphanDependents:
+		add = metav1.FinalizerOrphanDependents
+	case opts.PropagationPolicy != nil && *opts.PropagationPolicy == metav1.DeletePropagationForeground:
+		add = metav1.FinalizerDeleteDependents
+	}
+	if add == "" {
+		return finalizers
+	}
+	for _, f := range finalizers {
+		if f == add {
+			return finalizers
+		}
+	}
+	return append(finalizers, add)
+}
+
+func (h *handler) deleteCollection(ctx context.Context) (runtime.Object, error) {
+	opts, err := h.deleteOptions()
+	if err != nil {
+		return nil, err
+	}
+	listObj, err := h.list(ctx)
+	if err != nil {
+		return nil, err
+	}
+	items, err := meta.ExtractList(listObj)
+	if err != nil {
+		return nil, apierrors.NewInternalError(err)
+	}
+	for _, item := range items {
+		acc, _ := meta.Accessor(item)
+		if _, _, err := h.s.deleteObject(ctx, h.res, acc.GetNamespace(), acc.GetName(), opts, h.dryRun()); err != nil && !apierrors.IsNotFound(err) {
+			return nil, err
+		}
+	}
+	return listObj, nil
+}

@@ -1,0 +1,182 @@
+package apiserver
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+
+	"github.com/drover/drover/internal/registry"
+	"github.com/drover/drover/internal/storage"
+)
+
+// selector matches objects by label and field selectors.
+type selector struct {
+	labels labels.Selector
+	fields fields.Selector
+}
+
+func (s selector) empty() bool { return s.labels.Empty() && s.fields.Empty() }
+
+// parseSelector reads labelSelector and fieldSelector; fields the resource
+// cannot select on are refused with 400 as upstream does.
+func parseSelector(r *http.Request, res *registry.Resource) (selector, error) {
+	q := r.URL.Query()
+	ls, err := labels.Parse(q.Get("labelSelector"))
+	if err != nil {
+		return selector{}, apierrors.NewBadRequest(fmt.Sprintf("unable to parse requirement: %v", err))
+	}
+	fs, err := fields.ParseSelector(q.Get("fieldSelector"))
+	if err != nil {
+		return selector{}, apierrors.NewBadRequest(fmt.Sprintf("invalid field selector: %v", err))
+	}
+	known := fieldSet(res, res.New())
+	for _, req := range fs.Requirements() {
+		if _, ok := known[req.Field]; !ok {
+			return selector{}, apierrors.NewBadRequest(fmt.Sprintf("field label not supported: %s", req.Field))
+		}
+	}
+	return selector{labels: ls, fields: fs}, nil
+}
+
+// fieldSet is what a field selector sees of an object.
+func fieldSet(res *registry.Resource, obj runtime.Object) fields.Set {
+	acc, _ := meta.Accessor(obj)
+	set := fields.Set{"metadata.name": acc.GetName()}
+	if res.Namespaced {
+		set["metadata.namespace"] = acc.GetNamespace()
+	}
+	if res.SelectableFields != nil {
+		for k, v := range res.SelectableFields(obj) {
+			set[k] = v
+		}
+	}
+	return set
+}
+
+func (s selector) matches(res *registry.Resource, obj runtime.Object) bool {
+	if s.empty() {
+		return true
+	}
+	acc, _ := meta.Accessor(obj)
+	return s.labels.Matches(labels.Set(acc.GetLabels())) && s.fields.Matches(fieldSet(res, obj))
+}
+
+// continueToken is what a list's continue string carries.
+type continueToken struct {
+	Revision int64  `json:"rv"`
+	StartKey string `json:"start"`
+}
+
+func encodeContinue(t continueToken) string {
+	data, _ := json.Marshal(t)
+	return base64.RawURLEncoding.EncodeToString(data)
+}
+
+func decodeContinue(s, prefix string) (continueToken, error) {
+	var t continueToken
+	data, err := base64.RawURLEncoding.DecodeString(s)
+	if err == nil {
+		err = json.Unmarshal(data, &t)
+	}
+	if err != nil || t.Revision <= 0 || len(t.StartKey) < len(prefix) || t.StartKey[:len(prefix)] != prefix {
+		return t, apierrors.NewBadRequest("invalid continue token")
+	}
+	return t, nil
+}
+
+func (h *handler) list(ctx context.Context) (runtime.Object, error) {
+	sel, err := parseSelector(h.r, h.res)
+	if err != nil {
+		return nil, err
+	}
+	q := h.r.URL.Query()
+	var limit int64
+	if v := q.Get("limit"); v != "" {
+		if limit, err = strconv.ParseInt(v, 10, 64); err != nil || limit < 0 {
+			return nil, apierrors.NewBadRequest(fmt.Sprintf("invalid limit %q", v))
+		}
+	}
+	prefix := keyPrefix(h.res, h.info.Namespace)
+	opts := storage.ListOptions{}
+	if c := q.Get("continue"); c != "" {
+		tok, err := decodeContinue(c, prefix)
+		if err != nil {
+			return nil, err
+		}
+		opts.Revision, opts.StartKey = tok.Revision, tok.StartKey
+	} else if rv := q.Get("resourceVersion"); rv != "" && rv != "0" && q.Get("resourceVersionMatch") == string(metav1.ResourceVersionMatchExact) {
+		if opts.Revision, err = strconv.ParseInt(rv, 10, 64); err != nil {
+			return nil, apierrors.NewBadRequest(fmt.Sprintf("invalid resourceVersion %q", rv))
+		}
+	}
+	listObj := h.res.NewList()
+	items, rev, next, remaining, err := h.s.listObjects(ctx, h.res, prefix, opts, limit, sel)
+	if err != nil {
+		if apierrors.IsResourceExpired(err) && q.Get("continue") != "" {
+			return nil, apierrors.NewResourceExpired("The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.")
+		}
+		return nil, err
+	}
+	if err := meta.SetList(listObj, items); err != nil {
+		return nil, apierrors.NewInternalError(err)
+	}
+	lm, _ := meta.ListAccessor(listObj)
+	lm.SetResourceVersion(strconv.FormatInt(rev, 10))
+	if next != "" {
+		lm.SetContinue(encodeContinue(continueToken{Revision: rev, StartKey: next}))
+		if sel.empty() {
+			lm.SetRemainingItemCount(&remaining)
+		}
+	}
+	listObj.GetObjectKind().SetGroupVersionKind(h.res.GroupVersion.WithKind(h.res.Kind + "List"))
+	return listObj, nil
+}
+
+// listObjects reads matching objects under prefix at one revision, up to
+// limit (0: all). next is the key to continue from ("" when done).
+func (s *server) listObjects(ctx context.Context, res *registry.Resource, prefix string, opts storage.ListOptions, limit int64, sel selector) (items []runtime.Object, rev int64, next string, remaining int64, err error) {
+	items = []runtime.Object{}
+	page := limit
+	if page > 0 && !sel.empty() && page < 500 {
+		page = 500
+	}
+	for {
+		opts.Limit = page
+		result, err := s.cfg.Storage.List(ctx, prefix, opts)
+		if err != nil {
+			return nil, 0, "", 0, storageError(err, res, "")
+		}
+		rev = result.Revision
+		opts.Revision = rev
+		for i, kv := range result.Items {
+			if limit > 0 && int64(len(items)) == limit {
+				return items, rev, kv.Key, int64(len(result.Items)-i) + result.Remaining, nil
+			}
+			obj, err := s.store.decode(res, kv.Value, kv.Revision)
+			if err != nil {
+				return nil, 0, "", 0, apierrors.NewInternalError(err)
+			}
+			if sel.matches(res, obj) {
+				items = append(items, obj)
+			}
+		}
+		if !result.More || len(result.Items) == 0 {
+			return items, rev, "", 0, nil
+		}
+		last := result.Items[len(result.Items)-1].Key
+		if limit > 0 && int64(len(items)) == limit {
+			return items, rev, last + "\x00", result.Remaining, nil
+		}
+		opts.StartKey = last + "\x00"
+	}
+}

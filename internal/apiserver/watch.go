@@ -1,0 +1,225 @@
+package apiserver
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/watch"
+
+	"github.com/drover/drover/internal/storage"
+)
+
+// watchEvent is one line of a watch stream.
+type watchEvent struct {
+	Type   watch.EventType `json:"type"`
+	Object json.RawMessage `json:"object"`
+}
+
+// watcher writes a watch stream to one client.
+type watcher struct {
+	h       *handler
+	w       http.ResponseWriter
+	flusher http.Flusher
+	form    responseForm
+	sent    int
+}
+
+func (h *handler) watch(ctx context.Context) {
+	sel, err := parseSelector(h.r, h.res)
+	if err != nil {
+		writeError(h.w, err)
+		return
+	}
+	q := h.r.URL.Query()
+	timeout := 30 * time.Minute
+	if v := q.Get("timeoutSeconds"); v != "" {
+		secs, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || secs < 0 {
+			writeError(h.w, apierrors.NewBadRequest(fmt.Sprintf("invalid timeoutSeconds %q", v)))
+			return
+		}
+		if secs > 0 {
+			timeout = time.Duration(secs) * time.Second
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+
+	rv := q.Get("resourceVersion")
+	sendInitial := isTrue(q.Get("sendInitialEvents"))
+	bookmarks := isTrue(q.Get("allowWatchBookmarks"))
+	prefix := keyPrefix(h.res, h.info.Namespace)
+	var (
+		initial  []runtime.Object
+		startRev int64
+	)
+	if rv == "" || rv == "0" || sendInitial {
+		items, rev, _, _, err := h.s.listObjects(ctx, h.res, prefix, storage.ListOptions{}, 0, sel)
+		if err != nil {
+			writeError(h.w, err)
+			return
+		}
+		initial, startRev = items, rev
+	} else if startRev, err = strconv.ParseInt(rv, 10, 64); err != nil {
+		writeError(h.w, apierrors.NewBadRequest(fmt.Sprintf("invalid resourceVersion %q", rv)))
+		return
+	}
+	events, err := h.s.cfg.Storage.Watch(ctx, prefix, startRev)
+	if err != nil {
+		writeError(h.w, storageError(err, h.res, ""))
+		return
+	}
+	flusher, _ := h.w.(http.Flusher)
+	wt := &watcher{h: h, w: h.w, flusher: flusher, form: wantedForm(h.r)}
+	h.w.Header().Set("Content-Type", "application/json")
+	h.w.Header().Set("Transfer-Encoding", "chunked")
+	h.w.WriteHeader(http.StatusOK)
+	wt.flush()
+	for _, obj := range initial {
+		if !wt.send(watch.Added, obj) {
+			return
+		}
+	}
+	if sendInitial && bookmarks {
+		if !wt.bookmark(startRev, true) {
+			return
+		}
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ev, ok := <-events:
+			if !ok {
+				return
+			}
+			if !wt.handle(ev, sel, bookmarks) {
+				return
+			}
+		}
+	}
+}
+
+// handle turns a storage event into what this client sees: events are
+// filtered by the selector, and an object leaving the selection is DELETED.
+func (wt *watcher) handle(ev storage.Event, sel selector, bookmarks bool) bool {
+	res := wt.h.res
+	switch ev.Type {
+	case storage.Progress:
+		if bookmarks {
+			return wt.bookmark(ev.Revision, false)
+		}
+		return true
+	case storage.Error:
+		status := apierrors.NewInternalError(ev.Err)
+		if errors.Is(ev.Err, storage.ErrCompacted) {
+			status = apierrors.NewResourceExpired(fmt.Sprintf("too old resource version: %s", wt.h.r.URL.Query().Get("resourceVersion")))
+		}
+		s := status.ErrStatus
+		s.Kind, s.APIVersion = "Status", "v1"
+		data, _ := json.Marshal(s)
+		wt.write(watchEvent{Type: watch.Error, Object: data})
+		return false
+	}
+	obj, err := wt.h.s.store.decode(res, ev.Value, ev.Revision)
+	if err != nil {
+		wt.h.s.log.Error("watch: decoding event", "key", ev.Key, "err", err)
+		return true
+	}
+	switch ev.Type {
+	case storage.Added:
+		if sel.matches(res, obj) {
+			return wt.send(watch.Added, obj)
+		}
+	case storage.Deleted:
+		if sel.matches(res, obj) {
+			return wt.send(watch.Deleted, obj)
+		}
+	case storage.Modified:
+		newMatch, oldMatch := sel.matches(res, obj), true
+		if !sel.empty() && ev.PrevValue != nil {
+			if prev, err := wt.h.s.store.decode(res, ev.PrevValue, ev.Revision); err == nil {
+				oldMatch = sel.matches(res, prev)
+			}
+		} else {
+			oldMatch = newMatch
+		}
+		switch {
+		case newMatch && oldMatch:
+			return wt.send(watch.Modified, obj)
+		case newMatch:
+			return wt.send(watch.Added, obj)
+		case oldMatch:
+			return wt.send(watch.Deleted, obj)
+		}
+	}
+	return true
+}
+
+// bookmark tells the client every change up to rev has been sent.
+func (wt *watcher) bookmark(rev int64, initialEventsEnd bool) bool {
+	obj := wt.h.res.New()
+	acc, _ := meta.Accessor(obj)
+	acc.SetResourceVersion(strconv.FormatInt(rev, 10))
+	if initialEventsEnd {
+		acc.SetAnnotations(map[string]string{metav1.InitialEventsAnnotationKey: "true"})
+	}
+	obj.GetObjectKind().SetGroupVersionKind(wt.h.res.GroupVersionKind())
+	data, err := json.Marshal(obj)
+	if err != nil {
+		return false
+	}
+	return wt.write(watchEvent{Type: watch.Bookmark, Object: data})
+}
+
+func (wt *watcher) send(t watch.EventType, obj runtime.Object) bool {
+	var out any = obj
+	switch wt.form {
+	case formTable:
+		table, err := wt.h.s.toTable(wt.h.res, obj, wt.h.r)
+		if err != nil {
+			return false
+		}
+		if wt.sent > 0 {
+			table.ColumnDefinitions = nil
+		}
+		out = table
+	case formPartialMetadata, formPartialMetadataList:
+		out = toPartialMetadata(obj)
+	}
+	data, err := json.Marshal(out)
+	if err != nil {
+		wt.h.s.log.Error("watch: encoding event", "err", err)
+		return false
+	}
+	wt.sent++
+	return wt.write(watchEvent{Type: t, Object: data})
+}
+
+func (wt *watcher) write(ev watchEvent) bool {
+	data, err := json.Marshal(ev)
+	if err != nil {
+		return false
+	}
+	data = append(data, '\n')
+	if _, err := wt.w.Write(data); err != nil {
+		return false
+	}
+	wt.flush()
+	return true
+}
+
+func (wt *watcher) flush() {
+	if wt.flusher != nil {
+		wt.flusher.Flush()
+	}
+}
