@@ -378,6 +378,9 @@ func (s *server) prepareUpdate(res *registry.Resource, subresource string, obj, 
 	if res.Default != nil {
 		res.Default(next)
 	}
+	if subresource == "" && res.PrepareForUpdate != nil {
+		res.PrepareForUpdate(next, cur)
+	}
 	errs := apivalidation.ValidateObjectMetaAccessorUpdate(acc, curAcc, field.NewPath("metadata"))
 	switch {
 	case subresource == "status" && res.ValidateStatus != nil:

@@ -61,6 +61,9 @@ var createdColumn = metav1.TableColumnDefinition{
 func (s *server) toTable(res *registry.Resource, obj runtime.Object, r *http.Request) (*metav1.Table, error) {
 	t := &metav1.Table{TypeMeta: metav1.TypeMeta{Kind: "Table", APIVersion: "meta.k8s.io/v1"}}
 	t.ColumnDefinitions = append([]metav1.TableColumnDefinition{nameColumn}, res.TableColumns...)
+	if res.OwnNameColumn {
+		t.ColumnDefinitions = res.TableColumns
+	}
 	if res.TableRow == nil {
 		t.ColumnDefinitions = []metav1.TableColumnDefinition{nameColumn, createdColumn}
 	}
@@ -82,9 +85,12 @@ func (s *server) toTable(res *registry.Resource, obj runtime.Object, r *http.Req
 	for _, item := range items {
 		acc, _ := meta.Accessor(item)
 		var cells []interface{}
-		if res.TableRow != nil {
+		switch {
+		case res.TableRow != nil && res.OwnNameColumn:
+			cells = res.TableRow(item)
+		case res.TableRow != nil:
 			cells = append([]interface{}{acc.GetName()}, res.TableRow(item)...)
-		} else {
+		default:
 			cells = []interface{}{acc.GetName(), acc.GetCreationTimestamp().UTC().Format(time.RFC3339)}
 		}
 		row := metav1.TableRow{Cells: cells}
