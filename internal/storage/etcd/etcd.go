@@ -1,0 +1,287 @@
+// Package etcd implements storage.Interface on an etcd v3 cluster through
+// clientv3. A key's mod revision is its storage revision; writes are
+// transactions that compare revisions, so concurrent writers cannot lose
+// each other's changes.
+//
+// Every request carries clientv3.WithRequireLeader, so a member cut off from
+// its cluster fails fast with storage.ErrUnavailable instead of hanging or
+// serving stale watches.
+package etcd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/drover/drover/internal/storage"
+)
+
+// DefaultProgressInterval is how often idle watches get a Progress event.
+const DefaultProgressInterval = 5 * time.Second
+
+// Options tunes a Store. The zero value takes defaults.
+type Options struct {
+	// ProgressInterval is how often idle watches receive a Progress event
+	// (default DefaultProgressInterval).
+	ProgressInterval time.Duration
+}
+
+// Store is a storage.Interface backed by etcd.
+type Store struct {
+	client   *clientv3.Client
+	progress *progressRequester
+}
+
+var _ storage.Interface = (*Store)(nil)
+
+// New returns a Store using client. The Store takes ownership of the client:
+// Close closes it.
+func New(client *clientv3.Client, opts Options) *Store {
+	interval := opts.ProgressInterval
+	if interval <= 0 {
+		interval = DefaultProgressInterval
+	}
+	return &Store{
+		client:   client,
+		progress: newProgressRequester(client, interval),
+	}
+}
+
+// Get returns the key's current value and revision, or storage.ErrNotFound.
+func (s *Store) Get(ctx context.Context, key string) (storage.KeyValue, error) {
+	resp, err := s.client.Get(leader(ctx), key)
+	if err != nil {
+		return storage.KeyValue{}, mapErr("get "+key, err)
+	}
+	if len(resp.Kvs) == 0 {
+		return storage.KeyValue{}, fmt.Errorf("etcd: get %s: %w", key, storage.ErrNotFound)
+	}
+	return keyValue(resp.Kvs[0]), nil
+}
+
+// List returns the keys under prefix in key order, read at one revision.
+func (s *Store) List(ctx context.Context, prefix string, opts storage.ListOptions) (storage.ListResult, error) {
+	if opts.Limit < 0 || opts.Revision < 0 {
+		return storage.ListResult{}, fmt.Errorf("etcd: list %s: negative limit or revision", prefix)
+	}
+	start, end := listRange(prefix, opts.StartKey)
+	ops := []clientv3.OpOption{clientv3.WithRange(end)}
+	if opts.Revision > 0 {
+		ops = append(ops, clientv3.WithRev(opts.Revision))
+	}
+	if opts.Limit > 0 {
+		ops = append(ops, clientv3.WithLimit(opts.Limit))
+	}
+	resp, err := s.client.Get(leader(ctx), start, ops...)
+	if err != nil {
+		return storage.ListResult{}, mapErr("list "+prefix, err)
+	}
+	result := storage.ListResult{
+		Items:    make([]storage.KeyValue, 0, len(resp.Kvs)),
+		Revision: resp.Header.Revision,
+		More:     resp.More,
+	}
+	if opts.Revision > 0 {
+		result.Revision = opts.Revision
+	}
+	for _, kv := range resp.Kvs {
+		result.Items = append(result.Items, keyValue(kv))
+	}
+	if resp.More {
+		// Count covers the whole range from start, ignoring the limit.
+		result.Remaining = max(resp.Count-int64(len(resp.Kvs)), 0)
+	}
+	return result, nil
+}
+
+// Count returns how many keys are under prefix.
+func (s *Store) Count(ctx context.Context, prefix string) (int64, error) {
+	start, end := listRange(prefix, "")
+	resp, err := s.client.Get(leader(ctx), start, clientv3.WithRange(end), clientv3.WithCountOnly())
+	if err != nil {
+		return 0, mapErr("count "+prefix, err)
+	}
+	return resp.Count, nil
+}
+
+// Create stores value under a new key and returns its revision, or
+// storage.ErrExists.
+func (s *Store) Create(ctx context.Context, key string, value []byte) (int64, error) {
+	resp, err := s.client.Txn(leader(ctx)).
+		If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
+		Then(clientv3.OpPut(key, string(value))).
+		Commit()
+	if err != nil {
+		return 0, mapErr("create "+key, err)
+	}
+	if !resp.Succeeded {
+		return 0, fmt.Errorf("etcd: create %s: %w", key, storage.ErrExists)
+	}
+	return resp.Header.Revision, nil
+}
+
+// Update replaces the value if the key's revision equals expectedRevision and
+// returns the new revision; storage.ErrConflict if it does not,
+// storage.ErrNotFound if the key is gone. expectedRevision must be positive.
+func (s *Store) Update(ctx context.Context, key string, value []byte, expectedRevision int64) (int64, error) {
+	if expectedRevision <= 0 {
+		return 0, fmt.Errorf("etcd: update %s: expected revision %d is not positive", key, expectedRevision)
+	}
+	resp, err := s.client.Txn(leader(ctx)).
+		If(clientv3.Compare(clientv3.ModRevision(key), "=", expectedRevision)).
+		Then(clientv3.OpPut(key, string(value))).
+		Else(clientv3.OpGet(key, clientv3.WithKeysOnly())).
+		Commit()
+	if err != nil {
+		return 0, mapErr("update "+key, err)
+	}
+	if !resp.Succeeded {
+		return 0, casFailure("update", key, expectedRevision, resp)
+	}
+	return resp.Header.Revision, nil
+}
+
+// Delete removes the key if its revision equals expectedRevision (0: any) and
+// returns the deleted value with its last revision, and the deletion's
+// revision.
+func (s *Store) Delete(ctx context.Context, key string, expectedRevision int64) (storage.KeyValue, int64, error) {
+	if expectedRevision < 0 {
+		return storage.KeyValue{}, 0, fmt.Errorf("etcd: delete %s: negative expected revision %d", key, expectedRevision)
+	}
+	if expectedRevision == 0 {
+		resp, err := s.client.Delete(leader(ctx), key, clientv3.WithPrevKV())
+		if err != nil {
+			return storage.KeyValue{}, 0, mapErr("delete "+key, err)
+		}
+		if resp.Deleted == 0 || len(resp.PrevKvs) == 0 {
+			return storage.KeyValue{}, 0, fmt.Errorf("etcd: delete %s: %w", key, storage.ErrNotFound)
+		}
+		return keyValue(resp.PrevKvs[0]), resp.Header.Revision, nil
+	}
+	resp, err := s.client.Txn(leader(ctx)).
+		If(clientv3.Compare(clientv3.ModRevision(key), "=", expectedRevision)).
+		Then(clientv3.OpDelete(key, clientv3.WithPrevKV())).
+		Else(clientv3.OpGet(key, clientv3.WithKeysOnly())).
+		Commit()
+	if err != nil {
+		return storage.KeyValue{}, 0, mapErr("delete "+key, err)
+	}
+	if !resp.Succeeded {
+		return storage.KeyValue{}, 0, casFailure("delete", key, expectedRevision, resp)
+	}
+	del := resp.Responses[0].GetResponseDeleteRange()
+	if del == nil || len(del.PrevKvs) == 0 {
+		// The compare held, so the key existed; a missing PrevKv would be an
+		// etcd bug, not a race.
+		return storage.KeyValue{}, 0, fmt.Errorf("etcd: delete %s: no previous value in response", key)
+	}
+	return keyValue(del.PrevKvs[0]), resp.Header.Revision, nil
+}
+
+// casFailure explains a failed compare-and-swap from its Else Get.
+func casFailure(op, key string, expected int64, resp *clientv3.TxnResponse) error {
+	var kvs []*mvccpb.KeyValue
+	if len(resp.Responses) > 0 {
+		if r := resp.Responses[0].GetResponseRange(); r != nil {
+			kvs = r.Kvs
+		}
+	}
+	if len(kvs) == 0 {
+		return fmt.Errorf("etcd: %s %s: %w", op, key, storage.ErrNotFound)
+	}
+	return fmt.Errorf("etcd: %s %s: expected revision %d, found %d: %w",
+		op, key, expected, kvs[0].ModRevision, storage.ErrConflict)
+}
+
+// Revision returns the store's current revision.
+func (s *Store) Revision(ctx context.Context) (int64, error) {
+	// Any key works: only the response header's revision is used.
+	resp, err := s.client.Get(leader(ctx), "/", clientv3.WithCountOnly())
+	if err != nil {
+		return 0, mapErr("revision", err)
+	}
+	return resp.Header.Revision, nil
+}
+
+// Compact discards history before revision.
+func (s *Store) Compact(ctx context.Context, revision int64) error {
+	if _, err := s.client.Compact(leader(ctx), revision); err != nil {
+		return mapErr(fmt.Sprintf("compact to %d", revision), err)
+	}
+	return nil
+}
+
+// Close stops background work and closes the client.
+func (s *Store) Close() error {
+	s.progress.close()
+	if err := s.client.Close(); err != nil && !errors.Is(err, context.Canceled) {
+		return fmt.Errorf("etcd: close client: %w", err)
+	}
+	return nil
+}
+
+// leader marks ctx so etcd refuses the request when the member has no leader.
+func leader(ctx context.Context) context.Context { return clientv3.WithRequireLeader(ctx) }
+
+func keyValue(kv *mvccpb.KeyValue) storage.KeyValue {
+	return storage.KeyValue{Key: string(kv.Key), Value: kv.Value, Revision: kv.ModRevision}
+}
+
+// noEnd is etcd's range end meaning "every key >= the start key".
+const noEnd = "\x00"
+
+// listRange returns the etcd range [start, end) for the keys under prefix
+// that are >= startKey. A startKey past the prefix gives start >= end, which
+// etcd reads as an empty range.
+func listRange(prefix, startKey string) (start, end string) {
+	start = prefix
+	if startKey > prefix {
+		start = startKey
+	}
+	if start == "" {
+		start = noEnd // etcd rejects an empty key; "\x00" is the smallest key
+	}
+	if prefix == "" {
+		return start, noEnd
+	}
+	return start, clientv3.GetPrefixRangeEnd(prefix)
+}
+
+// mapErr wraps an etcd client error with context, translating the errors that
+// storage.Interface defines.
+func mapErr(op string, err error) error {
+	switch {
+	case errors.Is(err, rpctypes.ErrCompacted):
+		return fmt.Errorf("etcd: %s: %w", op, storage.ErrCompacted)
+	case errors.Is(err, rpctypes.ErrFutureRev):
+		return fmt.Errorf("etcd: %s: %w", op, storage.ErrFutureRevision)
+	case unavailable(err):
+		return fmt.Errorf("etcd: %s: %w: %w", op, storage.ErrUnavailable, err)
+	default:
+		return fmt.Errorf("etcd: %s: %w", op, err)
+	}
+}
+
+// unavailable reports errors that mean "no answer now, try again later": no
+// leader, server stopping, request timeouts, unreachable endpoints, and
+// deadlines that ran out while waiting for etcd.
+func unavailable(err error) bool {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return true
+	}
+	var etcdErr rpctypes.EtcdError
+	if errors.As(err, &etcdErr) {
+		return etcdErr.Code() == codes.Unavailable || etcdErr.Code() == codes.DeadlineExceeded
+	}
+	if st, ok := status.FromError(err); ok {
+		return st.Code() == codes.Unavailable || st.Code() == codes.DeadlineExceeded
+	}
+	return false
+}
