@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
@@ -63,8 +64,23 @@ func newStore(tb testing.TB, opts Options) *Store {
 	return s
 }
 
-// prefix returns a key prefix unique to the test.
-func prefix(tb testing.TB) string { return "/test/" + tb.Name() + "/" }
+var (
+	prefixMu sync.Mutex
+	prefixes = map[testing.TB]string{}
+)
+
+// prefix returns a key prefix unique to the test, also across -count runs
+// on the shared member.
+func prefix(tb testing.TB) string {
+	prefixMu.Lock()
+	defer prefixMu.Unlock()
+	p, ok := prefixes[tb]
+	if !ok {
+		p = fmt.Sprintf("/test/%d/%s/", len(prefixes), tb.Name())
+		prefixes[tb] = p
+	}
+	return p
+}
 
 func testContext(tb testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
