@@ -12,6 +12,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
+	"github.com/drover/drover/internal/openapi"
 	"github.com/drover/drover/internal/registry"
 )
 
@@ -58,6 +59,7 @@ func New(cfg Config) (*Server, error) {
 		s.resources[gvr] = res
 	}
 	s.discovery = newDiscovery(cfg.Resources)
+	s.extra["/openapi/"] = openapi.NewHandler(cfg.Resources)
 	return &Server{s: s}, nil
 }
 
