@@ -12,6 +12,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	sigsjson "sigs.k8s.io/json"
+	"k8s.io/apimachinery/pkg/runtime/serializer/protobuf"
+	"k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/yaml"
 )
 
@@ -57,6 +59,29 @@ func toJSON(body []byte, contentType string) ([]byte, error) {
 		return j, nil
 	}
 	return nil, apierrors.NewGenericServerResponse(http.StatusUnsupportedMediaType, "", schema.GroupResource{}, "", fmt.Sprintf("the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (got %q)", contentType), 0, false)
+}
+
+// protobufType is the media type of Kubernetes' protobuf encoding, which
+// client-go uses by default for built-in types.
+const protobufType = "application/vnd.kubernetes.protobuf"
+
+var protobufSerializer = protobuf.NewSerializer(scheme.Scheme, scheme.Scheme)
+
+// decodeRequest decodes a request body in JSON, YAML or protobuf into into.
+func decodeRequest(w http.ResponseWriter, r *http.Request, body []byte, into runtime.Object, want schema.GroupVersionKind) error {
+	ct := mediaType(r)
+	if ct == protobufType {
+		if _, _, err := protobufSerializer.Decode(body, &want, into); err != nil {
+			return apierrors.NewBadRequest(fmt.Sprintf("%s in version %q cannot be handled as a %s: %v", want.Kind, want.Version, want.Kind, err))
+		}
+		into.GetObjectKind().SetGroupVersionKind(want)
+		return nil
+	}
+	data, err := toJSON(body, ct)
+	if err != nil {
+		return err
+	}
+	return decodeObject(w, r, data, into, want)
 }
 
 // fieldValidation is the request's fieldValidation directive (Strict, Warn, Ignore).

@@ -2,7 +2,6 @@ package apiserver
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -132,12 +131,8 @@ func (h *handler) decodeBody() (runtime.Object, error) {
 	if err != nil {
 		return nil, err
 	}
-	data, err := toJSON(body, mediaType(h.r))
-	if err != nil {
-		return nil, err
-	}
 	obj := h.res.New()
-	if err := decodeObject(h.w, h.r, data, obj, h.res.GroupVersionKind()); err != nil {
+	if err := decodeRequest(h.w, h.r, body, obj, h.res.GroupVersionKind()); err != nil {
 		return nil, err
 	}
 	return obj, nil
@@ -462,12 +457,8 @@ func (h *handler) deleteOptions() (*metav1.DeleteOptions, error) {
 		return nil, err
 	}
 	if len(body) > 0 {
-		data, err := toJSON(body, mediaType(h.r))
-		if err != nil {
+		if err := decodeRequest(h.w, h.r, body, opts, metav1.SchemeGroupVersion.WithKind("DeleteOptions")); err != nil {
 			return nil, err
-		}
-		if err := json.Unmarshal(data, opts); err != nil {
-			return nil, apierrors.NewBadRequest(fmt.Sprintf("decoding DeleteOptions: %v", err))
 		}
 	}
 	q := h.r.URL.Query()

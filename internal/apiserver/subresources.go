@@ -156,12 +156,8 @@ func (h *handler) scale(ctx context.Context) (runtime.Object, error) {
 		if err != nil {
 			return nil, err
 		}
-		data, err := toJSON(body, mediaType(h.r))
-		if err != nil {
-			return nil, err
-		}
 		given = &autoscalingv1.Scale{}
-		if err := decodeObject(h.w, h.r, data, given, autoscalingv1.SchemeGroupVersion.WithKind("Scale")); err != nil {
+		if err := decodeRequest(h.w, h.r, body, given, autoscalingv1.SchemeGroupVersion.WithKind("Scale")); err != nil {
 			return nil, err
 		}
 	}
@@ -217,12 +213,8 @@ func (h *handler) bind(ctx context.Context) (int, runtime.Object, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	data, err := toJSON(body, mediaType(h.r))
-	if err != nil {
-		return 0, nil, err
-	}
 	binding := &corev1.Binding{}
-	if err := decodeObject(h.w, h.r, data, binding, corev1.SchemeGroupVersion.WithKind("Binding")); err != nil {
+	if err := decodeRequest(h.w, h.r, body, binding, corev1.SchemeGroupVersion.WithKind("Binding")); err != nil {
 		return 0, nil, err
 	}
 	if binding.Target.Name == "" || (binding.Target.Kind != "" && binding.Target.Kind != "Node") {

@@ -97,7 +97,12 @@ func TestWatchTooOldIsGone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if _, err := cms.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "c"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// Compact past b's revision, so a watch from a's (which must replay b) is too old.
 	rev, _ := strconv.ParseInt(latest.ResourceVersion, 10, 64)
+	rev++
 	if err := ts.store.Compact(ctx, rev); err != nil {
 		t.Fatal(err)
 	}
@@ -280,7 +285,7 @@ func TestTablesAndDiscovery(t *testing.T) {
 	for _, c := range table.ColumnDefinitions {
 		names = append(names, c.Name)
 	}
-	if fmt.Sprint(names[:5]) != "[Name Ready Up-to-date Available Age]" {
+	if len(names) < 5 || fmt.Sprint(names[:5]) != "[Name Ready Up-to-date Available Age]" {
 		t.Errorf("deployment columns %v", names)
 	}
 
