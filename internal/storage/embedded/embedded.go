@@ -139,6 +139,10 @@ func (m *Member) Client() *clientv3.Client { return m.client }
 // Endpoints returns the member's client URLs.
 func (m *Member) Endpoints() []string { return append([]string(nil), m.endpoints...) }
 
+// Err reports errors that stop the member while it runs (e.g. a listener
+// failing); the server should exit when one arrives.
+func (m *Member) Err() <-chan error { return m.etcd.Err() }
+
 // Close closes the client and stops the member, waiting for it to shut down.
 func (m *Member) Close() error {
 	m.closing.Store(true)

@@ -20,7 +20,9 @@ const watchBuffer = 64
 // (fromRevision 0: from now on). The channel closes when ctx ends or after an
 // Error event: storage.ErrCompacted when fromRevision is older than the
 // compacted history, storage.ErrUnavailable when etcd loses its leader or the
-// store is closed.
+// store is closed. Progress events come from etcd (every ProgressInterval,
+// carrying the current revision) and, while the watch stays idle, from the
+// watch itself at the revision it last delivered.
 func (s *Store) Watch(ctx context.Context, prefix string, fromRevision int64) (<-chan storage.Event, error) {
 	if fromRevision < 0 {
 		return nil, fmt.Errorf("etcd: watch %s: negative revision %d", prefix, fromRevision)
