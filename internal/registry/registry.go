@@ -50,6 +50,11 @@ type Resource struct {
 	// PrepareForCreate resets what a client may not set on create (e.g.
 	// status), after Default and before Validate.
 	PrepareForCreate func(obj runtime.Object)
+	// PrepareForUpdate, if set, runs on an update of the main resource after
+	// Default and before ValidateUpdate; old is the stored object. It bumps
+	// metadata.generation when the spec changed (apps, autoscaling, policy).
+	// The server itself keeps old's status when StatusSubresource is set.
+	PrepareForUpdate func(obj, old runtime.Object)
 	// Validate checks a new object; every bad field is listed.
 	Validate func(obj runtime.Object) field.ErrorList
 	// ValidateUpdate checks an update (immutable fields and the new object).
@@ -57,10 +62,16 @@ type Resource struct {
 	// ValidateStatus checks a /status update; nil means Validate-free.
 	ValidateStatus func(obj, old runtime.Object) field.ErrorList
 
-	// TableColumns and TableRow give kubectl get's columns; the first
-	// column is always Name. TableRow returns one cell per column.
+	// TableColumns and TableRow give kubectl get's columns after Name: the
+	// server prepends the Name column and cell itself, unless OwnNameColumn
+	// is set. TableRow returns one cell per column of TableColumns, wide
+	// (Priority 1) columns included.
 	TableColumns []metav1.TableColumnDefinition
 	TableRow     func(obj runtime.Object) []interface{}
+	// OwnNameColumn means TableColumns and TableRow lay out every column,
+	// the name included, and the server must not prepend Name: kubectl's
+	// events table starts with LAST SEEN and shows the name only in -o wide.
+	OwnNameColumn bool
 
 	// SelectableFields returns the fields a field selector may use.
 	// metadata.name and metadata.namespace are always included by the server.
