@@ -330,4 +330,3 @@ func (r *Runtime) ListImages(ctx context.Context) ([]runtime.Image, error) {
 	}
 	return out, nil
 }
-
