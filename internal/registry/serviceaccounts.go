@@ -10,16 +10,18 @@ import (
 // ServiceAccounts is core/v1 serviceaccounts.
 func ServiceAccounts() *Resource {
 	return &Resource{
-		GroupVersion:   corev1.SchemeGroupVersion,
-		Kind:           "ServiceAccount",
-		Plural:         "serviceaccounts",
-		Singular:       "serviceaccount",
-		ShortNames:     []string{"sa"},
-		Namespaced:     true,
-		New:            func() runtime.Object { return &corev1.ServiceAccount{} },
-		NewList:        func() runtime.Object { return &corev1.ServiceAccountList{} },
-		Validate:       func(obj runtime.Object) field.ErrorList { return validateServiceAccount(obj.(*corev1.ServiceAccount)) },
-		ValidateUpdate: func(obj, _ runtime.Object) field.ErrorList { return validateServiceAccount(obj.(*corev1.ServiceAccount)) },
+		GroupVersion: corev1.SchemeGroupVersion,
+		Kind:         "ServiceAccount",
+		Plural:       "serviceaccounts",
+		Singular:     "serviceaccount",
+		ShortNames:   []string{"sa"},
+		Namespaced:   true,
+		New:          func() runtime.Object { return &corev1.ServiceAccount{} },
+		NewList:      func() runtime.Object { return &corev1.ServiceAccountList{} },
+		Validate:     func(obj runtime.Object) field.ErrorList { return validateServiceAccount(obj.(*corev1.ServiceAccount)) },
+		ValidateUpdate: func(obj, _ runtime.Object) field.ErrorList {
+			return validateServiceAccount(obj.(*corev1.ServiceAccount))
+		},
 		TableColumns: []metav1.TableColumnDefinition{
 			intCol("Secrets", "Secrets is a list of the secrets in the same namespace that pods running using this ServiceAccount are allowed to use."),
 			ageColumn,
