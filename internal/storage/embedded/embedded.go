@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -70,6 +71,7 @@ type Member struct {
 	client    *clientv3.Client
 	endpoints []string
 	closing   *atomic.Bool // demotes etcd's shutdown noise to debug
+	closeOnce sync.Once
 }
 
 // Start starts an etcd member and waits until it serves requests.
@@ -144,17 +146,21 @@ func (m *Member) Endpoints() []string { return append([]string(nil), m.endpoints
 func (m *Member) Err() <-chan error { return m.etcd.Err() }
 
 // Close closes the client and stops the member, waiting for it to shut down.
+// Calls after the first return nil.
 func (m *Member) Close() error {
-	m.closing.Store(true)
-	err := m.client.Close()
-	if errors.Is(err, context.Canceled) {
-		err = nil // already closed by its other user
-	}
-	m.etcd.Close()
-	if err != nil {
-		return fmt.Errorf("etcd: close client: %w", err)
-	}
-	return nil
+	var err error
+	m.closeOnce.Do(func() {
+		m.closing.Store(true)
+		err = m.client.Close()
+		if errors.Is(err, context.Canceled) {
+			err = nil // already closed by its other user
+		}
+		m.etcd.Close()
+		if err != nil {
+			err = fmt.Errorf("etcd: close client: %w", err)
+		}
+	})
+	return err
 }
 
 // etcdConfig turns cfg into an embed.Config, choosing free ports as needed.
