@@ -36,9 +36,16 @@ func (s *Store) Watch(ctx context.Context, prefix string, fromRevision int64) (<
 		clientv3.WithPrevKV(),
 		clientv3.WithProgressNotify(),
 	}
-	if fromRevision > 0 {
-		opts = append(opts, clientv3.WithRev(fromRevision+1))
+	if fromRevision == 0 {
+		// "From now" is the current revision, so that Progress events
+		// always carry a real revision.
+		cur, err := s.Revision(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("etcd: watch %s: %w", prefix, err)
+		}
+		fromRevision = cur
 	}
+	opts = append(opts, clientv3.WithRev(fromRevision+1))
 
 	wctx, cancel := context.WithCancel(leader(ctx))
 	wch := s.client.Watch(wctx, start, opts...)

@@ -60,13 +60,17 @@ func TestWatchFromNowSkipsHistory(t *testing.T) {
 	p := prefix(t)
 	mustCreate(t, s, p+"old", "v")
 
+	now, err := s.Revision(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
 	events, err := s.Watch(ctx, p, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Once a Progress event arrives the watch is established: later writes
-	// are seen, earlier ones never are.
-	waitProgress(t, events, 0)
+	// Progress starts at the revision the watch began at, and once it arrives
+	// the watch is established: later writes are seen, earlier ones never are.
+	waitProgress(t, events, now)
 	rev := mustCreate(t, s, p+"new", "v")
 	if got := nextChange(t, events); got.Key != p+"new" || got.Revision != rev {
 		t.Fatalf("first change = %s, want the create of %snew at %d", describe(got), p, rev)
