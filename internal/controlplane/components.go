@@ -1,0 +1,60 @@
+package controlplane
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/discovery/cached/memory"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"github.com/drover/drover/internal/controller/namespace"
+)
+
+// Component is something started in-process once the API serves, with
+// admin clients. Run blocks until ctx is done and then returns; an error
+// return before that stops the whole control plane.
+type Component struct {
+	Name string
+	Run  func(ctx context.Context, clients Clients, logger *slog.Logger) error
+}
+
+// Clients are the admin's API clients, shared by in-process components.
+// They reach the API server over HTTPS like any other client.
+type Clients struct {
+	Kube    kubernetes.Interface
+	Dynamic dynamic.Interface
+	// Discovery caches discovery documents in memory.
+	Discovery discovery.CachedDiscoveryInterface
+	// Config is the admin client configuration; copy before changing.
+	Config *rest.Config
+}
+
+func newClients(cfg *rest.Config) (Clients, error) {
+	kube, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return Clients{}, fmt.Errorf("admin client: %w", err)
+	}
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return Clients{}, fmt.Errorf("admin dynamic client: %w", err)
+	}
+	return Clients{
+		Kube:      kube,
+		Dynamic:   dyn,
+		Discovery: memory.NewMemCacheClient(kube.Discovery()),
+		Config:    cfg,
+	}, nil
+}
+
+// builtinComponents are the controllers every control plane runs.
+func builtinComponents() []Component {
+	return []Component{
+		{Name: "namespace-controller", Run: func(ctx context.Context, c Clients, log *slog.Logger) error {
+			return namespace.Run(ctx, c.Kube, c.Dynamic, c.Discovery, log)
+		}},
+	}
+}

@@ -1,0 +1,349 @@
+// Package controlplane assembles Drover's control plane in one process: an
+// etcd member (or a client of external etcd), the cluster CA and admin
+// credentials, the API server over HTTPS, and in-process components
+// (controllers) that reach the API with client-go like any other client.
+package controlplane
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/drover/drover/internal/apiserver"
+	"github.com/drover/drover/internal/auth"
+	"github.com/drover/drover/internal/registry"
+	"github.com/drover/drover/internal/storage/embedded"
+	etcdstore "github.com/drover/drover/internal/storage/etcd"
+)
+
+// Defaults and fixed names.
+const (
+	DefaultListen = ":6443"
+	// AdminUser and AdminGroup identify the admin token's holder.
+	AdminUser  = "admin"
+	AdminGroup = "system:masters"
+	// File and directory names inside DataDir.
+	KubeconfigFile = "admin.kubeconfig"
+	TokenFile      = "admin.token"
+	PKIDir         = "pki"
+	EtcdDir        = "etcd"
+)
+
+// Timeouts for start and stop.
+const (
+	etcdCheckTimeout = 10 * time.Second
+	bootstrapTimeout = 30 * time.Second
+	drainTimeout     = 3 * time.Second // for short requests before long-running ones are cut
+	shutdownTimeout  = 10 * time.Second
+)
+
+// Config describes a control plane. Zero fields take defaults.
+type Config struct {
+	// DataDir holds all state: etcd data, PKI, admin token and kubeconfig.
+	// Created with mode 0700. Required.
+	DataDir string
+	// Listen is the API server's HOST:PORT (default ":6443"); port 0 picks a free port.
+	Listen string
+	// EtcdEndpoints, if set, are the client URLs of an external etcd cluster;
+	// otherwise an embedded member keeps its data in DataDir/etcd.
+	EtcdEndpoints []string
+	// AdvertiseAddress is the host or IP clients use to reach the API server
+	// (the admin kubeconfig points there, and the serving certificate names
+	// it). Default: 127.0.0.1, or Listen's host when that is a specific address.
+	AdvertiseAddress string
+	// Version is the GitVersion the API server reports at /version.
+	Version string
+	// Logger receives structured logs; nil means slog.Default().
+	Logger *slog.Logger
+	// Components are extra in-process components started, after the
+	// built-in ones, once the API serves (e.g. `drover up`'s agent).
+	Components []Component
+	// Ready, if set, is called once the API server serves and the built-in
+	// namespaces exist. It runs on Run's goroutine and should return quickly.
+	Ready func(Info)
+}
+
+// Info describes a serving control plane.
+type Info struct {
+	// Addr is the address the API server is bound to.
+	Addr net.Addr
+	// URL is the API server's URL as written into the admin kubeconfig.
+	URL string
+	// KubeconfigPath is the admin kubeconfig (DataDir/admin.kubeconfig).
+	KubeconfigPath string
+	// RestConfig is a client configuration for the admin; copy before changing.
+	RestConfig *rest.Config
+}
+
+// Run starts the control plane and serves until ctx is done, then shuts down
+// (HTTP, then components, then etcd) and returns nil. A failure to start
+// (port taken, data dir unusable, etcd unhealthy) is returned at once as a
+// one-line error.
+func Run(ctx context.Context, cfg Config) error {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	err := run(ctx, cfg)
+	if ctx.Err() != nil {
+		// Stopped, possibly while starting: what failed then is beside the point.
+		cfg.Logger.Info("control plane stopped")
+		return nil
+	}
+	return err
+}
+
+func run(ctx context.Context, cfg Config) error {
+	if cfg.DataDir == "" {
+		return errors.New("controlplane: no data dir")
+	}
+	if cfg.Listen == "" {
+		cfg.Listen = DefaultListen
+	}
+	log := cfg.Logger
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	// Bind first: a taken port should fail before anything else starts.
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return err // already "listen tcp :6443: bind: address already in use"
+	}
+	defer ln.Close() // no-op once the HTTP server has closed it
+
+	advertise, err := advertiseHost(cfg.AdvertiseAddress, cfg.Listen)
+	if err != nil {
+		return err
+	}
+	_, port, err := net.SplitHostPort(ln.Addr().String())
+	if err != nil {
+		return fmt.Errorf("listener address: %w", err)
+	}
+	url := "https://" + net.JoinHostPort(advertise, port)
+
+	// Credentials.
+	ca, err := auth.EnsureCA(filepath.Join(cfg.DataDir, PKIDir))
+	if err != nil {
+		return err
+	}
+	certFile, keyFile, err := ca.EnsureServingCert(filepath.Join(cfg.DataDir, PKIDir), servingHosts(advertise, cfg.Listen))
+	if err != nil {
+		return err
+	}
+	serving, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return fmt.Errorf("load serving certificate: %w", err)
+	}
+	token, err := auth.EnsureToken(filepath.Join(cfg.DataDir, TokenFile))
+	if err != nil {
+		return err
+	}
+	authn := auth.NewTokenAuthenticator()
+	authn.Add(token, auth.User{Name: AdminUser, Groups: []string{AdminGroup}})
+
+	// State.
+	client, closeEtcd, err := startEtcd(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer closeEtcd()
+	store := etcdstore.New(client, etcdstore.Options{})
+	defer store.Close()
+
+	// API server.
+	handler, err := apiserver.New(apiserver.Config{
+		Storage:       store,
+		Resources:     registry.All(),
+		Authenticator: authn,
+		Logger:        log.With("component", "apiserver"),
+		GitVersion:    cfg.Version,
+	})
+	if err != nil {
+		return fmt.Errorf("api server: %w", err)
+	}
+	baseCtx, cancelBase := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelBase()
+	srv := &http.Server{
+		Handler: handler,
+		TLSConfig: &tls.Config{
+			MinVersion:   tls.VersionTLS12,
+			Certificates: []tls.Certificate{serving},
+			// Client certificates are optional, but verified when given.
+			ClientAuth: tls.VerifyClientCertIfGiven,
+			ClientCAs:  ca.Pool(),
+		},
+		ReadHeaderTimeout: 30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.With("component", "http").Handler(), slog.LevelDebug),
+		BaseContext:       func(net.Listener) context.Context { return baseCtx },
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.ServeTLS(ln, "", "") }()
+	log.Info("API server serving", "addr", ln.Addr().String(), "url", url)
+
+	kubeconfig := filepath.Join(cfg.DataDir, KubeconfigFile)
+	if err := auth.WriteKubeconfig(kubeconfig, url, ca.CertPEM(), AdminUser, token); err != nil {
+		shutdownHTTP(srv, cancelBase, log)
+		return err
+	}
+	log.Info("admin kubeconfig written", "path", kubeconfig)
+
+	restCfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		shutdownHTTP(srv, cancelBase, log)
+		return fmt.Errorf("load admin kubeconfig: %w", err)
+	}
+	restCfg.UserAgent = "drover-controlplane"
+	clients, err := newClients(restCfg)
+	if err != nil {
+		shutdownHTTP(srv, cancelBase, log)
+		return err
+	}
+	if err := ensureNamespaces(ctx, clients.Kube, bootstrapTimeout); err != nil {
+		shutdownHTTP(srv, cancelBase, log)
+		return err
+	}
+
+	// In-process components, on their own context so they stop after HTTP.
+	compCtx, stopComponents := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopComponents()
+	compErr := make(chan error, 1)
+	var wg sync.WaitGroup
+	for _, c := range append(builtinComponents(), cfg.Components...) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			clog := log.With("component", c.Name)
+			clog.Debug("component starting")
+			err := c.Run(compCtx, clients, clog)
+			if compCtx.Err() != nil {
+				return
+			}
+			if err == nil {
+				err = errors.New("exited")
+			}
+			select {
+			case compErr <- fmt.Errorf("%s: %w", c.Name, err):
+			default:
+			}
+		}()
+	}
+
+	if cfg.Ready != nil {
+		cfg.Ready(Info{Addr: ln.Addr(), URL: url, KubeconfigPath: kubeconfig, RestConfig: rest.CopyConfig(restCfg)})
+	}
+	log.Info("control plane ready")
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down")
+	case err := <-serveErr:
+		runErr = fmt.Errorf("api server stopped: %w", err)
+	case err := <-compErr:
+		runErr = err
+	}
+	shutdownHTTP(srv, cancelBase, log)
+	stopComponents()
+	wg.Wait()
+	// Deferred: the store, then etcd.
+	return runErr
+}
+
+// startEtcd connects to external etcd or starts the embedded member, and
+// checks that it answers. The returned func releases it.
+func startEtcd(ctx context.Context, cfg Config, log *slog.Logger) (*clientv3.Client, func(), error) {
+	elog := log.With("component", "etcd")
+	if len(cfg.EtcdEndpoints) > 0 {
+		client, err := clientv3.New(clientv3.Config{
+			Endpoints:   cfg.EtcdEndpoints,
+			DialTimeout: etcdCheckTimeout,
+			Logger:      zap.NewNop(), // failures surface as errors
+		})
+		if err != nil {
+			return nil, nil, fmt.Errorf("etcd %v: %w", cfg.EtcdEndpoints, err)
+		}
+		checkCtx, cancel := context.WithTimeout(ctx, etcdCheckTimeout)
+		defer cancel()
+		if _, err := client.Get(clientv3.WithRequireLeader(checkCtx), "/drover/health-check"); err != nil {
+			client.Close()
+			return nil, nil, fmt.Errorf("etcd %v unhealthy: %w", cfg.EtcdEndpoints, err)
+		}
+		elog.Info("using external etcd", "endpoints", cfg.EtcdEndpoints)
+		// The store owns and closes the client.
+		return client, func() {}, nil
+	}
+	member, err := embedded.Start(ctx, embedded.Config{
+		DataDir: filepath.Join(cfg.DataDir, EtcdDir),
+		Logger:  elog,
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	elog.Info("embedded etcd member ready", "endpoints", member.Endpoints())
+	return member.Client(), func() {
+		if err := member.Close(); err != nil {
+			elog.Warn("stopping etcd", "err", err)
+		}
+	}, nil
+}
+
+// shutdownHTTP stops accepting connections, lets short requests finish,
+// then ends long-running ones (watches) by cancelling the request context.
+func shutdownHTTP(srv *http.Server, cancelBase context.CancelFunc, log *slog.Logger) {
+	drainCtx, cancel := context.WithTimeout(context.Background(), drainTimeout)
+	defer cancel()
+	if err := srv.Shutdown(drainCtx); err == nil {
+		cancelBase()
+		return
+	}
+	cancelBase()
+	ctx, cancel2 := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel2()
+	if err := srv.Shutdown(ctx); err != nil {
+		log.Warn("HTTP shutdown timed out; closing connections", "err", err)
+		srv.Close()
+	}
+}
+
+// advertiseHost picks the host clients should dial.
+func advertiseHost(advertise, listen string) (string, error) {
+	if advertise != "" {
+		if host, _, err := net.SplitHostPort(advertise); err == nil {
+			return host, nil // tolerate HOST:PORT; the bound port wins
+		}
+		return advertise, nil
+	}
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil {
+		return "", fmt.Errorf("listen address %q: %w", listen, err)
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		return "127.0.0.1", nil
+	}
+	return host, nil
+}
+
+// servingHosts lists the names the serving certificate must carry beyond
+// the local ones.
+func servingHosts(advertise, listen string) []string {
+	hosts := []string{advertise}
+	if host, _, err := net.SplitHostPort(listen); err == nil && host != "" {
+		if ip := net.ParseIP(host); ip == nil || !ip.IsUnspecified() {
+			hosts = append(hosts, host)
+		}
+	}
+	return hosts
+}
