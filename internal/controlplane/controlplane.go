@@ -24,6 +24,7 @@ import (
 
 	"github.com/drover/drover/internal/apiserver"
 	"github.com/drover/drover/internal/auth"
+	"github.com/drover/drover/internal/metrics"
 	"github.com/drover/drover/internal/registry"
 	"github.com/drover/drover/internal/storage/embedded"
 	etcdstore "github.com/drover/drover/internal/storage/etcd"
@@ -163,16 +164,19 @@ func run(ctx context.Context, cfg Config) error {
 	defer store.Close()
 
 	// API server.
+	apiMetrics := metrics.NewAPIMetrics()
 	handler, err := apiserver.New(apiserver.Config{
 		Storage:       store,
 		Resources:     registry.All(),
 		Authenticator: authn,
 		Logger:        log.With("component", "apiserver"),
 		GitVersion:    cfg.Version,
+		Metrics:       apiMetrics,
 	})
 	if err != nil {
 		return fmt.Errorf("api server: %w", err)
 	}
+	handler.Mount("/metrics", apiMetrics.Handler())
 	baseCtx, cancelBase := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelBase()
 	srv := &http.Server{

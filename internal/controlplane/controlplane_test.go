@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -118,6 +119,18 @@ func TestRunServesRestartsAndReusesCredentials(t *testing.T) {
 
 	// The kubeconfig file works with client-go, and the system namespaces exist.
 	assertSystemNamespaces(t, s.info.KubeconfigPath)
+
+	// Metrics are served to the admin and count the requests above.
+	req, _ = http.NewRequest(http.MethodGet, s.info.URL+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(readFile(t, filepath.Join(dir, TokenFile)))))
+	if resp, err = httpc.Do(req); err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `apiserver_request_total{code="201",group="",resource="namespaces"`) {
+		t.Errorf("/metrics: status %d; no count of namespace creations in:\n%.2000s", resp.StatusCode, body)
+	}
 
 	token := readFile(t, filepath.Join(dir, TokenFile))
 	firstURL := s.info.URL
