@@ -181,3 +181,11 @@ func nameIs(fn apivalidation.ValidateNameFunc, m *metav1.ObjectMeta) field.Error
 func semanticEqual(a, b interface{}) bool {
 	return equality.Semantic.DeepEqual(a, b)
 }
+
+// quantityString renders an optional quantity ("<nil>" when unset).
+func quantityString(q *resource.Quantity) string {
+	if q == nil {
+		return "<nil>"
+	}
+	return q.String()
+}
