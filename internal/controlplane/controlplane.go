@@ -90,7 +90,7 @@ type Info struct {
 }
 
 // Run starts the control plane and serves until ctx is done, then shuts down
-// (HTTP, then components, then etcd) and returns nil. A failure to start
+// (components and HTTP, then etcd) and returns nil. A failure to start
 // (port taken, data dir unusable, etcd unhealthy) is returned at once as a
 // one-line error.
 func Run(ctx context.Context, cfg Config) error {
@@ -259,8 +259,10 @@ func run(ctx context.Context, cfg Config) error {
 	case err := <-compErr:
 		runErr = err
 	}
-	shutdownHTTP(srv, cancelBase, log)
+	// Components are clients: telling them to stop first ends their watches,
+	// so the HTTP drain is not held up by them.
 	stopComponents()
+	shutdownHTTP(srv, cancelBase, log)
 	wg.Wait()
 	// Deferred: the store, then etcd.
 	return runErr

@@ -69,11 +69,13 @@ func (s *started) stop(t *testing.T) {
 	}
 	s.cancel()
 	s.cancel = nil
+	begin := time.Now()
 	select {
 	case err := <-s.done:
 		if err != nil {
 			t.Errorf("Run returned %v after cancel, want nil", err)
 		}
+		t.Logf("control plane stopped in %v", time.Since(begin).Round(time.Millisecond))
 	case <-time.After(time.Minute):
 		t.Error("Run did not return within a minute of cancel")
 	}
