@@ -50,9 +50,6 @@ func missingPlugins(dir string) []string {
 // error says what to install.
 func Check() error {
 	var problems []string
-	if os.Geteuid() != 0 {
-		problems = append(problems, "not running as root")
-	}
 	if _, err := Find(); err != nil {
 		problems = append(problems, strings.TrimPrefix(err.Error(), "containerd: "))
 	}
@@ -65,11 +62,16 @@ func Check() error {
 	if _, err := FindCNIBinDir(); err != nil {
 		problems = append(problems, strings.TrimPrefix(err.Error(), "containerd: "))
 	}
+	if len(problems) > 0 {
+		problems = append(problems, "install with: apt-get install containerd runc containernetworking-plugins")
+	}
+	if os.Geteuid() != 0 {
+		problems = append([]string{"not running as root"}, problems...)
+	}
 	if len(problems) == 0 {
 		return nil
 	}
-	return fmt.Errorf("containerd: cannot run here: %s (apt-get install containerd runc containernetworking-plugins)",
-		strings.Join(problems, "; "))
+	return fmt.Errorf("containerd: cannot run here: %s", strings.Join(problems, "; "))
 }
 
 func findExecutable(name string, fallbacks ...string) (string, error) {
