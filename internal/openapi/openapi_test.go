@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 
@@ -450,5 +451,39 @@ func TestDocumentHashFollowsContent(t *testing.T) {
 	d := hashes(testResources()[1:]) // without pods: v1 changes
 	if d["api/v1"] == a["api/v1"] {
 		t.Errorf("v1 hash did not change when pods were removed")
+	}
+}
+
+// TestEveryRegisteredResource documents the registry's real resources and
+// checks, for each, what kubectl relies on: server-side field validation
+// for patchable kinds, and explain.
+func TestEveryRegisteredResource(t *testing.T) {
+	all := registry.All()
+	h := NewHandler(all)
+	mux := http.NewServeMux()
+	mux.Handle("/openapi/", h)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeStatus(w, http.StatusNotFound, metav1.StatusReasonNotFound, "not found")
+	})
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	dyn, err := dynamic.NewForConfig(&rest.Config{Host: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := newOpenAPIClient(t, srv)
+	v := resource.NewQueryParamVerifierV3(dyn, client, resource.QueryParamFieldValidation)
+	for _, r := range all {
+		if r.Verbs == nil || slices.Contains(r.Verbs, "patch") {
+			if err := v.HasSupport(r.GroupVersionKind()); err != nil {
+				t.Errorf("%s: fieldValidation: %v", r.GroupVersionKind(), err)
+			}
+		}
+		var out bytes.Buffer
+		if err := explainv2.PrintModelDescription(nil, &out, client, r.GroupVersionResource(), false, 0, "plaintext"); err != nil {
+			t.Errorf("explain %s: %v", r.GroupVersionResource(), err)
+		} else if !strings.Contains(out.String(), "KIND:       "+r.Kind) {
+			t.Errorf("explain %s:\n%s", r.GroupVersionResource(), out.String())
+		}
 	}
 }
