@@ -96,13 +96,15 @@ func TestPodLifecycle(t *testing.T) {
 		t.Error("PullImage from a closed port succeeded")
 	}
 
-	// The sandbox.
+	// The sandbox, publishing port 8080 on a free loopback port.
+	hostPort := freePort(t)
 	uid := "0b3c6f2e-uid"
 	labels := map[string]string{runtime.LabelPodUID: uid, runtime.LabelManagedBy: "drover"}
 	sbCfg := runtime.PodSandboxConfig{
 		Metadata:     runtime.PodSandboxMetadata{Name: "web", Namespace: "default", UID: uid},
 		LogDirectory: runtime.PodLogDirectory(t.TempDir(), "default", "web", uid),
 		DNS:          &runtime.DNSConfig{Servers: []string{"10.96.0.10"}, Searches: []string{"default.svc.cluster.local"}},
+		PortMappings: []runtime.PortMapping{{ContainerPort: 8080, HostPort: hostPort, HostIP: "127.0.0.1"}},
 		Labels:       labels,
 		Annotations:  map[string]string{"drover.io/note": "e2e"},
 	}
@@ -160,6 +162,14 @@ func TestPodLifecycle(t *testing.T) {
 	if body != "v9 web\n" {
 		t.Errorf("GET / = %q, want %q (version from env, hostname = pod name)", body, "v9 web\n")
 	}
+	// The hostPort mapping publishes it on the node's loopback address.
+	eventually(t, 30*time.Second, "web answers at the host port", func() error {
+		got, err := critest.Get(fmt.Sprintf("http://127.0.0.1:%d/", hostPort))
+		if err == nil && got != body {
+			err = fmt.Errorf("host port answered %q, want %q", got, body)
+		}
+		return err
+	})
 
 	// Exec: the image has only the web binary; its usage exits 2.
 	res, err := env.Runtime.ExecSync(ctx, web, []string{"/web", "-no-such-flag"}, 10*time.Second)
@@ -345,5 +355,35 @@ func TestPodLifecycle(t *testing.T) {
 	}
 	if err := rt.StopPodSandbox(ctx, sb); err != nil {
 		t.Errorf("StopPodSandbox of a removed sandbox: %v", err)
+	}
+}
+
+// freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+func freePort(t *testing.T) int32 {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return int32(ln.Addr().(*net.TCPAddr).Port)
+}
+
+// BenchmarkPodStart measures a web pod from RunPodSandbox to answering HTTP
+// at its IP, then removes it (removal is not timed).
+func BenchmarkPodStart(b *testing.B) {
+	env := critest.Start(b)
+	ctx := context.Background()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		pod := env.RunWebPod(b, fmt.Sprintf("bench-%d", i), "v1")
+		b.StopTimer()
+		if err := env.Runtime.StopPodSandbox(ctx, pod.Sandbox); err != nil {
+			b.Fatal(err)
+		}
+		if err := env.Runtime.RemovePodSandbox(ctx, pod.Sandbox); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
 	}
 }
