@@ -235,3 +235,43 @@ func waitFor(t *testing.T, timeout time.Duration, cond func() bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+func TestBuildStatic(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	bin, err := BuildBinary(ctx, PausePackage, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if static, err := IsStatic(bin); err != nil || !static {
+		t.Fatalf("IsStatic(CGO_ENABLED=0 build) = %v, %v; want true", static, err)
+	}
+	file, err := BuildStatic(bin, "drover.local/self:1", []string{"pause"}, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tag, _ := name.NewTag("drover.local/self:1")
+	img, err := tarball.ImageFromPath(file, &tag)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(cfg.Config.Entrypoint, []string{"/pause"}) || !slices.Equal(cfg.Config.Cmd, []string{"pause"}) {
+		t.Errorf("entrypoint %q cmd %q", cfg.Config.Entrypoint, cfg.Config.Cmd)
+	}
+
+	// A dynamically linked system binary is refused.
+	if static, err := IsStatic("/bin/ls"); err != nil || static {
+		t.Errorf("IsStatic(/bin/ls) = %v, %v; want false", static, err)
+	}
+	if _, err := BuildStatic("/bin/ls", "drover.local/ls:1", nil, dir); err == nil {
+		t.Error("BuildStatic(/bin/ls) succeeded")
+	}
+	if _, err := IsStatic(filepath.Join(dir, "pause.tar")); err == nil {
+		t.Error("IsStatic of a non-ELF file: no error")
+	}
+}
