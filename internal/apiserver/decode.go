@@ -103,7 +103,9 @@ func decodeObject(w http.ResponseWriter, r *http.Request, data []byte, into runt
 		return apierrors.NewBadRequest(fmt.Sprintf("%s in version %q cannot be handled as a %s: %v", kindName, want.Version, kindName, err))
 	}
 	gvk := into.GetObjectKind().GroupVersionKind()
-	if gvk.Kind != "" && gvk.Kind != want.Kind || gvk.Version != "" && gvk.GroupVersion() != want.GroupVersion() {
+	// Option kinds such as DeleteOptions are accepted in any group version, as upstream does.
+	optionKind := want.Kind == "DeleteOptions"
+	if gvk.Kind != "" && gvk.Kind != want.Kind || gvk.Version != "" && gvk.GroupVersion() != want.GroupVersion() && !optionKind {
 		return apierrors.NewBadRequest(fmt.Sprintf("the API version in the data (%s) does not match the expected API version (%s)", gvk.GroupVersion().String()+", Kind="+gvk.Kind, want.GroupVersion().String()+", Kind="+want.Kind))
 	}
 	into.GetObjectKind().SetGroupVersionKind(want)
