@@ -240,7 +240,7 @@ func (c *Containerd) Teardown(ctx context.Context) error {
 			errs = append(errs, c.removeAll(ctx))
 		}
 		c.Stop()
-		errs = append(errs, Purge(c.cfg)...)
+		errs = append(errs, Purge(c.cfg))
 	})
 	return errors.Join(errs...)
 }
@@ -283,11 +283,11 @@ func (c *Containerd) removeAll(ctx context.Context) error {
 // instance one that crashed): it kills containers whose bundles are under
 // cfg.Dir and the shims serving cfg's socket, unmounts everything under
 // cfg.Dir, deletes the bridge and removes cfg.Dir. It returns the errors it
-// met; a missing piece is not an error.
-func Purge(cfg Config) []error {
+// met, joined; a missing piece is not an error.
+func Purge(cfg Config) error {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
-		return []error{err}
+		return err
 	}
 	var errs []error
 	errs = append(errs, killContainers(cfg.Dir)...)
@@ -301,7 +301,7 @@ func Purge(cfg Config) []error {
 	if err := os.RemoveAll(cfg.Dir); err != nil {
 		errs = append(errs, fmt.Errorf("containerd: remove %s: %w", cfg.Dir, err))
 	}
-	return errs
+	return errors.Join(errs...)
 }
 
 // runcRoot is where containerd's runc shim keeps runc state for the CRI

@@ -12,7 +12,6 @@ package critest
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -133,7 +132,7 @@ func (e *Env) teardown(t testing.TB, cfg containerd.Config) {
 	if e.Containerd != nil {
 		err = e.Containerd.Teardown(ctx)
 	} else {
-		err = errors.Join(containerd.Purge(cfg)...)
+		err = containerd.Purge(cfg)
 	}
 	if err != nil {
 		t.Errorf("containerd teardown: %v", err)
