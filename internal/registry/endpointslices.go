@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"net"
 	"strconv"
 
 	corev1 "k8s.io/api/core/v1"
@@ -114,7 +115,13 @@ func validateEndpointSlice(es *discoveryv1.EndpointSlice) field.ErrorList {
 		for j, a := range e.Addresses {
 			switch es.AddressType {
 			case discoveryv1.AddressTypeIPv4, discoveryv1.AddressTypeIPv6:
-				errs = append(errs, validation.IsValidIP(ap.Index(j), a)...)
+				ipErrs := validation.IsValidIP(ap.Index(j), a)
+				if len(ipErrs) == 0 {
+					if v4 := net.ParseIP(a).To4() != nil; v4 != (es.AddressType == discoveryv1.AddressTypeIPv4) {
+						ipErrs = field.ErrorList{field.Invalid(ap.Index(j), a, "must be a valid "+string(es.AddressType)+" address")}
+					}
+				}
+				errs = append(errs, ipErrs...)
 			case discoveryv1.AddressTypeFQDN:
 				errs = append(errs, dnsSubdomain(a, ap.Index(j))...)
 			}
