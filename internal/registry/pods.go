@@ -38,9 +38,13 @@ func Pods() *Resource {
 		StatusSubresource: true,
 		Default:           func(obj runtime.Object) { defaultPod(obj.(*corev1.Pod)) },
 		PrepareForCreate:  preparePodForCreate,
-		Validate:          func(obj runtime.Object) field.ErrorList { return validatePod(obj.(*corev1.Pod)) },
-		ValidateUpdate:    validatePodUpdate,
-		ValidateStatus:    validatePodStatusUpdate,
+		PrepareForUpdate: func(obj, old runtime.Object) {
+			p, o := obj.(*corev1.Pod), old.(*corev1.Pod)
+			bumpGeneration(&p.ObjectMeta, &o.ObjectMeta, &p.Spec, &o.Spec)
+		},
+		Validate:       func(obj runtime.Object) field.ErrorList { return validatePod(obj.(*corev1.Pod)) },
+		ValidateUpdate: validatePodUpdate,
+		ValidateStatus: validatePodStatusUpdate,
 		TableColumns: []metav1.TableColumnDefinition{
 			col("Ready", "The aggregate readiness state of this pod for accepting traffic."),
 			col("Status", "The aggregate status of the containers in this pod."),
@@ -66,7 +70,18 @@ func preparePodForCreate(obj runtime.Object) {
 
 // validatePod validates a pod's spec.
 func validatePod(pod *corev1.Pod) field.ErrorList {
-	return validatePodSpec(&pod.Spec, field.NewPath("spec"))
+	specPath := field.NewPath("spec")
+	errs := validatePodSpec(&pod.Spec, specPath)
+	if pod.Spec.HostNetwork {
+		for i, c := range pod.Spec.Containers {
+			for j, port := range c.Ports {
+				if port.HostPort != port.ContainerPort {
+					errs = append(errs, field.Invalid(specPath.Child("containers").Index(i).Child("ports").Index(j).Child("hostPort"), port.HostPort, "must match `containerPort` when `hostNetwork` is true"))
+				}
+			}
+		}
+	}
+	return errs
 }
 
 // validatePodUpdate allows only image, activeDeadlineSeconds, added

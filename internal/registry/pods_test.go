@@ -412,3 +412,28 @@ func TestPodTableWide(t *testing.T) {
 		}
 	}
 }
+
+func TestPodHostNetwork(t *testing.T) {
+	pod := newPod()
+	pod.Spec.HostNetwork = true
+	requireNoErrors(t, create(Pods(), pod))
+	if got := pod.Spec.Containers[0].Ports[0].HostPort; got != 80 {
+		t.Errorf("hostPort = %d, want defaulted to containerPort 80", got)
+	}
+	pod.Spec.Containers[0].Ports[0].HostPort = 8080
+	requireError(t, Pods().Validate(pod), "spec.containers[0].ports[0].hostPort", field.ErrorTypeInvalid)
+}
+
+func TestPodGeneration(t *testing.T) {
+	old := newPod()
+	requireNoErrors(t, create(Pods(), old))
+	if old.Generation != 1 {
+		t.Fatalf("generation on create = %d", old.Generation)
+	}
+	pod := old.DeepCopy()
+	pod.Spec.Containers[0].Image = "nginx:1.29"
+	requireNoErrors(t, update(Pods(), pod, old))
+	if pod.Generation != 2 {
+		t.Errorf("generation after image change = %d, want 2", pod.Generation)
+	}
+}
