@@ -1,8 +1,6 @@
 package registry
 
 import (
-	"sort"
-
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
@@ -100,6 +98,3 @@ func validateSecret(s *corev1.Secret) field.ErrorList {
 	}
 	return errs
 }
-
-// sortStrings sorts in place.
-func sortStrings(s []string) { sort.Strings(s) }

@@ -20,7 +20,6 @@ import (
 const (
 	isNegativeErrorMsg    = "must be greater than or equal to 0"
 	isNotPositiveErrorMsg = "must be greater than 0"
-	fieldImmutableMsg     = "field is immutable"
 )
 
 var supportedProtocols = []corev1.Protocol{corev1.ProtocolTCP, corev1.ProtocolUDP, corev1.ProtocolSCTP}

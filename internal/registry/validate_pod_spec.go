@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/resource"
 	apivalidation "k8s.io/apimachinery/pkg/api/validation"
 	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -684,12 +683,4 @@ func validateTolerations(tolerations []corev1.Toleration, fldPath *field.Path) f
 		}
 	}
 	return errs
-}
-
-// quantityPtrNonNegative is quantityNonNegative for optional quantities.
-func quantityPtrNonNegative(q *resource.Quantity, fldPath *field.Path) field.ErrorList {
-	if q == nil {
-		return nil
-	}
-	return quantityNonNegative(*q, fldPath)
 }
