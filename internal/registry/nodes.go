@@ -36,6 +36,12 @@ func Nodes() *Resource {
 		StatusSubresource: true,
 		Default: func(obj runtime.Object) {
 			n := obj.(*corev1.Node)
+			switch {
+			case len(n.Spec.PodCIDRs) > 0:
+				n.Spec.PodCIDR = n.Spec.PodCIDRs[0]
+			case n.Spec.PodCIDR != "":
+				n.Spec.PodCIDRs = []string{n.Spec.PodCIDR}
+			}
 			if n.Status.Allocatable == nil && n.Status.Capacity != nil {
 				n.Status.Allocatable = n.Status.Capacity.DeepCopy()
 			}

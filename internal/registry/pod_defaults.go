@@ -17,6 +17,7 @@ const (
 // defaultPod applies upstream's Pod defaulting: the spec's, plus service
 // links and requests taken from limits (pods only, not templates).
 func defaultPod(pod *corev1.Pod) {
+	syncPodStatusIPs(&pod.Status)
 	if pod.Spec.EnableServiceLinks == nil {
 		t := corev1.DefaultEnableServiceLinks
 		pod.Spec.EnableServiceLinks = &t
@@ -68,6 +69,11 @@ func defaultPodTemplate(t *corev1.PodTemplateSpec) {
 
 // defaultPodSpec applies upstream's PodSpec, Container, Probe and Volume defaulting.
 func defaultPodSpec(spec *corev1.PodSpec) {
+	// serviceAccount is the deprecated alias of serviceAccountName.
+	if spec.ServiceAccountName == "" {
+		spec.ServiceAccountName = spec.DeprecatedServiceAccount
+	}
+	spec.DeprecatedServiceAccount = spec.ServiceAccountName
 	if spec.DNSPolicy == "" {
 		spec.DNSPolicy = corev1.DNSClusterFirst
 	}
@@ -234,5 +240,22 @@ func defaultVolume(v *corev1.Volume) {
 func defaultServicePortTarget(p *corev1.ServicePort) {
 	if p.TargetPort.Type == intstr.Int && p.TargetPort.IntVal == 0 {
 		p.TargetPort = intstr.FromInt32(p.Port)
+	}
+}
+
+// syncPodStatusIPs keeps the singular podIP/hostIP and the plural lists in
+// step, as upstream's conversion does: the list wins when both are set.
+func syncPodStatusIPs(s *corev1.PodStatus) {
+	switch {
+	case len(s.PodIPs) > 0:
+		s.PodIP = s.PodIPs[0].IP
+	case s.PodIP != "":
+		s.PodIPs = []corev1.PodIP{{IP: s.PodIP}}
+	}
+	switch {
+	case len(s.HostIPs) > 0:
+		s.HostIP = s.HostIPs[0].IP
+	case s.HostIP != "":
+		s.HostIPs = []corev1.HostIP{{IP: s.HostIP}}
 	}
 }

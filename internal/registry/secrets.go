@@ -24,6 +24,15 @@ func Secrets() *Resource {
 			if s.Type == "" {
 				s.Type = corev1.SecretTypeOpaque
 			}
+			// stringData is write-only: it merges into data, winning on
+			// conflicts, as upstream's conversion does.
+			for k, v := range s.StringData {
+				if s.Data == nil {
+					s.Data = map[string][]byte{}
+				}
+				s.Data[k] = []byte(v)
+			}
+			s.StringData = nil
 		},
 		Validate: func(obj runtime.Object) field.ErrorList { return validateSecret(obj.(*corev1.Secret)) },
 		ValidateUpdate: func(obj, old runtime.Object) field.ErrorList {

@@ -99,6 +99,13 @@ func Services() *Resource {
 // defaultService applies upstream's Service defaults.
 func defaultService(svc *corev1.Service) {
 	s := &svc.Spec
+	// clusterIP and clusterIPs[0] are the same field in two shapes.
+	switch {
+	case len(s.ClusterIPs) > 0:
+		s.ClusterIP = s.ClusterIPs[0]
+	case s.ClusterIP != "":
+		s.ClusterIPs = []string{s.ClusterIP}
+	}
 	if s.SessionAffinity == "" {
 		s.SessionAffinity = corev1.ServiceAffinityNone
 	}
