@@ -187,5 +187,8 @@ func validateDeploymentStatus(s *appsv1.DeploymentStatus, fldPath *field.Path) f
 	if s.ReadyReplicas > s.Replicas {
 		errs = append(errs, field.Invalid(fldPath.Child("readyReplicas"), s.ReadyReplicas, "cannot be greater than status.replicas"))
 	}
+	if s.AvailableReplicas > s.ReadyReplicas {
+		errs = append(errs, field.Invalid(fldPath.Child("availableReplicas"), s.AvailableReplicas, "cannot be greater than readyReplicas"))
+	}
 	return errs
 }

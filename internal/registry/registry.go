@@ -2,6 +2,20 @@
 // scope, and its strategy (defaults, validation, table columns, selectable
 // fields, subresources). It is pure: no I/O, no HTTP. The API server is
 // generic over these descriptions.
+//
+// The server runs a resource's hooks in this order:
+//
+//	create:        Default, PrepareForCreate, Validate
+//	update:        Default, PrepareForUpdate, ValidateUpdate
+//	status update: Default, ValidateStatus
+//
+// Default also folds what upstream folds during version conversion
+// (Secret stringData into data, podIP into podIPs, clusterIP into
+// clusterIPs), since Drover has no internal version. Field errors use
+// upstream's paths and messages. Cluster IP and node port allocation, the
+// ServiceAccount admission default and subresources other than status and
+// scale (pods/binding, pods/eviction, namespaces/finalize) belong to the
+// server.
 package registry
 
 import (
