@@ -104,6 +104,8 @@ func validatePodSpec(spec *corev1.PodSpec, fldPath *field.Path) field.ErrorList 
 		errs = append(errs, validatePodSecurityContext(spec.SecurityContext, fldPath.Child("securityContext"))...)
 	}
 	errs = append(errs, validateTolerations(spec.Tolerations, fldPath.Child("tolerations"))...)
+	errs = append(errs, validateAffinity(spec.Affinity, fldPath.Child("affinity"))...)
+	errs = append(errs, validateTopologySpread(spec.TopologySpreadConstraints, fldPath.Child("topologySpreadConstraints"))...)
 	for i, g := range spec.ReadinessGates {
 		errs = append(errs, qualifiedName(string(g.ConditionType), fldPath.Child("readinessGates").Index(i).Child("conditionType"))...)
 	}
