@@ -155,7 +155,7 @@ func run(ctx context.Context, cfg Config) error {
 	authn.Add(token, auth.User{Name: AdminUser, Groups: []string{AdminGroup}})
 
 	// State.
-	client, closeEtcd, err := startEtcd(ctx, cfg, log)
+	client, etcdErr, closeEtcd, err := startEtcd(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
@@ -220,7 +220,8 @@ func run(ctx context.Context, cfg Config) error {
 		return err
 	}
 
-	// In-process components, on their own context so they stop after HTTP.
+	// In-process components, on their own context so that shutdown stops
+	// them in order rather than all at once.
 	compCtx, stopComponents := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopComponents()
 	compErr := make(chan error, 1)
@@ -258,6 +259,11 @@ func run(ctx context.Context, cfg Config) error {
 		runErr = fmt.Errorf("api server stopped: %w", err)
 	case err := <-compErr:
 		runErr = err
+	case err := <-etcdErr:
+		if err == nil {
+			err = errors.New("no reason given")
+		}
+		runErr = fmt.Errorf("etcd member stopped: %w", err)
 	}
 	// Components are clients: telling them to stop first ends their watches,
 	// so the HTTP drain is not held up by them.
@@ -269,8 +275,10 @@ func run(ctx context.Context, cfg Config) error {
 }
 
 // startEtcd connects to external etcd or starts the embedded member, and
-// checks that it answers. The returned func releases it.
-func startEtcd(ctx context.Context, cfg Config, log *slog.Logger) (*clientv3.Client, func(), error) {
+// checks that it answers. It returns a client, a channel reporting the
+// embedded member's failure while running (nil for external etcd), and a
+// func that releases the member.
+func startEtcd(ctx context.Context, cfg Config, log *slog.Logger) (*clientv3.Client, <-chan error, func(), error) {
 	elog := log.With("component", "etcd")
 	if len(cfg.EtcdEndpoints) > 0 {
 		client, err := clientv3.New(clientv3.Config{
@@ -279,27 +287,27 @@ func startEtcd(ctx context.Context, cfg Config, log *slog.Logger) (*clientv3.Cli
 			Logger:      zap.NewNop(), // failures surface as errors
 		})
 		if err != nil {
-			return nil, nil, fmt.Errorf("etcd %v: %w", cfg.EtcdEndpoints, err)
+			return nil, nil, nil, fmt.Errorf("etcd %v: %w", cfg.EtcdEndpoints, err)
 		}
 		checkCtx, cancel := context.WithTimeout(ctx, etcdCheckTimeout)
 		defer cancel()
 		if _, err := client.Get(clientv3.WithRequireLeader(checkCtx), "/drover/health-check"); err != nil {
 			client.Close()
-			return nil, nil, fmt.Errorf("etcd %v unhealthy: %w", cfg.EtcdEndpoints, err)
+			return nil, nil, nil, fmt.Errorf("etcd %v unhealthy: %w", cfg.EtcdEndpoints, err)
 		}
 		elog.Info("using external etcd", "endpoints", cfg.EtcdEndpoints)
 		// The store owns and closes the client.
-		return client, func() {}, nil
+		return client, nil, func() {}, nil
 	}
 	member, err := embedded.Start(ctx, embedded.Config{
 		DataDir: filepath.Join(cfg.DataDir, EtcdDir),
 		Logger:  elog,
 	})
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	elog.Info("embedded etcd member ready", "endpoints", member.Endpoints())
-	return member.Client(), func() {
+	return member.Client(), member.Err(), func() {
 		if err := member.Close(); err != nil {
 			elog.Warn("stopping etcd", "err", err)
 		}
