@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	goruntime "runtime"
 	"slices"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -20,6 +19,8 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+
+	"github.com/drover/drover/internal/image/pauseproc"
 )
 
 func TestFromBinaryAndTarball(t *testing.T) {
@@ -120,11 +121,16 @@ func TestPauseProgram(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	// It keeps running until signalled. Wait for its ready line: the Go
+	// runtime catches SIGTERM from the start, so /proc's SigCgt cannot tell
+	// whether pause's own handler is installed yet.
+	errLines := bufio.NewReader(stderr)
+	first, err := errLines.ReadString('\n')
+	if strings.TrimSpace(first) != pauseproc.ReadyLine {
+		t.Fatalf("pause's first line %q (%v), want %q", first, err, pauseproc.ReadyLine)
+	}
 	exited := make(chan error, 1)
-	go func() { io.ReadAll(stderr); exited <- cmd.Wait() }()
-	// It keeps running until signalled. Wait for the signal handler to be
-	// installed: a SIGTERM before that would kill it with status -1.
-	waitFor(t, 10*time.Second, func() bool { return hasSignalHandler(cmd.Process.Pid, syscall.SIGTERM) })
+	go func() { io.ReadAll(errLines); exited <- cmd.Wait() }()
 	select {
 	case err := <-exited:
 		t.Fatalf("pause exited before a signal: %v", err)
@@ -140,22 +146,6 @@ func TestPauseProgram(t *testing.T) {
 		cmd.Process.Kill()
 		t.Fatal("pause did not exit on SIGTERM")
 	}
-}
-
-// hasSignalHandler reports whether process pid catches sig (SigCgt in
-// /proc/PID/status).
-func hasSignalHandler(pid int, sig syscall.Signal) bool {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
-	if err != nil {
-		return false
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "SigCgt:"); ok {
-			mask, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
-			return err == nil && mask&(1<<(uint(sig)-1)) != 0
-		}
-	}
-	return false
 }
 
 // TestWebProgram builds the web program and exercises its endpoints on a

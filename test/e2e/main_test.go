@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -46,7 +47,7 @@ type serverProc struct {
 	dataDir    string
 	listen     string
 	kubeconfig string
-	log        *bytes.Buffer
+	log        *syncBuffer
 	exited     chan struct{}
 }
 
@@ -63,7 +64,7 @@ func freeAddr(t testing.TB) string {
 // startServer runs `drover server` on dataDir and waits until it is ready.
 func startServer(t testing.TB, dataDir, listen string) *serverProc {
 	t.Helper()
-	p := &serverProc{dataDir: dataDir, listen: listen, kubeconfig: filepath.Join(dataDir, "admin.kubeconfig"), log: &bytes.Buffer{}, exited: make(chan struct{})}
+	p := &serverProc{dataDir: dataDir, listen: listen, kubeconfig: filepath.Join(dataDir, "admin.kubeconfig"), log: &syncBuffer{}, exited: make(chan struct{})}
 	p.cmd = exec.Command(droverBin, "server", "--data-dir", dataDir, "--listen", listen)
 	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
 	if err := p.cmd.Start(); err != nil {
@@ -195,4 +196,24 @@ func writeFile(t testing.TB, path, content string) {
 	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the child process's output copier
+// and the test goroutine at once.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// String returns everything written so far.
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

@@ -15,12 +15,18 @@ import (
 	"syscall"
 )
 
+// ReadyLine is what Run writes once SIGTERM and SIGINT are handled.
+const ReadyLine = "pause: waiting for SIGTERM or SIGINT"
+
 // Run blocks until SIGTERM or SIGINT arrives, reaping exited children
 // meanwhile, then reports the signal on w and returns. The caller exits 0.
+// Once its handlers are installed it says so on w, so a supervisor (or a
+// test) knows from then on a SIGTERM means a clean exit.
 func Run(w io.Writer) {
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGCHLD)
 	defer signal.Stop(sigs)
+	fmt.Fprintln(w, ReadyLine)
 	for sig := range sigs {
 		if sig != syscall.SIGCHLD {
 			fmt.Fprintf(w, "pause: %v, exiting\n", sig)
