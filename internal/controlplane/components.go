@@ -20,6 +20,10 @@ import (
 type Component struct {
 	Name string
 	Run  func(ctx context.Context, clients Clients, logger *slog.Logger) error
+	// LeaderOnly components (controllers, the scheduler) run only while
+	// this server holds the leader lease, so that of several servers on
+	// one etcd exactly one acts.
+	LeaderOnly bool
 }
 
 // Clients are the admin's API clients, shared by in-process components.
@@ -53,8 +57,25 @@ func newClients(cfg *rest.Config) (Clients, error) {
 // builtinComponents are the controllers every control plane runs.
 func builtinComponents() []Component {
 	return []Component{
-		{Name: "namespace-controller", Run: func(ctx context.Context, c Clients, log *slog.Logger) error {
+		{Name: "namespace-controller", LeaderOnly: true, Run: func(ctx context.Context, c Clients, log *slog.Logger) error {
 			return namespace.Run(ctx, c.Kube, c.Dynamic, c.Discovery, log)
 		}},
 	}
+}
+
+// arrange puts the leader-only components behind one leader election and
+// returns what to start.
+func arrange(comps []Component, le LeaderElection) []Component {
+	var always, leaderOnly []Component
+	for _, c := range comps {
+		if c.LeaderOnly {
+			leaderOnly = append(leaderOnly, c)
+		} else {
+			always = append(always, c)
+		}
+	}
+	if len(leaderOnly) > 0 {
+		always = append(always, leaderComponent(le, leaderOnly))
+	}
+	return always
 }

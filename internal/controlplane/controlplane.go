@@ -72,6 +72,9 @@ type Config struct {
 	// Components are extra in-process components started, after the
 	// built-in ones, once the API serves (e.g. `drover up`'s agent).
 	Components []Component
+	// LeaderElection tunes the election that picks which server's
+	// leader-only components act.
+	LeaderElection LeaderElection
 	// Ready, if set, is called once the API server serves and the built-in
 	// namespaces exist. It runs on Run's goroutine and should return quickly.
 	Ready func(Info)
@@ -226,7 +229,7 @@ func run(ctx context.Context, cfg Config) error {
 	defer stopComponents()
 	compErr := make(chan error, 1)
 	var wg sync.WaitGroup
-	for _, c := range append(builtinComponents(), cfg.Components...) {
+	for _, c := range arrange(append(builtinComponents(), cfg.Components...), cfg.LeaderElection) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
