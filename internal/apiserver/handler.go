@@ -53,6 +53,11 @@ func (h *handler) serve() {
 		out, err = h.scale(ctx)
 	case sub == "binding" && verb == "create":
 		code, out, err = h.bind(ctx)
+	case sub == "log":
+		if err := h.podLog(ctx); err != nil {
+			writeError(h.w, err)
+		}
+		return
 	case verb == "get":
 		out, _, err = h.s.store.get(ctx, h.res, h.info.Namespace, h.info.Name)
 	case verb == "list":
@@ -88,6 +93,8 @@ func (h *handler) subresourceServed(sub string) bool {
 		return h.res.Scale != nil && (h.info.Verb == "get" || h.info.Verb == "update" || h.info.Verb == "patch")
 	case "binding":
 		return h.res.GroupVersion.Group == "" && h.res.Plural == "pods"
+	case "log":
+		return h.res.GroupVersion.Group == "" && h.res.Plural == "pods" && h.info.Verb == "get"
 	case "finalize":
 		return h.res.GroupVersion.Group == "" && h.res.Plural == "namespaces" && h.info.Verb == "update"
 	}
