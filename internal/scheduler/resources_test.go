@@ -1,0 +1,79 @@
+package scheduler
+
+import (
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+)
+
+func TestPodRequests(t *testing.T) {
+	always := corev1.ContainerRestartPolicyAlways
+	rl := func(cpu, mem string) corev1.ResourceRequirements {
+		return corev1.ResourceRequirements{Requests: corev1.ResourceList{
+			corev1.ResourceCPU: resource.MustParse(cpu), corev1.ResourceMemory: resource.MustParse(mem)}}
+	}
+	tests := []struct {
+		name      string
+		spec      corev1.PodSpec
+		want      Resources
+		wantScore Resources
+	}{
+		{
+			name:      "no requests: zero, scored with defaults",
+			spec:      corev1.PodSpec{Containers: []corev1.Container{{Name: "a"}, {Name: "b"}}},
+			want:      Resources{},
+			wantScore: Resources{MilliCPU: 200, Memory: 2 * DefaultMemoryRequest},
+		},
+		{
+			name: "containers sum; init containers max (upstream's example)",
+			spec: corev1.PodSpec{
+				InitContainers: []corev1.Container{{Name: "i1", Resources: rl("2", "1G")}, {Name: "i2", Resources: rl("2", "3G")}},
+				Containers:     []corev1.Container{{Name: "c1", Resources: rl("2", "1G")}, {Name: "c2", Resources: rl("1", "1G")}},
+			},
+			want:      Resources{MilliCPU: 3000, Memory: 3e9},
+			wantScore: Resources{MilliCPU: 3000, Memory: 3e9},
+		},
+		{
+			name: "sidecars add up and run beside later init containers",
+			spec: corev1.PodSpec{
+				InitContainers: []corev1.Container{
+					{Name: "side", Resources: rl("1", "1G"), RestartPolicy: &always},
+					{Name: "init", Resources: rl("3", "1G")},
+				},
+				Containers: []corev1.Container{{Name: "c", Resources: rl("1", "1G")}},
+			},
+			want:      Resources{MilliCPU: 4000, Memory: 2e9},
+			wantScore: Resources{MilliCPU: 4000, Memory: 2e9},
+		},
+		{
+			name: "overhead is added",
+			spec: corev1.PodSpec{
+				Containers: []corev1.Container{{Name: "c", Resources: rl("500m", "100M")}},
+				Overhead:   corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("250m")},
+			},
+			want:      Resources{MilliCPU: 750, Memory: 1e8},
+			wantScore: Resources{MilliCPU: 750, Memory: 1e8},
+		},
+		{
+			name: "pod-level requests replace the aggregate",
+			spec: corev1.PodSpec{
+				Resources:  &corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("2")}},
+				Containers: []corev1.Container{{Name: "c", Resources: rl("500m", "100M")}},
+			},
+			want:      Resources{MilliCPU: 2000, Memory: 1e8},
+			wantScore: Resources{MilliCPU: 2000, Memory: 1e8},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			pod := &corev1.Pod{Spec: tt.spec}
+			if got := PodRequests(pod); got != tt.want {
+				t.Errorf("PodRequests = %+v, want %+v", got, tt.want)
+			}
+			if got := PodScoringRequests(pod); got != tt.wantScore {
+				t.Errorf("PodScoringRequests = %+v, want %+v", got, tt.wantScore)
+			}
+		})
+	}
+}
