@@ -107,7 +107,7 @@ func (b *podB) owner(uid string) *podB {
 	return b
 }
 func (b *podB) on(node string) *podB { b.p.Spec.NodeName = node; return b }
-func (b *podB) obj() *corev1.Pod      { return b.p }
+func (b *podB) obj() *corev1.Pod     { return b.p }
 
 func expr(key string, op corev1.NodeSelectorOperator, vals ...string) corev1.NodeSelectorTerm {
 	return corev1.NodeSelectorTerm{MatchExpressions: []corev1.NodeSelectorRequirement{{Key: key, Operator: op, Values: vals}}}

@@ -68,7 +68,7 @@ func TestScheduleFilters(t *testing.T) {
 			msg:    "0/1 nodes are available: 1 Too many pods. preemption: 0/1 nodes are available: 1 No preemption victims found for incoming pod.",
 		},
 		{
-			name: "finished pods hold nothing",
+			name:  "finished pods hold nothing",
 			nodes: []*corev1.Node{mkNode("a", "1", "4Gi").obj()},
 			placed: []*corev1.Pod{func() *corev1.Pod {
 				p := mkPod("x").req("1", "").on("a").obj()
@@ -239,7 +239,7 @@ func TestScheduleFilters(t *testing.T) {
 			want:   "b",
 		},
 		{
-			name: "replicas spread: fewer siblings wins over more free resources",
+			name:  "replicas spread: fewer siblings wins over more free resources",
 			nodes: []*corev1.Node{mkNode("a", "16", "16Gi").obj(), mkNode("b", "4", "4Gi").obj()},
 			placed: []*corev1.Pod{
 				mkPod("r1").req("100m", "100Mi").owner("rs1").on("a").obj(),
