@@ -26,6 +26,9 @@ type Config struct {
 	BookmarkInterval time.Duration
 	// GitVersion is reported at /version.
 	GitVersion string
+	// ServiceCIDR is the range services' cluster IPs come from; "" means
+	// 10.96.0.0/12. Node ports come from registry.NodePortRange.
+	ServiceCIDR string
 	// Metrics, if set, observes every request.
 	Metrics Observer
 }

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -216,15 +217,26 @@ func (s *server) createObject(ctx context.Context, res *registry.Resource, obj r
 	if dryRun {
 		return obj, nil
 	}
+	svc, isService := obj.(*corev1.Service)
+	if isService {
+		if err := s.alloc.assign(ctx, svc); err != nil {
+			return nil, err
+		}
+	}
 	data, err := s.store.encode(res, obj)
+	if err == nil {
+		var rev int64
+		if rev, err = s.cfg.Storage.Create(ctx, objectKey(res, acc.GetNamespace(), acc.GetName()), data); err != nil {
+			err = storageError(err, res, acc.GetName())
+		}
+		acc.SetResourceVersion(strconv.FormatInt(rev, 10))
+	}
 	if err != nil {
+		if isService {
+			s.alloc.releaseAll(context.WithoutCancel(ctx), svc)
+		}
 		return nil, err
 	}
-	rev, err := s.cfg.Storage.Create(ctx, objectKey(res, acc.GetNamespace(), acc.GetName()), data)
-	if err != nil {
-		return nil, storageError(err, res, acc.GetName())
-	}
-	acc.SetResourceVersion(strconv.FormatInt(rev, 10))
 	obj.GetObjectKind().SetGroupVersionKind(res.GroupVersionKind())
 	return obj, nil
 }
@@ -285,7 +297,14 @@ func (s *server) guaranteedUpdate(ctx context.Context, res *registry.Resource, n
 				}
 				return nil, storageError(err, res, name)
 			}
+			s.deleted(ctx, next)
 			return next, nil
+		}
+		if svc, ok := next.(*corev1.Service); ok {
+			// A type change may call for an address or node ports.
+			if err := s.alloc.assign(ctx, svc); err != nil {
+				return nil, err
+			}
 		}
 		data, err := s.store.encode(res, next)
 		if err != nil {
@@ -539,6 +558,7 @@ func (s *server) deleteObject(ctx context.Context, res *registry.Resource, names
 			} else {
 				acc.SetResourceVersion(strconv.FormatInt(delRev, 10))
 			}
+			s.deleted(ctx, cur)
 			return http.StatusOK, cur, nil
 		}
 		nextAcc.SetFinalizers(finalizers)
@@ -618,4 +638,12 @@ func (h *handler) deleteCollection(ctx context.Context) (runtime.Object, error) 
 		}
 	}
 	return listObj, nil
+}
+
+// deleted releases what a removed object held: a service's cluster IP
+// and node ports.
+func (s *server) deleted(ctx context.Context, obj runtime.Object) {
+	if svc, ok := obj.(*corev1.Service); ok {
+		s.alloc.releaseAll(context.WithoutCancel(ctx), svc)
+	}
 }

@@ -1,6 +1,7 @@
 package apiserver
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -9,11 +10,13 @@ import (
 	"strings"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/drover/drover/internal/openapi"
 	"github.com/drover/drover/internal/registry"
+	"github.com/drover/drover/internal/storage"
 )
 
 // server routes API requests to generic handlers over the registry.
@@ -24,6 +27,7 @@ type server struct {
 	resources map[schema.GroupVersionResource]*registry.Resource
 	discovery *discovery
 	extra     map[string]http.Handler
+	alloc     *allocator
 }
 
 // New returns the API server's HTTP handler. Extra handlers (e.g. /metrics,
@@ -44,7 +48,12 @@ func New(cfg Config) (*Server, error) {
 	if cfg.BookmarkInterval == 0 {
 		cfg.BookmarkInterval = 10 * time.Second
 	}
+	alloc, err := newAllocator(cfg.Storage, cfg.ServiceCIDR)
+	if err != nil {
+		return nil, fmt.Errorf("apiserver: %w", err)
+	}
 	s := &server{
+		alloc:     alloc,
 		cfg:       cfg,
 		log:       cfg.Logger,
 		store:     &objectStore{s: cfg.Storage},
@@ -65,6 +74,33 @@ func New(cfg Config) (*Server, error) {
 
 // Server is the API server's HTTP handler.
 type Server struct{ s *server }
+
+// KubernetesServiceIP is the cluster IP kept for the default/kubernetes
+// service: the first address of the service range.
+func (srv *Server) KubernetesServiceIP() string { return srv.s.alloc.FirstServiceIP() }
+
+// RepairAllocations frees cluster IPs and node ports that no service uses
+// (left by a crash between reserving and storing, or by an update that
+// dropped them). Run it now and then; it is safe alongside requests.
+func (srv *Server) RepairAllocations(ctx context.Context) error {
+	res := srv.s.resources[schema.GroupVersionResource{Version: "v1", Resource: "services"}]
+	if res == nil {
+		return nil
+	}
+	list, err := srv.s.cfg.Storage.List(ctx, keyPrefix(res, ""), storage.ListOptions{})
+	if err != nil {
+		return fmt.Errorf("listing services: %w", err)
+	}
+	var services []*corev1.Service
+	for _, kv := range list.Items {
+		obj, err := srv.s.store.decode(res, kv.Value, kv.Revision)
+		if err != nil {
+			return err
+		}
+		services = append(services, obj.(*corev1.Service))
+	}
+	return srv.s.alloc.repair(ctx, services)
+}
 
 // Mount serves h for requests whose path starts with prefix, after
 // authentication. Mount before serving.

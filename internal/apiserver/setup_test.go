@@ -53,6 +53,7 @@ func TestMain(m *testing.M) {
 
 // testServer is an API server over the shared etcd, served by httptest.
 type testServer struct {
+	server *apiserver.Server
 	url    string
 	config *rest.Config
 	client kubernetes.Interface
@@ -79,7 +80,7 @@ func newTestServer(t testing.TB) *testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &testServer{url: srv.URL, config: cfg, client: client, store: shared.store}
+	return &testServer{server: h, url: srv.URL, config: cfg, client: client, store: shared.store}
 }
 
 // namespace creates a fresh namespace for one test.
