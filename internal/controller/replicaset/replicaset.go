@@ -1,0 +1,546 @@
+// Package replicaset is the ReplicaSet controller. It keeps
+// spec.replicas active pods for every ReplicaSet: it creates pods from
+// spec.template (named "<rs-name>-<random>", controlled by the ReplicaSet,
+// blocking its foreground deletion), deletes the cheapest ones on
+// scale-down, adopts orphan pods its selector matches and releases its
+// pods that no longer match, and reports status (replicas,
+// fullyLabeledReplicas, readyReplicas, availableReplicas after
+// minReadySeconds, terminatingReplicas, observedGeneration, and the
+// ReplicaFailure condition) as upstream does.
+//
+// Creations go in slow-start batches (1, 2, 4, ...) of at most
+// Options.BurstReplicas per sync, and Expectations make sure a sync
+// never acts again on a gap before the controller has seen its own
+// previous creations and deletions.
+//
+// The decisions are pure functions (Decide, PodsToDelete, ComputeStatus,
+// ClaimPod, NewPod); Run is the loop around them.
+package replicaset
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"reflect"
+	"sync"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	appslisters "k8s.io/client-go/listers/apps/v1"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/client-go/util/workqueue"
+)
+
+// Options tune the controller; zero values take upstream's defaults.
+type Options struct {
+	// Workers is how many ReplicaSets sync at once (default 5).
+	Workers int
+	// BurstReplicas caps the pods created or deleted in one sync (default 500).
+	BurstReplicas int
+	// Resync is the informers' resync period (default 10 minutes).
+	Resync time.Duration
+}
+
+const (
+	slowStartInitialBatch = 1
+	retryBase             = 5 * time.Millisecond
+	retryMax              = 1000 * time.Second
+	controllerName        = "replicaset-controller"
+)
+
+var rsKind = appsv1.SchemeGroupVersion.WithKind("ReplicaSet")
+
+// Run runs the controller until ctx is done, then returns nil. It returns
+// an error only if it cannot start.
+func Run(ctx context.Context, client kubernetes.Interface, logger *slog.Logger, opts Options) error {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	if opts.Workers <= 0 {
+		opts.Workers = 5
+	}
+	if opts.BurstReplicas <= 0 {
+		opts.BurstReplicas = 500
+	}
+	if opts.Resync <= 0 {
+		opts.Resync = 10 * time.Minute
+	}
+	c := &controller{
+		client:       client,
+		log:          logger.With("controller", "replicaset"),
+		opts:         opts,
+		expectations: NewExpectations(nil),
+		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
+			workqueue.NewTypedItemExponentialFailureRateLimiter[string](retryBase, retryMax),
+			workqueue.TypedRateLimitingQueueConfig[string]{Name: "replicaset"}),
+	}
+	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
+	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: client.CoreV1().Events("")})
+	defer broadcaster.Shutdown()
+	c.recorder = broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: controllerName})
+
+	factory := informers.NewSharedInformerFactory(client, opts.Resync)
+	rsInf := factory.Apps().V1().ReplicaSets()
+	podInf := factory.Core().V1().Pods()
+	c.rsLister, c.podLister = rsInf.Lister(), podInf.Lister()
+	if err := rsInf.Informer().AddIndexers(cache.Indexers{controllerUIDIndex: controllerUIDIndexFunc}); err != nil {
+		return fmt.Errorf("replicaset controller: indexing replicasets: %w", err)
+	}
+	if err := podInf.Informer().AddIndexers(cache.Indexers{controllerUIDIndex: controllerUIDIndexFunc}); err != nil {
+		return fmt.Errorf("replicaset controller: indexing pods: %w", err)
+	}
+	c.rsIndexer, c.podIndexer = rsInf.Informer().GetIndexer(), podInf.Informer().GetIndexer()
+	if _, err := rsInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    c.enqueue,
+		UpdateFunc: func(_, obj any) { c.enqueue(obj) },
+		DeleteFunc: c.deleteRS,
+	}); err != nil {
+		return fmt.Errorf("replicaset controller: watching replicasets: %w", err)
+	}
+	if _, err := podInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    c.addPod,
+		UpdateFunc: c.updatePod,
+		DeleteFunc: c.deletePod,
+	}); err != nil {
+		return fmt.Errorf("replicaset controller: watching pods: %w", err)
+	}
+	factory.Start(ctx.Done())
+	defer factory.Shutdown()
+	defer c.queue.ShutDown()
+	if !cache.WaitForCacheSync(ctx.Done(), rsInf.Informer().HasSynced, podInf.Informer().HasSynced) {
+		return nil // ctx done before the caches synced
+	}
+	c.log.Info("replicaset controller started", "workers", opts.Workers)
+
+	var wg sync.WaitGroup
+	for range opts.Workers {
+		wg.Go(func() {
+			for c.processNext(ctx) {
+			}
+		})
+	}
+	<-ctx.Done()
+	c.queue.ShutDown()
+	wg.Wait()
+	return nil
+}
+
+type controller struct {
+	client       kubernetes.Interface
+	log          *slog.Logger
+	opts         Options
+	recorder     record.EventRecorder
+	expectations *Expectations
+	queue        workqueue.TypedRateLimitingInterface[string]
+	rsLister     appslisters.ReplicaSetLister
+	podLister    corelisters.PodLister
+	rsIndexer    cache.Indexer
+	podIndexer   cache.Indexer
+}
+
+// controllerUIDIndex indexes objects by their controller's UID.
+const controllerUIDIndex = "controllerUID"
+
+func controllerUIDIndexFunc(obj any) ([]string, error) {
+	m, ok := obj.(metav1.Object)
+	if !ok {
+		return nil, nil
+	}
+	if ref := metav1.GetControllerOfNoCopy(m); ref != nil {
+		return []string{string(ref.UID)}, nil
+	}
+	return nil, nil
+}
+
+func (c *controller) enqueue(obj any) {
+	if key, err := cache.DeletionHandlingMetaNamespaceKeyFunc(obj); err == nil {
+		c.queue.Add(key)
+	}
+}
+
+func (c *controller) deleteRS(obj any) {
+	key, err := cache.DeletionHandlingMetaNamespaceKeyFunc(obj)
+	if err != nil {
+		return
+	}
+	c.expectations.Delete(key)
+	c.queue.Add(key)
+}
+
+// resolve returns the ReplicaSet a controller reference names, if it is
+// the one the reference means.
+func (c *controller) resolve(namespace string, ref *metav1.OwnerReference) *appsv1.ReplicaSet {
+	if ref == nil || ref.Kind != rsKind.Kind {
+		return nil
+	}
+	rs, err := c.rsLister.ReplicaSets(namespace).Get(ref.Name)
+	if err != nil || rs.UID != ref.UID {
+		return nil
+	}
+	return rs
+}
+
+// selecting returns the ReplicaSets in the pod's namespace whose selector
+// matches it (candidates to adopt an orphan).
+func (c *controller) selecting(p *corev1.Pod) []*appsv1.ReplicaSet {
+	all, err := c.rsLister.ReplicaSets(p.Namespace).List(labels.Everything())
+	if err != nil {
+		return nil
+	}
+	var out []*appsv1.ReplicaSet
+	for _, rs := range all {
+		sel, err := metav1.LabelSelectorAsSelector(rs.Spec.Selector)
+		if err != nil || sel.Empty() || !sel.Matches(labels.Set(p.Labels)) {
+			continue
+		}
+		out = append(out, rs)
+	}
+	return out
+}
+
+func key(rs *appsv1.ReplicaSet) string { return rs.Namespace + "/" + rs.Name }
+
+func podKey(p *corev1.Pod) string { return p.Namespace + "/" + p.Name }
+
+func (c *controller) addPod(obj any) {
+	p := obj.(*corev1.Pod)
+	if p.DeletionTimestamp != nil {
+		// Seen already being deleted (e.g. after a restart): a deletion.
+		c.deletePod(p)
+		return
+	}
+	if ref := metav1.GetControllerOfNoCopy(p); ref != nil {
+		if rs := c.resolve(p.Namespace, ref); rs != nil {
+			c.expectations.CreationObserved(key(rs))
+			c.queue.Add(key(rs))
+		}
+		return
+	}
+	for _, rs := range c.selecting(p) {
+		c.queue.Add(key(rs))
+	}
+}
+
+func (c *controller) updatePod(oldObj, newObj any) {
+	old, cur := oldObj.(*corev1.Pod), newObj.(*corev1.Pod)
+	if old.ResourceVersion == cur.ResourceVersion {
+		return // resync: nothing changed
+	}
+	labelsChanged := !reflect.DeepEqual(old.Labels, cur.Labels)
+	if cur.DeletionTimestamp != nil {
+		c.deletePod(cur)
+		if labelsChanged {
+			c.deletePod(old)
+		}
+		return
+	}
+	oldRef, curRef := metav1.GetControllerOfNoCopy(old), metav1.GetControllerOfNoCopy(cur)
+	refChanged := !reflect.DeepEqual(oldRef, curRef)
+	if refChanged && oldRef != nil {
+		if rs := c.resolve(old.Namespace, oldRef); rs != nil {
+			c.queue.Add(key(rs))
+		}
+	}
+	if curRef != nil {
+		rs := c.resolve(cur.Namespace, curRef)
+		if rs == nil {
+			return
+		}
+		c.queue.Add(key(rs))
+		return
+	}
+	if labelsChanged || refChanged {
+		for _, rs := range c.selecting(cur) {
+			c.queue.Add(key(rs))
+		}
+	}
+}
+
+func (c *controller) deletePod(obj any) {
+	p, ok := obj.(*corev1.Pod)
+	if !ok {
+		tomb, ok := obj.(cache.DeletedFinalStateUnknown)
+		if !ok {
+			return
+		}
+		if p, ok = tomb.Obj.(*corev1.Pod); !ok {
+			return
+		}
+	}
+	rs := c.resolve(p.Namespace, metav1.GetControllerOfNoCopy(p))
+	if rs == nil {
+		return
+	}
+	c.expectations.DeletionObserved(key(rs), podKey(p))
+	c.queue.Add(key(rs))
+}
+
+func (c *controller) processNext(ctx context.Context) bool {
+	k, quit := c.queue.Get()
+	if quit {
+		return false
+	}
+	defer c.queue.Done(k)
+	err := c.sync(ctx, k)
+	if err == nil {
+		c.queue.Forget(k)
+		return true
+	}
+	if ctx.Err() == nil {
+		c.log.Warn("replicaset sync failed, retrying", "replicaset", k, "err", err)
+	}
+	c.queue.AddRateLimited(k)
+	return true
+}
+
+// sync brings one ReplicaSet's pods and status in line.
+func (c *controller) sync(ctx context.Context, k string) error {
+	namespace, name, err := cache.SplitMetaNamespaceKey(k)
+	if err != nil {
+		return nil
+	}
+	cached, err := c.rsLister.ReplicaSets(namespace).Get(name)
+	if apierrors.IsNotFound(err) {
+		c.expectations.Delete(k)
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("reading replicaset %s: %w", k, err)
+	}
+	needsSync := c.expectations.Satisfied(k)
+	selector, err := metav1.LabelSelectorAsSelector(cached.Spec.Selector)
+	if err != nil {
+		c.log.Error("replicaset has an invalid selector", "replicaset", k, "err", err)
+		return nil // the API server validates selectors; nothing to retry
+	}
+	all, err := c.podLister.Pods(namespace).List(labels.Everything())
+	if err != nil {
+		return fmt.Errorf("listing pods of %s: %w", k, err)
+	}
+	var active, terminating []*corev1.Pod
+	for _, p := range all {
+		switch {
+		case IsPodActive(p):
+			active = append(active, p)
+		case IsPodTerminating(p):
+			if ref := metav1.GetControllerOfNoCopy(p); ref != nil && ref.UID == cached.UID && selector.Matches(labels.Set(p.Labels)) {
+				terminating = append(terminating, p)
+			}
+		}
+	}
+	owned, err := c.claim(ctx, cached, selector, active)
+	if err != nil {
+		return err
+	}
+	var manageErr error
+	if needsSync && cached.DeletionTimestamp == nil {
+		manageErr = c.manage(ctx, cached, owned)
+	}
+	status, next := ComputeStatus(cached, owned, terminating, manageErr, metav1.Now())
+	updated, err := c.updateStatus(ctx, cached, status)
+	if err != nil {
+		return errors.Join(manageErr, err)
+	}
+	if manageErr == nil && next > 0 && updated.Status.ReadyReplicas > updated.Status.AvailableReplicas {
+		c.queue.AddAfter(k, next)
+	}
+	return manageErr
+}
+
+// claim adopts and releases pods as ClaimPod decides and returns the
+// ReplicaSet's pods.
+func (c *controller) claim(ctx context.Context, rs *appsv1.ReplicaSet, selector labels.Selector, pods []*corev1.Pod) ([]*corev1.Pod, error) {
+	var owned []*corev1.Pod
+	var errs []error
+	var canAdopt *bool // checked once, against the API, before the first adoption
+	for _, p := range pods {
+		switch ClaimPod(rs, selector, p) {
+		case Keep:
+			owned = append(owned, p)
+		case Adopt:
+			if canAdopt == nil {
+				ok, err := c.stillCurrent(ctx, rs)
+				if err != nil {
+					return nil, err
+				}
+				canAdopt = &ok
+			}
+			if !*canAdopt {
+				continue
+			}
+			_, err := c.client.CoreV1().Pods(p.Namespace).Patch(ctx, p.Name, types.StrategicMergePatchType, AdoptPatch(rs, p), metav1.PatchOptions{})
+			switch {
+			case apierrors.IsNotFound(err):
+			case err != nil:
+				errs = append(errs, fmt.Errorf("adopting pod %s: %w", p.Name, err))
+			default:
+				c.log.Info("adopted orphan pod", "replicaset", key(rs), "pod", p.Name)
+				owned = append(owned, p)
+			}
+		case Release:
+			_, err := c.client.CoreV1().Pods(p.Namespace).Patch(ctx, p.Name, types.StrategicMergePatchType, ReleasePatch(rs, p), metav1.PatchOptions{})
+			switch {
+			case apierrors.IsNotFound(err), apierrors.IsInvalid(err):
+			case err != nil:
+				errs = append(errs, fmt.Errorf("releasing pod %s: %w", p.Name, err))
+			default:
+				c.log.Info("released pod no longer selected", "replicaset", key(rs), "pod", p.Name)
+			}
+		}
+	}
+	return owned, errors.Join(errs...)
+}
+
+// stillCurrent reads the ReplicaSet from the API (not the cache) to make
+// sure it may adopt: the same object, not being deleted.
+func (c *controller) stillCurrent(ctx context.Context, rs *appsv1.ReplicaSet) (bool, error) {
+	fresh, err := c.client.AppsV1().ReplicaSets(rs.Namespace).Get(ctx, rs.Name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("checking replicaset %s before adopting: %w", key(rs), err)
+	}
+	return fresh.UID == rs.UID && fresh.DeletionTimestamp == nil, nil
+}
+
+// manage creates or deletes pods as Decide says, recording expectations
+// first so the informer's events are counted against them.
+func (c *controller) manage(ctx context.Context, rs *appsv1.ReplicaSet, owned []*corev1.Pod) error {
+	k := key(rs)
+	var related []*corev1.Pod
+	if len(owned) > int(replicas(rs)) {
+		related = c.relatedPods(rs, owned)
+	}
+	plan := Decide(rs, owned, related, c.opts.BurstReplicas, metav1.Now())
+	switch {
+	case plan.Create > 0:
+		pod, err := NewPod(rs)
+		if err != nil {
+			return err
+		}
+		c.expectations.ExpectCreations(k, plan.Create)
+		ok, err := SlowStart(plan.Create, slowStartInitialBatch, func() error {
+			created, err := c.client.CoreV1().Pods(rs.Namespace).Create(ctx, pod.DeepCopy(), metav1.CreateOptions{})
+			if err != nil {
+				if apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause) {
+					return nil // the namespace is going; nothing to report
+				}
+				c.recorder.Eventf(rs, corev1.EventTypeWarning, ReasonFailedCreate, "Error creating: %v", err)
+				return err
+			}
+			c.recorder.Eventf(rs, corev1.EventTypeNormal, ReasonSuccessfulCreate, "Created pod: %v", created.Name)
+			return nil
+		})
+		for range plan.Create - ok {
+			c.expectations.CreationObserved(k) // never coming
+		}
+		if err != nil {
+			return fmt.Errorf("creating pods for %s: %w", k, err)
+		}
+		c.log.Debug("created pods", "replicaset", k, "count", ok)
+	case len(plan.Delete) > 0:
+		keys := make([]string, len(plan.Delete))
+		for i, p := range plan.Delete {
+			keys[i] = podKey(p)
+		}
+		c.expectations.ExpectDeletions(k, keys)
+		errs := make(chan error, len(plan.Delete))
+		var wg sync.WaitGroup
+		for _, p := range plan.Delete {
+			wg.Go(func() {
+				err := c.client.CoreV1().Pods(p.Namespace).Delete(ctx, p.Name, metav1.DeleteOptions{})
+				if err != nil {
+					c.expectations.DeletionObserved(k, podKey(p))
+					if !apierrors.IsNotFound(err) {
+						c.recorder.Eventf(rs, corev1.EventTypeWarning, ReasonFailedDelete, "Error deleting: %v", err)
+						errs <- fmt.Errorf("deleting pod %s: %w", p.Name, err)
+					}
+					return
+				}
+				c.recorder.Eventf(rs, corev1.EventTypeNormal, ReasonSuccessfulDelete, "Deleted pod: %v", p.Name)
+			})
+		}
+		wg.Wait()
+		close(errs)
+		var all []error
+		for err := range errs {
+			all = append(all, err)
+		}
+		if err := errors.Join(all...); err != nil {
+			return err
+		}
+		c.log.Debug("deleted pods", "replicaset", k, "count", len(plan.Delete))
+	}
+	return nil
+}
+
+// relatedPods returns the active pods of the ReplicaSet and of the other
+// ReplicaSets with the same controller (the Deployment's), for the
+// co-location rank.
+func (c *controller) relatedPods(rs *appsv1.ReplicaSet, owned []*corev1.Pod) []*corev1.Pod {
+	ref := metav1.GetControllerOfNoCopy(rs)
+	if ref == nil {
+		return owned
+	}
+	siblings, err := c.rsIndexer.ByIndex(controllerUIDIndex, string(ref.UID))
+	if err != nil {
+		return owned
+	}
+	var out []*corev1.Pod
+	for _, obj := range siblings {
+		sib := obj.(*appsv1.ReplicaSet)
+		pods, err := c.podIndexer.ByIndex(controllerUIDIndex, string(sib.UID))
+		if err != nil {
+			continue
+		}
+		for _, p := range pods {
+			if pod := p.(*corev1.Pod); IsPodActive(pod) {
+				out = append(out, pod)
+			}
+		}
+	}
+	return out
+}
+
+// updateStatus writes status if it differs from the ReplicaSet's,
+// retrying once on a conflict with a fresh copy.
+func (c *controller) updateStatus(ctx context.Context, rs *appsv1.ReplicaSet, status appsv1.ReplicaSetStatus) (*appsv1.ReplicaSet, error) {
+	if !StatusChanged(rs, status) {
+		return rs, nil
+	}
+	api := c.client.AppsV1().ReplicaSets(rs.Namespace)
+	next := rs.DeepCopy()
+	for attempt := 0; ; attempt++ {
+		// The failure condition's transition time is kept when unchanged.
+		next.Status = status
+		updated, err := api.UpdateStatus(ctx, next, metav1.UpdateOptions{})
+		if err == nil {
+			return updated, nil
+		}
+		if !apierrors.IsConflict(err) || attempt > 0 {
+			if apierrors.IsNotFound(err) {
+				return rs, nil
+			}
+			return nil, fmt.Errorf("updating status of %s: %w", key(rs), err)
+		}
+		fresh, err := api.Get(ctx, rs.Name, metav1.GetOptions{})
+		if err != nil {
+			return nil, fmt.Errorf("updating status of %s: %w", key(rs), err)
+		}
+		status.ObservedGeneration = fresh.Generation
+		next = fresh
+	}
+}
