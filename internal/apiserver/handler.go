@@ -219,6 +219,10 @@ func (s *server) createObject(ctx context.Context, res *registry.Resource, obj r
 	}
 	svc, isService := obj.(*corev1.Service)
 	if isService {
+		// An existing service is AlreadyExists, not a clash over its address.
+		if _, err := s.cfg.Storage.Get(ctx, objectKey(res, acc.GetNamespace(), acc.GetName())); err == nil {
+			return nil, apierrors.NewAlreadyExists(groupResource(res), acc.GetName())
+		}
 		if err := s.alloc.assign(ctx, svc); err != nil {
 			return nil, err
 		}

@@ -19,6 +19,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
@@ -222,6 +223,10 @@ func run(ctx context.Context, cfg Config) error {
 		shutdownHTTP(srv, cancelBase, log)
 		return err
 	}
+	if err := ensureKubernetesService(ctx, clients.Kube, handler.KubernetesServiceIP(), advertise, int32(ln.Addr().(*net.TCPAddr).Port)); err != nil {
+		shutdownHTTP(srv, cancelBase, log)
+		return err
+	}
 
 	// In-process components, on their own context so that shutdown stops
 	// them in order rather than all at once.
@@ -229,7 +234,15 @@ func run(ctx context.Context, cfg Config) error {
 	defer stopComponents()
 	compErr := make(chan error, 1)
 	var wg sync.WaitGroup
-	for _, c := range arrange(append(builtinComponents(), cfg.Components...), cfg.LeaderElection) {
+	repair := Component{Name: "service-allocation-repair", LeaderOnly: true, Run: func(ctx context.Context, _ Clients, log *slog.Logger) error {
+		wait.UntilWithContext(ctx, func(ctx context.Context) {
+			if err := handler.RepairAllocations(ctx); err != nil && ctx.Err() == nil {
+				log.Warn("repairing service allocations", "err", err)
+			}
+		}, time.Minute)
+		return nil
+	}}
+	for _, c := range arrange(append(append(builtinComponents(), repair), cfg.Components...), cfg.LeaderElection) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -92,6 +92,7 @@ func TestOnlyTheLeaderActs(t *testing.T) {
 		select {
 		case s.info = <-ready:
 		case err := <-done:
+			done <- err // let stop see it too
 			t.Fatalf("server %s: %v", name, err)
 		}
 		servers[name] = s
