@@ -1,0 +1,287 @@
+// Package agent is Drover's node agent, its kubelet: it registers a Node,
+// keeps its Lease and Ready condition fresh, turns the pods bound to the
+// node into sandboxes and containers through a [runtime.Runtime], probes
+// them, reports their status, and serves their logs and usage over HTTP.
+//
+//	err := agent.Run(ctx, agent.Config{
+//		NodeName: "node-1",
+//		Client:   clientset,
+//		Runtime:  rt, // cri, process or sim
+//		DataDir:  "/var/lib/drover/agent",
+//	})
+//
+// Everything goes through the API server. The agent keeps no state of its
+// own that matters: what runs is read back from the runtime (by the
+// io.kubernetes.pod.uid labels it puts on everything), so an agent that
+// restarts adopts its containers and restarts none. Stopping the agent
+// (cancelling ctx) leaves containers running.
+//
+// The pure parts, table-tested, are [Backoff] (CrashLoopBackOff),
+// [ProbeState] (probe thresholds and timing), the status computation and
+// environment resolution.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/drover/drover/internal/runtime"
+)
+
+// Defaults for Config.
+const (
+	DefaultHeartbeatInterval = 2 * time.Second
+	DefaultBackoffBase       = 10 * time.Second
+	DefaultBackoffCap        = 5 * time.Minute
+	DefaultBackoffReset      = 10 * time.Minute
+	DefaultResyncInterval    = time.Second
+	DefaultListenAddr        = ":10250"
+	DefaultWorkers           = 8
+	DefaultKubeletVersion    = "v1.37.2"
+)
+
+// Config configures an agent. NodeName, Client, Runtime and DataDir are
+// required; zero values of the rest take the defaults named.
+type Config struct {
+	// NodeName is the Node's name.
+	NodeName string
+	// Client talks to the API server.
+	Client kubernetes.Interface
+	// Runtime runs the pods.
+	Runtime runtime.Runtime
+	// DataDir holds pod volumes (DataDir/pods/<uid>) and container logs
+	// (DataDir/logs).
+	DataDir string
+	// Logger receives what the agent does; default slog.Default().
+	Logger *slog.Logger
+
+	// HeartbeatInterval is how often the Lease is renewed; default
+	// DefaultHeartbeatInterval.
+	HeartbeatInterval time.Duration
+	// NodeStatusInterval is how often the Node's status (and its Ready
+	// condition's lastHeartbeatTime) is written when nothing changed;
+	// default 5 × HeartbeatInterval. A change of runtime readiness is
+	// written at the next heartbeat.
+	NodeStatusInterval time.Duration
+	// LeaseDuration is the Lease's leaseDurationSeconds; default 5 ×
+	// HeartbeatInterval (at least 1s).
+	LeaseDuration time.Duration
+
+	// BackoffBase, BackoffCap and BackoffReset are the CrashLoopBackOff
+	// policy (see Backoff); defaults 10s, 5m and 10m as upstream.
+	BackoffBase, BackoffCap, BackoffReset time.Duration
+	// ResyncInterval is how often each pod is compared with its runtime
+	// state (to see containers exit); default DefaultResyncInterval.
+	ResyncInterval time.Duration
+	// Workers is how many pods are synced at once; default DefaultWorkers.
+	Workers int
+
+	// ListenAddr is the address of the HTTP endpoint (logs, stats,
+	// healthz); default DefaultListenAddr. Use "127.0.0.1:0" for a free
+	// port. Its port is published in the Node's daemonEndpoints.
+	ListenAddr string
+	// NodeIP is the node's InternalIP; default: the address of the
+	// default route's interface.
+	NodeIP string
+	// Capacity overrides the node's capacity (cpu, memory, pods), for
+	// simulated nodes; default: the host's, with pods MaxPods.
+	Capacity corev1.ResourceList
+	// Labels are added to the Node's labels.
+	Labels map[string]string
+	// KubeletVersion is reported in nodeInfo; default
+	// DefaultKubeletVersion.
+	KubeletVersion string
+
+	// Ready, if set, is called once the node is registered and the HTTP
+	// endpoint serves.
+	Ready func(Info)
+}
+
+// Info describes a running agent.
+type Info struct {
+	// Addr is the HTTP endpoint's address, e.g. "127.0.0.1:10250".
+	Addr string
+	// NodeIP is the node's InternalIP.
+	NodeIP string
+	// Runtime is the runtime's containerRuntimeVersion, e.g.
+	// "containerd://1.6.20".
+	Runtime string
+}
+
+func (c *Config) setDefaults() error {
+	switch {
+	case c.NodeName == "":
+		return errors.New("agent: NodeName is required")
+	case c.Client == nil:
+		return errors.New("agent: Client is required")
+	case c.Runtime == nil:
+		return errors.New("agent: Runtime is required")
+	case c.DataDir == "":
+		return errors.New("agent: DataDir is required")
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.HeartbeatInterval <= 0 {
+		c.HeartbeatInterval = DefaultHeartbeatInterval
+	}
+	if c.NodeStatusInterval <= 0 {
+		c.NodeStatusInterval = 5 * c.HeartbeatInterval
+	}
+	if c.LeaseDuration <= 0 {
+		c.LeaseDuration = max(5*c.HeartbeatInterval, time.Second)
+	}
+	if c.BackoffBase <= 0 {
+		c.BackoffBase = DefaultBackoffBase
+	}
+	if c.BackoffCap <= 0 {
+		c.BackoffCap = DefaultBackoffCap
+	}
+	if c.BackoffReset <= 0 {
+		c.BackoffReset = DefaultBackoffReset
+	}
+	if c.ResyncInterval <= 0 {
+		c.ResyncInterval = DefaultResyncInterval
+	}
+	if c.Workers <= 0 {
+		c.Workers = DefaultWorkers
+	}
+	if c.ListenAddr == "" {
+		c.ListenAddr = DefaultListenAddr
+	}
+	if c.NodeIP == "" {
+		c.NodeIP = detectNodeIP()
+	}
+	if c.KubeletVersion == "" {
+		c.KubeletVersion = DefaultKubeletVersion
+	}
+	abs, err := filepath.Abs(c.DataDir)
+	if err != nil {
+		return fmt.Errorf("agent: data dir: %w", err)
+	}
+	c.DataDir = abs
+	return nil
+}
+
+// agent is one running agent.
+type agent struct {
+	cfg         Config
+	log         *slog.Logger
+	host        hostInfo
+	port        int
+	runtimeName string // prefix of container IDs
+
+	// Owned by the heartbeat goroutine after registration.
+	node  *corev1.Node
+	lease *coordinationv1.Lease
+
+	pods        *podManager
+	nodeCreated metav1.Time // set before the HTTP endpoint serves
+}
+
+// Run registers the node and runs the agent until ctx ends, then stops
+// (containers keep running) and returns nil. It returns an error when it
+// cannot start: bad configuration, the port is taken, the runtime does not
+// answer, or the node cannot be registered.
+func Run(ctx context.Context, cfg Config) error {
+	if err := cfg.setDefaults(); err != nil {
+		return err
+	}
+	a := &agent{cfg: cfg, log: cfg.Logger.With("node", cfg.NodeName)}
+	for _, dir := range []string{a.podsDir(), a.logsDir()} {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return fmt.Errorf("agent: data dir: %w", err)
+		}
+	}
+	vctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	v, err := cfg.Runtime.Version(vctx)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("agent: runtime %s: %w", cfg.Runtime.Name(), err)
+	}
+	a.runtimeName = v.RuntimeName
+	if cfg.Capacity != nil {
+		a.host = hostInfo{Capacity: cfg.Capacity, KernelVersion: readTrim("/proc/sys/kernel/osrelease"), OSImage: osImage()}
+	} else {
+		a.host = readHost()
+	}
+	a.host.RuntimeVersion = v.RuntimeName + "://" + v.RuntimeVersion
+
+	ln, err := net.Listen("tcp", cfg.ListenAddr)
+	if err != nil {
+		return fmt.Errorf("agent: listen on %s: %w", cfg.ListenAddr, err)
+	}
+	defer ln.Close()
+	a.port = ln.Addr().(*net.TCPAddr).Port
+
+	if err := a.registerNode(ctx); err != nil {
+		return err
+	}
+	a.nodeCreated = a.node.CreationTimestamp
+	if err := a.renewLease(ctx); err != nil {
+		return err
+	}
+	a.log.Info("node registered", "runtime", a.host.RuntimeVersion, "ip", cfg.NodeIP, "port", a.port)
+
+	ctx, cancel = context.WithCancel(ctx)
+	defer cancel()
+	a.pods = newPodManager(a)
+	srv := &http.Server{Handler: a.handler(), ReadHeaderTimeout: 10 * time.Second}
+	var wg sync.WaitGroup
+	serveErr := make(chan error, 1)
+	wg.Go(func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			serveErr <- err
+		}
+	})
+	wg.Go(func() { a.heartbeat(ctx) })
+	podsErr := make(chan error, 1)
+	wg.Go(func() { podsErr <- a.pods.run(ctx) })
+
+	if cfg.Ready != nil {
+		host := cfg.NodeIP
+		if h, _, err := net.SplitHostPort(ln.Addr().String()); err == nil && h != "::" && h != "0.0.0.0" {
+			host = h
+		}
+		cfg.Ready(Info{Addr: net.JoinHostPort(host, strconv.Itoa(a.port)), NodeIP: cfg.NodeIP, Runtime: a.host.RuntimeVersion})
+	}
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-serveErr:
+	case runErr = <-podsErr:
+	}
+	shutdownCtx, cancelShutdown := context.WithTimeout(context.Background(), 5*time.Second)
+	srv.Shutdown(shutdownCtx)
+	cancelShutdown()
+	srv.Close()
+	cancel()
+	wg.Wait()
+	if runErr != nil {
+		return fmt.Errorf("agent: %w", runErr)
+	}
+	a.log.Info("agent stopped; containers keep running")
+	return nil
+}
+
+func (a *agent) podsDir() string { return filepath.Join(a.cfg.DataDir, "pods") }
+func (a *agent) logsDir() string { return filepath.Join(a.cfg.DataDir, "logs") }
+
+func (a *agent) podDir(uid types.UID) string     { return filepath.Join(a.podsDir(), string(uid)) }
+func (a *agent) volumesDir(uid types.UID) string { return filepath.Join(a.podDir(uid), "volumes") }

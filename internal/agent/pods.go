@@ -1,0 +1,865 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"sort"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/informers"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/util/workqueue"
+
+	"github.com/drover/drover/internal/runtime"
+)
+
+// managedBy is the value of runtime.LabelManagedBy on everything the agent
+// creates.
+const managedBy = "drover"
+
+// defaultGrace is the termination grace period when a pod names none.
+const defaultGrace = 30 * time.Second
+
+// podManager runs the pods bound to the node: a work queue of pod keys
+// (namespace/name), each synced by one worker at a time against the
+// runtime, and requeued when its next probe, restart or resync is due.
+type podManager struct {
+	a       *agent
+	rt      runtime.Runtime
+	backoff Backoff
+	prober  *prober
+	lister  corelisters.PodLister
+	queue   workqueue.TypedRateLimitingInterface[string]
+
+	mu     sync.Mutex
+	states map[string]*podState
+	terms  sync.WaitGroup // terminations in flight
+}
+
+// podState is what the agent remembers about a pod between syncs; all of
+// it can be lost (agent restart) without harm.
+type podState struct {
+	uid         types.UID
+	probes      map[probeKey]ProbeState
+	backoff     map[string]BackoffEntry
+	volumes     map[string]string
+	terminating bool
+	written     *corev1.PodStatus
+}
+
+type probeKey struct {
+	container string
+	kind      ProbeKind
+}
+
+func newPodManager(a *agent) *podManager {
+	return &podManager{
+		a:       a,
+		rt:      a.cfg.Runtime,
+		backoff: Backoff{Base: a.cfg.BackoffBase, Cap: a.cfg.BackoffCap, Reset: a.cfg.BackoffReset},
+		prober:  newProber(a.cfg.Runtime),
+		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
+			workqueue.NewTypedItemExponentialFailureRateLimiter[string](100*time.Millisecond, 30*time.Second),
+			workqueue.TypedRateLimitingQueueConfig[string]{Name: "pods"}),
+		states: map[string]*podState{},
+	}
+}
+
+// run watches the node's pods and syncs them until ctx ends.
+func (m *podManager) run(ctx context.Context) error {
+	defer m.queue.ShutDown()
+	selector := fields.OneTermEqualSelector("spec.nodeName", m.a.cfg.NodeName).String()
+	factory := informers.NewSharedInformerFactoryWithOptions(m.a.cfg.Client, 0,
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.FieldSelector = selector }))
+	inf := factory.Core().V1().Pods()
+	enqueue := func(obj any) {
+		if key, err := cache.DeletionHandlingMetaNamespaceKeyFunc(obj); err == nil {
+			m.queue.Add(key)
+		}
+	}
+	inf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    enqueue,
+		UpdateFunc: func(_, obj any) { enqueue(obj) },
+		DeleteFunc: enqueue,
+	})
+	m.lister = inf.Lister()
+	factory.Start(ctx.Done())
+	defer factory.Shutdown()
+	if !cache.WaitForCacheSync(ctx.Done(), inf.Informer().HasSynced) {
+		return nil // ctx ended
+	}
+	m.cleanupOrphans(ctx)
+
+	var wg sync.WaitGroup
+	for range m.a.cfg.Workers {
+		wg.Go(func() {
+			for m.work(ctx) {
+			}
+		})
+	}
+	tick := time.NewTicker(30 * time.Second)
+	defer tick.Stop()
+	for done := false; !done; {
+		select {
+		case <-ctx.Done():
+			done = true
+		case <-tick.C:
+			m.cleanupOrphans(ctx)
+		}
+	}
+	m.queue.ShutDown()
+	wg.Wait()
+	m.terms.Wait()
+	return nil
+}
+
+// work syncs one pod key; false once the queue is shut down.
+func (m *podManager) work(ctx context.Context) bool {
+	key, quit := m.queue.Get()
+	if quit {
+		return false
+	}
+	defer m.queue.Done(key)
+	after, err := m.sync(ctx, key)
+	if ctx.Err() != nil {
+		return true
+	}
+	if err != nil {
+		m.a.log.Warn("pod sync failed", "pod", key, "err", err)
+		m.queue.AddRateLimited(key)
+		return true
+	}
+	m.queue.Forget(key)
+	if after > 0 {
+		m.queue.AddAfter(key, after)
+	}
+	return true
+}
+
+func (m *podManager) state(key string) *podState {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.states[key]
+}
+
+// sync brings one pod's runtime state toward its spec and reports its
+// status; it returns when to look at the pod again.
+func (m *podManager) sync(ctx context.Context, key string) (time.Duration, error) {
+	ns, name, err := cache.SplitMetaNamespaceKey(key)
+	if err != nil {
+		return 0, nil
+	}
+	pod, err := m.lister.Pods(ns).Get(name)
+	if err != nil && !apierrors.IsNotFound(err) {
+		return 0, err
+	}
+	m.mu.Lock()
+	st := m.states[key]
+	if st != nil && (pod == nil || st.uid != pod.UID) {
+		// Gone from the API (or replaced by a pod of the same name):
+		// remove what ran for it, unless a termination is doing that.
+		if !st.terminating {
+			delete(m.states, key)
+			m.mu.Unlock()
+			if err := m.killPod(ctx, st.uid, 0); err != nil {
+				return 0, err
+			}
+			m.mu.Lock()
+		}
+		st = nil
+	}
+	if pod == nil {
+		m.mu.Unlock()
+		return 0, nil
+	}
+	if st == nil {
+		st = &podState{uid: pod.UID, probes: map[probeKey]ProbeState{}, backoff: map[string]BackoffEntry{}}
+		m.states[key] = st
+	}
+	if pod.DeletionTimestamp != nil {
+		if !st.terminating {
+			st.terminating = true
+			m.terms.Go(func() { m.terminate(ctx, key, pod.DeepCopy(), st) })
+		}
+		m.mu.Unlock()
+		return 0, nil
+	}
+	m.mu.Unlock()
+	if pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
+		return 0, m.stopSandboxes(ctx, pod.UID)
+	}
+	return m.syncPod(ctx, pod, st)
+}
+
+func uidLabels(uid types.UID) map[string]string {
+	return map[string]string{runtime.LabelPodUID: string(uid)}
+}
+
+// sandboxConfig is the sandbox configuration of a pod; CreateContainer
+// needs the same one the sandbox was run with.
+func (m *podManager) sandboxConfig(pod *corev1.Pod, attempt uint32) runtime.PodSandboxConfig {
+	labels := maps.Clone(pod.Labels)
+	if labels == nil {
+		labels = map[string]string{}
+	}
+	labels[runtime.LabelPodName] = pod.Name
+	labels[runtime.LabelPodNamespace] = pod.Namespace
+	labels[runtime.LabelPodUID] = string(pod.UID)
+	labels[runtime.LabelManagedBy] = managedBy
+	hostname := pod.Spec.Hostname
+	if hostname == "" {
+		hostname = pod.Name
+	}
+	cfg := runtime.PodSandboxConfig{
+		Metadata:     runtime.PodSandboxMetadata{Name: pod.Name, Namespace: pod.Namespace, UID: string(pod.UID), Attempt: attempt},
+		Hostname:     hostname,
+		LogDirectory: runtime.PodLogDirectory(m.a.logsDir(), pod.Namespace, pod.Name, string(pod.UID)),
+		HostNetwork:  pod.Spec.HostNetwork,
+		Labels:       labels,
+		Annotations:  maps.Clone(pod.Annotations),
+	}
+	for _, c := range pod.Spec.Containers {
+		for _, p := range c.Ports {
+			if p.HostPort != 0 {
+				cfg.PortMappings = append(cfg.PortMappings, runtime.PortMapping{
+					Protocol: runtime.Protocol(p.Protocol), ContainerPort: p.ContainerPort, HostPort: p.HostPort, HostIP: p.HostIP})
+			}
+		}
+	}
+	return cfg
+}
+
+// instances groups a pod's containers by name, newest attempt first.
+func instances(cs []runtime.Container) map[string][]runtime.Container {
+	out := map[string][]runtime.Container{}
+	for _, c := range cs {
+		name := c.Labels[runtime.LabelContainerName]
+		if name == "" {
+			name = c.Name
+		}
+		out[name] = append(out[name], c)
+	}
+	for _, list := range out {
+		sort.Slice(list, func(i, j int) bool { return list[i].Attempt > list[j].Attempt })
+	}
+	return out
+}
+
+// podRun is one sync of one pod.
+type podRun struct {
+	m      *podManager
+	pod    *corev1.Pod
+	st     *podState
+	now    time.Time
+	next   time.Time
+	sb     runtime.SandboxID
+	sbCfg  runtime.PodSandboxConfig
+	podIP  string
+	insts  map[string][]runtime.Container
+	views  map[string]containerView
+	lookup envLookup
+}
+
+func (r *podRun) wakeAt(t time.Time) {
+	if t.Before(r.next) {
+		r.next = t
+	}
+}
+
+// syncPod is the kubelet's SyncPod: sandbox, init containers in order, app
+// containers, probes, restarts, status.
+func (m *podManager) syncPod(ctx context.Context, pod *corev1.Pod, st *podState) (time.Duration, error) {
+	now := time.Now()
+	r := &podRun{m: m, pod: pod, st: st, now: now, next: now.Add(m.a.cfg.ResyncInterval), views: map[string]containerView{}}
+	r.lookup = envLookup{
+		ConfigMap: func(ns, name string) (*corev1.ConfigMap, error) {
+			return m.a.cfg.Client.CoreV1().ConfigMaps(ns).Get(ctx, name, metav1.GetOptions{})
+		},
+		Secret: func(ns, name string) (*corev1.Secret, error) {
+			return m.a.cfg.Client.CoreV1().Secrets(ns).Get(ctx, name, metav1.GetOptions{})
+		},
+	}
+	if err := r.ensureSandbox(ctx); err != nil {
+		return 0, err
+	}
+	cs, err := m.rt.ListContainers(ctx, runtime.ContainerFilter{Labels: uidLabels(pod.UID)})
+	if err != nil {
+		return 0, err
+	}
+	r.insts = instances(cs)
+
+	inited := true
+	for i := range pod.Spec.InitContainers {
+		c := &pod.Spec.InitContainers[i]
+		v, err := r.view(ctx, c.Name)
+		if err != nil {
+			return 0, err
+		}
+		if succeeded(v.Current) {
+			r.views[c.Name] = v
+			continue
+		}
+		inited = false
+		r.views[c.Name] = r.drive(ctx, c, v, true)
+		break
+	}
+	if inited {
+		for i := range pod.Spec.Containers {
+			c := &pod.Spec.Containers[i]
+			v, err := r.view(ctx, c.Name)
+			if err != nil {
+				return 0, err
+			}
+			r.views[c.Name] = r.drive(ctx, c, v, false)
+		}
+	}
+	r.removeOld(ctx)
+
+	var ips []string
+	if r.podIP != "" {
+		ips = []string{r.podIP}
+	}
+	status := computeStatus(pod, podView{
+		SandboxReady: true,
+		PodIPs:       ips,
+		HostIP:       m.a.cfg.NodeIP,
+		RuntimeName:  m.a.runtimeName,
+		Containers:   r.views,
+		Now:          now,
+	})
+	if err := m.writeStatus(ctx, pod, st, status); err != nil {
+		return 0, err
+	}
+	return max(time.Until(r.next), 10*time.Millisecond), nil
+}
+
+// ensureSandbox finds the pod's ready sandbox or runs a new one (after
+// setting up volumes), and learns its IP.
+func (r *podRun) ensureSandbox(ctx context.Context) error {
+	m, pod := r.m, r.pod
+	sbs, err := m.rt.ListPodSandboxes(ctx, runtime.PodSandboxFilter{Labels: uidLabels(pod.UID)})
+	if err != nil {
+		return err
+	}
+	var ready *runtime.PodSandbox
+	next := uint32(0)
+	for i := range sbs {
+		s := &sbs[i]
+		if s.Metadata.Attempt >= next {
+			next = s.Metadata.Attempt + 1
+		}
+		if s.State == runtime.SandboxReady && (ready == nil || s.Metadata.Attempt > ready.Metadata.Attempt) {
+			ready = s
+		}
+	}
+	if r.st.volumes == nil {
+		paths, skipped, err := setupVolumes(m.a.volumesDir(pod.UID), pod, r.lookup)
+		if err != nil {
+			return fmt.Errorf("volumes: %w", err)
+		}
+		if len(skipped) > 0 {
+			m.a.log.Debug("volumes not supported, not mounted", "pod", pod.Namespace+"/"+pod.Name, "volumes", skipped)
+		}
+		r.st.volumes = paths
+	}
+	if ready == nil {
+		r.sbCfg = m.sandboxConfig(pod, next)
+		if err := os.MkdirAll(r.sbCfg.LogDirectory, 0o755); err != nil {
+			return fmt.Errorf("log directory: %w", err)
+		}
+		id, err := m.rt.RunPodSandbox(ctx, r.sbCfg)
+		if err != nil {
+			return err
+		}
+		m.a.log.Info("sandbox started", "pod", pod.Namespace+"/"+pod.Name, "attempt", next)
+		r.sb = id
+	} else {
+		r.sb = ready.ID
+		r.sbCfg = m.sandboxConfig(pod, ready.Metadata.Attempt)
+	}
+	sst, err := m.rt.PodSandboxStatus(ctx, r.sb)
+	if err != nil {
+		return err
+	}
+	r.podIP = sst.IP
+	if pod.Spec.HostNetwork || r.podIP == "" {
+		r.podIP = m.a.cfg.NodeIP
+	}
+	return nil
+}
+
+// view loads the current and previous instance of a container.
+func (r *podRun) view(ctx context.Context, name string) (containerView, error) {
+	var v containerView
+	list := r.insts[name]
+	for i, dst := range []**runtime.ContainerStatus{&v.Current, &v.Previous} {
+		if i >= len(list) {
+			break
+		}
+		s, err := r.m.rt.ContainerStatus(ctx, list[i].ID)
+		if errors.Is(err, runtime.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return v, err
+		}
+		*dst = &s
+	}
+	return v, nil
+}
+
+// drive moves one container toward running (or completed, for init
+// containers and restart policies that say so) and probes it.
+func (r *podRun) drive(ctx context.Context, c *corev1.Container, v containerView, isInit bool) containerView {
+	cur := v.Current
+	switch {
+	case cur == nil:
+		return r.start(ctx, c, v, 0)
+	case cur.State == runtime.ContainerCreated:
+		if err := r.m.rt.StartContainer(ctx, cur.ID); err != nil {
+			v.Waiting = &corev1.ContainerStateWaiting{Reason: "RunContainerError", Message: err.Error()}
+			return v
+		}
+		return r.refresh(ctx, v)
+	case cur.State == runtime.ContainerRunning:
+		if isInit {
+			return v
+		}
+		return r.probe(ctx, c, v)
+	case cur.State == runtime.ContainerExited:
+		if !shouldRestart(r.pod.Spec.RestartPolicy, cur.ExitCode, isInit) {
+			return v
+		}
+		at, delay, entry := r.m.backoff.RestartAt(r.st.backoff[c.Name], cur.StartedAt, cur.FinishedAt)
+		r.st.backoff[c.Name] = entry
+		if r.now.Before(at) {
+			v.Waiting = &corev1.ContainerStateWaiting{
+				Reason:  ReasonCrashLoopBackOff,
+				Message: fmt.Sprintf("back-off %s restarting failed container=%s pod=%s_%s(%s)", delay, c.Name, r.pod.Name, r.pod.Namespace, r.pod.UID),
+			}
+			r.wakeAt(at)
+			return v
+		}
+		return r.start(ctx, c, v, cur.Attempt+1)
+	}
+	return v
+}
+
+// shouldRestart applies the restart policy to an exited container; init
+// containers are restarted on failure unless the policy is Never.
+func shouldRestart(policy corev1.RestartPolicy, exitCode int32, isInit bool) bool {
+	switch policy {
+	case corev1.RestartPolicyNever:
+		return false
+	case corev1.RestartPolicyOnFailure:
+		return exitCode != 0
+	}
+	if isInit {
+		return exitCode != 0
+	}
+	return true
+}
+
+// refresh reloads v.Current after a change.
+func (r *podRun) refresh(ctx context.Context, v containerView) containerView {
+	if s, err := r.m.rt.ContainerStatus(ctx, v.Current.ID); err == nil {
+		v.Current = &s
+	}
+	return v
+}
+
+// start creates and starts instance attempt of a container.
+func (r *podRun) start(ctx context.Context, c *corev1.Container, v containerView, attempt uint32) containerView {
+	m, pod := r.m, r.pod
+	env, err := resolveEnv(pod, c, envContext{PodIP: r.podIP, HostIP: m.a.cfg.NodeIP, NodeName: m.a.cfg.NodeName, NodeAllocatable: m.a.host.Capacity}, r.lookup)
+	if err != nil {
+		v.Waiting = &corev1.ContainerStateWaiting{Reason: ReasonCreateContainerConfigError, Message: err.Error()}
+		return v
+	}
+	if err := m.ensureImage(ctx, c); err != nil {
+		v.Waiting = &corev1.ContainerStateWaiting{Reason: ReasonErrImagePull, Message: err.Error()}
+		r.wakeAt(r.now.Add(5 * time.Second))
+		return v
+	}
+	cfg := runtime.ContainerConfig{
+		Name:       c.Name,
+		Attempt:    attempt,
+		Image:      c.Image,
+		Command:    expandAll(c.Command, env),
+		Args:       expandAll(c.Args, env),
+		Env:        env,
+		WorkingDir: c.WorkingDir,
+		Mounts:     mountsFor(c, r.st.volumes),
+		Resources:  runtime.ResourcesFor(c.Resources),
+		LogPath:    runtime.ContainerLogPath(c.Name, attempt),
+		Labels: map[string]string{
+			runtime.LabelPodName:       pod.Name,
+			runtime.LabelPodNamespace:  pod.Namespace,
+			runtime.LabelPodUID:        string(pod.UID),
+			runtime.LabelContainerName: c.Name,
+			runtime.LabelManagedBy:     managedBy,
+		},
+	}
+	id, err := m.rt.CreateContainer(ctx, r.sb, r.sbCfg, cfg)
+	if err != nil {
+		v.Waiting = &corev1.ContainerStateWaiting{Reason: ReasonCreateContainerError, Message: err.Error()}
+		return v
+	}
+	if err := m.rt.StartContainer(ctx, id); err != nil {
+		v.Waiting = &corev1.ContainerStateWaiting{Reason: "RunContainerError", Message: err.Error()}
+		return v
+	}
+	m.a.log.Info("container started", "pod", pod.Namespace+"/"+pod.Name, "container", c.Name, "attempt", attempt)
+	s, err := m.rt.ContainerStatus(ctx, id)
+	if err != nil {
+		return v
+	}
+	if v.Current != nil {
+		v.Previous = v.Current
+	}
+	v.Current = &s
+	v.Waiting = nil
+	if c.Lifecycle != nil && c.Lifecycle.PostStart != nil {
+		hctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		if err := m.prober.runHook(hctx, c.Lifecycle.PostStart, c, id, r.podIP); err != nil {
+			m.a.log.Warn("postStart hook failed", "pod", pod.Namespace+"/"+pod.Name, "container", c.Name, "err", err)
+		}
+		cancel()
+	}
+	// Probe the new instance from scratch; a quick first look soon.
+	r.wakeAt(r.now.Add(100 * time.Millisecond))
+	return v
+}
+
+// ensureImage makes sure the image is present on runtimes with images,
+// pulling it when missing or when the policy says Always.
+func (m *podManager) ensureImage(ctx context.Context, c *corev1.Container) error {
+	is, ok := m.rt.(runtime.ImageService)
+	if !ok {
+		return nil
+	}
+	if c.ImagePullPolicy != corev1.PullAlways {
+		if _, err := is.ImageStatus(ctx, c.Image); err == nil {
+			return nil
+		} else if !errors.Is(err, runtime.ErrNotFound) {
+			return err
+		}
+		if c.ImagePullPolicy == corev1.PullNever {
+			return fmt.Errorf("container image %q is not present with pull policy of Never", c.Image)
+		}
+	}
+	_, err := is.PullImage(ctx, c.Image)
+	return err
+}
+
+// probe runs the running container's due probes and kills it when its
+// liveness or startup probe has failed.
+func (r *podRun) probe(ctx context.Context, c *corev1.Container, v containerView) containerView {
+	id := v.Current.ID
+	_, answerer := r.m.rt.(probeAnswerer)
+	readiness := c.ReadinessProbe
+	if readiness == nil && answerer {
+		// The sim runtime decides readiness even without a probe.
+		readiness = &corev1.Probe{PeriodSeconds: 1}
+	}
+	startedOK := true
+	if c.StartupProbe != nil {
+		ps := r.runProbe(ctx, c, v, Startup, c.StartupProbe)
+		startedOK = ps.OK
+		if !ps.OK && ps.Failures >= TimingOf(c.StartupProbe).FailureThreshold {
+			return r.kill(ctx, c, v, "startup")
+		}
+	}
+	v.Started = startedOK
+	if !startedOK {
+		return v
+	}
+	if c.LivenessProbe != nil {
+		if ps := r.runProbe(ctx, c, v, Liveness, c.LivenessProbe); !ps.OK {
+			return r.kill(ctx, c, v, "liveness")
+		}
+	}
+	v.Ready = true
+	if readiness != nil {
+		v.Ready = r.runProbe(ctx, c, v, Readiness, readiness).OK
+	}
+	_ = id
+	return v
+}
+
+// runProbe runs one probe if it is due and returns its state.
+func (r *podRun) runProbe(ctx context.Context, c *corev1.Container, v containerView, kind ProbeKind, p *corev1.Probe) ProbeState {
+	key := probeKey{c.Name, kind}
+	id := v.Current.ID
+	ps, ok := r.st.probes[key]
+	if !ok || ps.Container != id {
+		ps = NewProbeState(kind, id)
+		// An agent that restarts keeps the verdicts it reported for this
+		// very instance, so no Ready pod flaps.
+		for _, cs := range r.pod.Status.ContainerStatuses {
+			if cs.Name == c.Name && cs.ContainerID == r.m.a.runtimeName+"://"+string(id) {
+				switch kind {
+				case Readiness:
+					ps.OK = cs.Ready
+				case Startup:
+					ps.OK = cs.Started != nil && *cs.Started
+				}
+			}
+		}
+	}
+	if kind == Startup && ps.OK {
+		r.st.probes[key] = ps
+		return ps
+	}
+	timing := TimingOf(p)
+	due := ps.NextRun(timing, v.Current.StartedAt)
+	if !r.now.Before(due) {
+		okProbe, err := r.m.prober.probe(ctx, kind, p, c, id, r.podIP)
+		if err != nil {
+			r.m.a.log.Debug("probe error", "pod", r.pod.Namespace+"/"+r.pod.Name, "container", c.Name, "probe", kind, "err", err)
+		}
+		before := ps.OK
+		ps = ps.Observe(timing, okProbe && err == nil, time.Now())
+		if before != ps.OK {
+			r.m.a.log.Info("probe verdict changed", "pod", r.pod.Namespace+"/"+r.pod.Name, "container", c.Name, "probe", kind, "ok", ps.OK)
+		}
+		due = ps.NextRun(timing, v.Current.StartedAt)
+	}
+	r.wakeAt(due)
+	r.st.probes[key] = ps
+	return ps
+}
+
+// kill stops a container whose liveness or startup probe failed; the next
+// sync restarts it as its restart policy says.
+func (r *podRun) kill(ctx context.Context, c *corev1.Container, v containerView, why string) containerView {
+	r.m.a.log.Info("container failed its probe, restarting", "pod", r.pod.Namespace+"/"+r.pod.Name, "container", c.Name, "probe", why)
+	if err := r.m.rt.StopContainer(ctx, v.Current.ID, gracePeriod(r.pod, false)); err != nil {
+		r.m.a.log.Warn("stop container", "err", err)
+	}
+	delete(r.st.probes, probeKey{c.Name, Liveness})
+	delete(r.st.probes, probeKey{c.Name, Startup})
+	delete(r.st.probes, probeKey{c.Name, Readiness})
+	v = r.refresh(ctx, v)
+	v.Ready, v.Started = false, false
+	r.wakeAt(r.now)
+	return v
+}
+
+// removeOld removes container instances older than the previous one of
+// each container (the previous stays for `logs --previous`).
+func (r *podRun) removeOld(ctx context.Context) {
+	for _, list := range r.insts {
+		for _, c := range list[min(2, len(list)):] {
+			if c.State == runtime.ContainerRunning {
+				continue
+			}
+			if err := r.m.rt.RemoveContainer(ctx, c.ID); err != nil {
+				r.m.a.log.Warn("remove old container", "err", err)
+			}
+		}
+	}
+}
+
+// writeStatus writes status when it differs from the pod's and from what
+// was last written.
+func (m *podManager) writeStatus(ctx context.Context, pod *corev1.Pod, st *podState, status corev1.PodStatus) error {
+	if apiequality.Semantic.DeepEqual(status, pod.Status) ||
+		st.written != nil && apiequality.Semantic.DeepEqual(status, *st.written) {
+		return nil
+	}
+	p := pod.DeepCopy()
+	p.Status = status
+	_, err := m.a.cfg.Client.CoreV1().Pods(pod.Namespace).UpdateStatus(ctx, p, metav1.UpdateOptions{})
+	if apierrors.IsConflict(err) {
+		fresh, gerr := m.a.cfg.Client.CoreV1().Pods(pod.Namespace).Get(ctx, pod.Name, metav1.GetOptions{})
+		if gerr != nil {
+			return gerr
+		}
+		if fresh.UID != pod.UID {
+			return nil
+		}
+		fresh.Status = status
+		_, err = m.a.cfg.Client.CoreV1().Pods(pod.Namespace).UpdateStatus(ctx, fresh, metav1.UpdateOptions{})
+	}
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("update status: %w", err)
+	}
+	st.written = &status
+	return nil
+}
+
+// gracePeriod is the pod's termination grace period: the one the deletion
+// set, else the spec's, else 30s.
+func gracePeriod(pod *corev1.Pod, deleting bool) time.Duration {
+	if deleting && pod.DeletionGracePeriodSeconds != nil {
+		return time.Duration(*pod.DeletionGracePeriodSeconds) * time.Second
+	}
+	if pod.Spec.TerminationGracePeriodSeconds != nil {
+		return time.Duration(*pod.Spec.TerminationGracePeriodSeconds) * time.Second
+	}
+	return defaultGrace
+}
+
+// terminate stops a pod being deleted: preStop hooks, then each container
+// gets the rest of the grace period to stop, then the sandbox goes and the
+// pod object is deleted for good.
+func (m *podManager) terminate(ctx context.Context, key string, pod *corev1.Pod, st *podState) {
+	log := m.a.log.With("pod", key)
+	grace := gracePeriod(pod, true)
+	deadline := time.Now().Add(grace)
+	log.Info("stopping pod", "grace", grace)
+	err := m.stopContainers(ctx, pod, deadline)
+	if err == nil {
+		err = m.killPod(ctx, pod.UID, 0)
+	}
+	if err == nil {
+		zero := int64(0)
+		err = m.a.cfg.Client.CoreV1().Pods(pod.Namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{
+			GracePeriodSeconds: &zero,
+			Preconditions:      &metav1.Preconditions{UID: &pod.UID},
+		})
+		if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
+			err = nil
+		}
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err != nil {
+		st.terminating = false
+		if ctx.Err() == nil {
+			log.Warn("pod termination failed, retrying", "err", err)
+			m.queue.AddRateLimited(key)
+		}
+		return
+	}
+	if m.states[key] == st {
+		delete(m.states, key)
+	}
+	log.Info("pod stopped and deleted")
+}
+
+// stopContainers runs preStop hooks and stops the pod's running
+// containers in parallel, each by deadline.
+func (m *podManager) stopContainers(ctx context.Context, pod *corev1.Pod, deadline time.Time) error {
+	running := runtime.ContainerRunning
+	cs, err := m.rt.ListContainers(ctx, runtime.ContainerFilter{Labels: uidLabels(pod.UID), State: &running})
+	if err != nil {
+		return err
+	}
+	specs := map[string]*corev1.Container{}
+	for i := range pod.Spec.InitContainers {
+		specs[pod.Spec.InitContainers[i].Name] = &pod.Spec.InitContainers[i]
+	}
+	for i := range pod.Spec.Containers {
+		specs[pod.Spec.Containers[i].Name] = &pod.Spec.Containers[i]
+	}
+	podIP := pod.Status.PodIP
+	var wg sync.WaitGroup
+	errs := make([]error, len(cs))
+	for i, c := range cs {
+		wg.Go(func() {
+			if spec := specs[c.Labels[runtime.LabelContainerName]]; spec != nil && spec.Lifecycle != nil && spec.Lifecycle.PreStop != nil {
+				hctx, cancel := context.WithDeadline(ctx, deadline)
+				if err := m.prober.runHook(hctx, spec.Lifecycle.PreStop, spec, c.ID, podIP); err != nil {
+					m.a.log.Warn("preStop hook failed", "pod", pod.Namespace+"/"+pod.Name, "container", spec.Name, "err", err)
+				}
+				cancel()
+			}
+			errs[i] = m.rt.StopContainer(ctx, c.ID, max(time.Until(deadline), 0))
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// stopSandboxes stops the ready sandboxes of a pod that has finished, so
+// its address is freed; containers and logs stay until the pod is deleted.
+func (m *podManager) stopSandboxes(ctx context.Context, uid types.UID) error {
+	ready := runtime.SandboxReady
+	sbs, err := m.rt.ListPodSandboxes(ctx, runtime.PodSandboxFilter{Labels: uidLabels(uid), State: &ready})
+	if err != nil {
+		return err
+	}
+	for _, s := range sbs {
+		if err := m.rt.StopPodSandbox(ctx, s.ID); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// killPod removes every sandbox of a pod (its containers stopped with the
+// given grace) and its files.
+func (m *podManager) killPod(ctx context.Context, uid types.UID, grace time.Duration) error {
+	sbs, err := m.rt.ListPodSandboxes(ctx, runtime.PodSandboxFilter{Labels: uidLabels(uid)})
+	if err != nil {
+		return err
+	}
+	for _, s := range sbs {
+		cs, err := m.rt.ListContainers(ctx, runtime.ContainerFilter{SandboxID: s.ID})
+		if err != nil {
+			return err
+		}
+		for _, c := range cs {
+			if c.State == runtime.ContainerRunning {
+				if err := m.rt.StopContainer(ctx, c.ID, grace); err != nil {
+					return err
+				}
+			}
+		}
+		if err := m.rt.StopPodSandbox(ctx, s.ID); err != nil {
+			return err
+		}
+		if err := m.rt.RemovePodSandbox(ctx, s.ID); err != nil {
+			return err
+		}
+		md := s.Metadata
+		os.RemoveAll(runtime.PodLogDirectory(m.a.logsDir(), md.Namespace, md.Name, md.UID))
+	}
+	os.RemoveAll(m.a.podDir(uid))
+	return nil
+}
+
+// cleanupOrphans removes sandboxes of pods that are no longer bound to the
+// node (deleted while the agent was away, or force-deleted).
+func (m *podManager) cleanupOrphans(ctx context.Context) {
+	sbs, err := m.rt.ListPodSandboxes(ctx, runtime.PodSandboxFilter{Labels: map[string]string{runtime.LabelManagedBy: managedBy}})
+	if err != nil {
+		m.a.log.Warn("list sandboxes", "err", err)
+		return
+	}
+	pods, err := m.lister.List(labels.Everything())
+	if err != nil {
+		return
+	}
+	known := map[string]bool{}
+	for _, p := range pods {
+		known[string(p.UID)] = true
+	}
+	for _, s := range sbs {
+		uid := s.Labels[runtime.LabelPodUID]
+		if uid == "" || known[uid] {
+			continue
+		}
+		m.a.log.Info("removing sandbox of a pod no longer on this node", "pod", s.Metadata.Namespace+"/"+s.Metadata.Name, "uid", uid)
+		if err := m.killPod(ctx, types.UID(uid), 0); err != nil {
+			m.a.log.Warn("remove orphaned pod", "err", err)
+		}
+	}
+}
