@@ -12,6 +12,8 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/drover/drover/internal/controller/namespace"
+	"github.com/drover/drover/internal/controller/replicaset"
+	"github.com/drover/drover/internal/scheduler"
 )
 
 // Component is something started in-process once the API serves, with
@@ -59,6 +61,12 @@ func builtinComponents() []Component {
 	return []Component{
 		{Name: "namespace-controller", LeaderOnly: true, Run: func(ctx context.Context, c Clients, log *slog.Logger) error {
 			return namespace.Run(ctx, c.Kube, c.Dynamic, c.Discovery, log)
+		}},
+		{Name: "scheduler", LeaderOnly: true, Run: func(ctx context.Context, c Clients, log *slog.Logger) error {
+			return scheduler.Run(ctx, c.Kube, log, scheduler.Options{})
+		}},
+		{Name: "replicaset-controller", LeaderOnly: true, Run: func(ctx context.Context, c Clients, log *slog.Logger) error {
+			return replicaset.Run(ctx, c.Kube, log, replicaset.Options{})
 		}},
 	}
 }

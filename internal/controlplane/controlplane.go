@@ -214,6 +214,9 @@ func run(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("load admin kubeconfig: %w", err)
 	}
 	restCfg.UserAgent = "drover-controlplane"
+	// In-process components share one server: client-go's default of 5
+	// requests/s would throttle a 1,000-pod rollout to minutes.
+	restCfg.QPS, restCfg.Burst = 2000, 4000
 	clients, err := newClients(restCfg)
 	if err != nil {
 		shutdownHTTP(srv, cancelBase, log)
