@@ -46,6 +46,8 @@ func newRootCommand() *cobra.Command {
 		newServerCommand(),
 		newKubectlCommand(),
 		newVersionCommand(),
+		newAgentCommand(),
+		newPauseCommand(),
 	)
 	return root
 }

@@ -1,0 +1,140 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/drover/drover/internal/agent"
+	"github.com/drover/drover/internal/agent/noderuntime"
+	"github.com/drover/drover/internal/image/pauseproc"
+)
+
+func newAgentCommand() *cobra.Command {
+	var (
+		cfg        agent.Config
+		rtName     string
+		kubeconfig string
+		server     string
+		token      string
+		caFile     string
+		socket     string
+		podSubnet  string
+	)
+	cmd := &cobra.Command{
+		Use:   "agent",
+		Short: "Run a node: register it, heartbeat, and run the pods bound to it",
+		Long: `Run a node agent (Drover's kubelet): it registers the node with the API server,
+keeps its lease fresh, runs the pods bound to it with a container runtime and
+reports their status. It serves container logs and usage on --listen.
+
+--runtime cri uses containerd (an existing one with --containerd-socket, or
+Drover's own, started in DATA_DIR/containerd); process runs containers as host
+processes; sim simulates them. The default is cri where containerd is
+installed, else process.
+
+Stopping the agent (SIGTERM) leaves containers running; a restarted agent
+adopts them.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log := slog.Default()
+			restCfg, err := agentRestConfig(kubeconfig, server, token, caFile)
+			if err != nil {
+				return err
+			}
+			client, err := kubernetes.NewForConfig(restCfg)
+			if err != nil {
+				return fmt.Errorf("client: %w", err)
+			}
+			if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+				return fmt.Errorf("data dir: %w", err)
+			}
+			why := "chosen with --runtime"
+			if rtName == "" {
+				rtName, why = noderuntime.Default(socket)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "Drover agent %s: runtime %s (%s)\n", cfg.NodeName, rtName, why)
+			exe, _ := os.Executable()
+			rt, err := noderuntime.Open(cmd.Context(), noderuntime.Options{
+				Name: rtName, DataDir: cfg.DataDir, ContainerdSocket: socket, PodSubnet: podSubnet, PauseBinary: exe, Logger: log,
+			})
+			if err != nil {
+				return err
+			}
+			defer rt.Close()
+			cfg.Client = client
+			cfg.Runtime = rt.Runtime
+			cfg.Logger = log
+			cfg.KubeletVersion = kubernetesVersion()
+			out := cmd.OutOrStdout()
+			cfg.Ready = func(i agent.Info) {
+				fmt.Fprintf(out, "Node %s registered (InternalIP %s, runtime %s); agent endpoint http://%s\n", cfg.NodeName, i.NodeIP, i.Runtime, i.Addr)
+			}
+			return agent.Run(cmd.Context(), cfg)
+		},
+	}
+	host, _ := os.Hostname()
+	f := cmd.Flags()
+	f.StringVar(&cfg.NodeName, "node-name", host, "the node's name")
+	f.StringVar(&rtName, "runtime", "", "container runtime: cri, process or sim (default: cri where containerd is installed, else process)")
+	f.StringVar(&cfg.DataDir, "data-dir", filepath.Join(defaultDataDir(), "agent"), "directory for the agent's state: pod volumes, logs, containerd")
+	f.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig file to reach the API server (e.g. the admin kubeconfig)")
+	f.StringVar(&server, "server", "", "API server URL (with --token)")
+	f.StringVar(&token, "token", "", "bearer token to authenticate to --server")
+	f.StringVar(&caFile, "certificate-authority", "", "CA certificate file to verify --server")
+	f.StringVar(&socket, "containerd-socket", "", "use the containerd listening on this socket instead of starting one")
+	f.StringVar(&podSubnet, "pod-subnet", "", "CIDR pod IPs come from on this node (Drover's containerd and sim; default 10.244.0.0/24 for containerd, 10.88.0.0/16 for sim)")
+	f.StringVar(&cfg.ListenAddr, "listen", agent.DefaultListenAddr, "HOST:PORT of the agent's HTTP endpoint (logs, stats)")
+	f.StringVar(&cfg.NodeIP, "node-ip", "", "the node's InternalIP (default: the address of the default route's interface)")
+	f.DurationVar(&cfg.HeartbeatInterval, "heartbeat-interval", agent.DefaultHeartbeatInterval, "how often the node's lease is renewed")
+	f.DurationVar(&cfg.BackoffBase, "crashloop-backoff-base", agent.DefaultBackoffBase, "first CrashLoopBackOff delay")
+	f.DurationVar(&cfg.BackoffCap, "crashloop-backoff-cap", agent.DefaultBackoffCap, "longest CrashLoopBackOff delay")
+	return cmd
+}
+
+// agentRestConfig builds the client configuration from --kubeconfig or
+// --server and --token.
+func agentRestConfig(kubeconfig, server, token, caFile string) (*rest.Config, error) {
+	switch {
+	case kubeconfig != "" && server != "":
+		return nil, errors.New("give either --kubeconfig or --server, not both")
+	case kubeconfig != "":
+		c, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+		if err != nil {
+			return nil, fmt.Errorf("kubeconfig: %w", err)
+		}
+		return c, nil
+	case server != "":
+		if token == "" {
+			return nil, errors.New("--server needs --token")
+		}
+		c := &rest.Config{Host: server, BearerToken: token, Timeout: 30 * time.Second}
+		c.TLSClientConfig.CAFile = caFile
+		return c, nil
+	}
+	return nil, errors.New("give --kubeconfig FILE, or --server URL and --token TOKEN")
+}
+
+// newPauseCommand is the pause process of a pod sandbox, so that a static
+// drover binary can be its own pause image.
+func newPauseCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:    "pause",
+		Short:  "Hold a pod sandbox's namespaces open until SIGTERM (the pause image's process)",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		// No logger setup: it runs as PID 1 in a container image.
+		PersistentPreRunE: func(*cobra.Command, []string) error { return nil },
+		Run: func(*cobra.Command, []string) {
+			pauseproc.Run(os.Stderr)
+		},
+	}
+}
