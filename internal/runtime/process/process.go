@@ -1,0 +1,401 @@
+package process
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/drover/drover/internal/runtime"
+)
+
+// Name is the runtime's name, the agent's --runtime value.
+const Name = "process"
+
+// RuntimeName and RuntimeVersion are what Version reports.
+const (
+	RuntimeName    = "drover-process"
+	RuntimeVersion = "0.1.0"
+)
+
+// Config configures a Runtime.
+type Config struct {
+	// StateDir holds the runtime's state: sandbox and container records,
+	// the files each container's shim writes, and the default working
+	// directories. A new Runtime on the same StateDir finds everything the
+	// previous one made. Required.
+	StateDir string
+	// Logger receives the runtime's own messages; nil discards them.
+	Logger *slog.Logger
+	// CgroupRoot is the cgroup (v1) pods are put under, one cgroup per pod
+	// and one per container below it. A relative path is taken under the
+	// runtime's own cgroup in each hierarchy, an absolute one from the
+	// hierarchy's root. Empty means DefaultCgroupRoot. Where cgroups cannot
+	// be created (not root, no cgroup v1 cpu, cpuacct and memory
+	// hierarchies), containers run without limits and stats come from
+	// /proc.
+	CgroupRoot string
+	// NoCgroups runs containers without cgroups even where the runtime
+	// may create them (stats then come from /proc).
+	NoCgroups bool
+	// PodSubnet is where pod IPs are allocated: a prefix inside
+	// 127.0.0.0/8. Empty means DefaultPodSubnet. Several agents on one
+	// host need disjoint subnets (e.g. 127.1.0.0/16, 127.2.0.0/16).
+	PodSubnet string
+	// NodeIP is the POD_IP of host-network pods; empty means 127.0.0.1.
+	NodeIP string
+}
+
+// Runtime runs containers as host processes. It is safe for concurrent use.
+type Runtime struct {
+	cfg    Config
+	log    *slog.Logger
+	exe    string // the executable re-run as each container's shim
+	subnet netip.Prefix
+	cg     *cgroups // nil: no cgroups
+
+	mu         sync.Mutex
+	sandboxes  map[runtime.SandboxID]*sandbox
+	containers map[runtime.ContainerID]*container
+	ipNext     uint64
+}
+
+// sandbox is a sandbox in memory.
+type sandbox struct {
+	rec sandboxRecord
+	dir string
+}
+
+// container is a container in memory.
+type container struct {
+	rec containerRecord
+	dir string
+	// started is the shim's started.json, once read.
+	started *startedRecord
+	// starting is true while StartContainer runs.
+	starting bool
+}
+
+// The abilities Runtime has.
+var (
+	_ runtime.Runtime        = (*Runtime)(nil)
+	_ runtime.Execer         = (*Runtime)(nil)
+	_ runtime.StatusReporter = (*Runtime)(nil)
+)
+
+// New returns a Runtime keeping its state in cfg.StateDir, with the
+// sandboxes and containers a previous Runtime left there.
+func New(cfg Config) (*Runtime, error) {
+	if cfg.StateDir == "" {
+		return nil, errors.New("process: no state directory")
+	}
+	if cfg.CgroupRoot == "" {
+		cfg.CgroupRoot = DefaultCgroupRoot
+	}
+	if cfg.PodSubnet == "" {
+		cfg.PodSubnet = DefaultPodSubnet
+	}
+	if cfg.NodeIP == "" {
+		cfg.NodeIP = "127.0.0.1"
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	subnet, err := parsePodSubnet(cfg.PodSubnet)
+	if err != nil {
+		return nil, err
+	}
+	stateDir, err := filepath.Abs(cfg.StateDir)
+	if err != nil {
+		return nil, fmt.Errorf("process: state directory: %w", err)
+	}
+	cfg.StateDir = stateDir
+	if err := os.MkdirAll(filepath.Join(stateDir, sandboxesDir), 0o700); err != nil {
+		return nil, fmt.Errorf("process: state directory: %w", err)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("process: find own executable for the shim: %w", err)
+	}
+	sbs, ctrs, err := loadState(stateDir)
+	if err != nil {
+		return nil, err
+	}
+	var ipam ipamRecord
+	if err := readJSON(filepath.Join(stateDir, ipamFile), &ipam); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	r := &Runtime{cfg: cfg, log: log, exe: exe, subnet: subnet, sandboxes: sbs, containers: ctrs, ipNext: ipam.Next}
+	if cfg.NoCgroups {
+		log.Info("process runtime: cgroups disabled by configuration")
+	} else if cg, err := newCgroups(cfg.CgroupRoot); err != nil {
+		log.Warn("process runtime: cgroups unavailable: containers run without CPU and memory limits, stats come from /proc", "err", err)
+	} else {
+		r.cg = cg
+	}
+	r.sweep()
+	log.Info("process runtime ready", "stateDir", stateDir, "podSubnet", subnet, "cgroups", r.cg != nil,
+		"sandboxes", len(sbs), "containers", len(ctrs))
+	return r, nil
+}
+
+// Cgroups reports whether containers get cgroups (limits and cgroup stats).
+func (r *Runtime) Cgroups() bool { return r.cg != nil }
+
+// Name returns "process".
+func (r *Runtime) Name() string { return Name }
+
+// Version reports RuntimeName and RuntimeVersion.
+func (r *Runtime) Version(context.Context) (runtime.VersionInfo, error) {
+	return runtime.VersionInfo{RuntimeName: RuntimeName, RuntimeVersion: RuntimeVersion}, nil
+}
+
+// Status reports the runtime ready while its state directory is usable;
+// the network (loopback addresses) is always ready.
+func (r *Runtime) Status(context.Context) (runtime.RuntimeStatus, error) {
+	st := runtime.RuntimeStatus{RuntimeReady: true, NetworkReady: true}
+	if err := syscall.Access(r.cfg.StateDir, 7 /* rwx */); err != nil {
+		st.RuntimeReady = false
+		st.Message = fmt.Sprintf("RuntimeReady: state directory %s: %v", r.cfg.StateDir, err)
+	}
+	return st, nil
+}
+
+// RunPodSandbox records a sandbox, allocates its IP and creates its cgroup.
+func (r *Runtime) RunPodSandbox(_ context.Context, config runtime.PodSandboxConfig) (runtime.SandboxID, error) {
+	m := config.Metadata
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, s := range r.sandboxes {
+		if s.rec.Metadata == m {
+			return "", fmt.Errorf("process: run sandbox %s/%s attempt %d: sandbox %s has the same metadata", m.Namespace, m.Name, m.Attempt, s.rec.ID)
+		}
+	}
+	id := runtime.SandboxID(newID())
+	rec := sandboxRecord{
+		ID:          id,
+		Metadata:    m,
+		CreatedAt:   time.Now(),
+		Labels:      config.Labels,
+		Annotations: config.Annotations,
+		Hostname:    config.Hostname,
+		HostNetwork: config.HostNetwork,
+		Ready:       true,
+	}
+	if rec.Hostname == "" {
+		rec.Hostname = m.Name
+	}
+	next := r.ipNext
+	if !config.HostNetwork {
+		ip, n, err := allocateIP(r.subnet, r.ipNext, r.ipInUse)
+		if err != nil {
+			return "", err
+		}
+		rec.IP, next = ip.String(), n
+	}
+	dir := filepath.Join(r.cfg.StateDir, sandboxesDir, string(id))
+	if err := os.MkdirAll(filepath.Join(dir, containersDir), 0o700); err != nil {
+		return "", fmt.Errorf("process: run sandbox: %w", err)
+	}
+	if r.cg != nil {
+		p := config.CgroupParent
+		if p == "" {
+			p = filepath.Join(r.cfg.CgroupRoot, string(id))
+		}
+		dirs, err := r.cg.dirs(p)
+		if err == nil {
+			err = createCgroup(dirs)
+		}
+		if err != nil {
+			os.RemoveAll(dir)
+			return "", fmt.Errorf("process: run sandbox %s/%s: %w", m.Namespace, m.Name, err)
+		}
+		rec.CgroupDirs = dirs
+	}
+	if err := writeJSON(filepath.Join(dir, sandboxFile), rec); err != nil {
+		os.RemoveAll(dir)
+		return "", err
+	}
+	if next != r.ipNext {
+		if err := writeJSON(filepath.Join(r.cfg.StateDir, ipamFile), ipamRecord{Next: next}); err != nil {
+			return "", err
+		}
+		r.ipNext = next
+	}
+	r.sandboxes[id] = &sandbox{rec: rec, dir: dir}
+	r.log.Debug("sandbox started", "sandbox", id, "pod", m.Namespace+"/"+m.Name, "ip", rec.IP)
+	return id, nil
+}
+
+// ipInUse reports whether a sandbox has ip. The caller holds r.mu.
+func (r *Runtime) ipInUse(ip netip.Addr) bool {
+	s := ip.String()
+	for _, sb := range r.sandboxes {
+		if sb.rec.IP == s {
+			return true
+		}
+	}
+	return false
+}
+
+// sandboxContainers lists the IDs of the containers in sandbox id.
+func (r *Runtime) sandboxContainers(id runtime.SandboxID) []runtime.ContainerID {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []runtime.ContainerID
+	for cid, c := range r.containers {
+		if c.rec.SandboxID == id {
+			out = append(out, cid)
+		}
+	}
+	return out
+}
+
+// StopPodSandbox kills the sandbox's containers and releases its IP.
+func (r *Runtime) StopPodSandbox(ctx context.Context, id runtime.SandboxID) error {
+	r.mu.Lock()
+	_, ok := r.sandboxes[id]
+	r.mu.Unlock()
+	if !ok {
+		return nil
+	}
+	var errs []error
+	for _, cid := range r.sandboxContainers(id) {
+		if err := r.StopContainer(ctx, cid, 0); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("process: stop sandbox %s: %w", id, err)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s, ok := r.sandboxes[id]
+	if !ok || (!s.rec.Ready && s.rec.IP == "") {
+		return nil
+	}
+	s.rec.Ready, s.rec.IP = false, ""
+	return writeJSON(filepath.Join(s.dir, sandboxFile), s.rec)
+}
+
+// RemovePodSandbox stops and removes the sandbox, its containers, its
+// cgroup and its state.
+func (r *Runtime) RemovePodSandbox(ctx context.Context, id runtime.SandboxID) error {
+	if err := r.StopPodSandbox(ctx, id); err != nil {
+		return err
+	}
+	for _, cid := range r.sandboxContainers(id) {
+		if err := r.RemoveContainer(ctx, cid); err != nil {
+			return fmt.Errorf("process: remove sandbox %s: %w", id, err)
+		}
+	}
+	r.mu.Lock()
+	s, ok := r.sandboxes[id]
+	r.mu.Unlock()
+	if !ok {
+		return nil
+	}
+	if err := removeCgroup(s.rec.CgroupDirs); err != nil {
+		// A shim not yet reaped keeps it busy; a later sweep removes it.
+		r.log.Debug("process runtime: remove pod cgroup", "sandbox", id, "err", err)
+	}
+	if err := os.RemoveAll(s.dir); err != nil {
+		return fmt.Errorf("process: remove sandbox %s: %w", id, err)
+	}
+	r.mu.Lock()
+	delete(r.sandboxes, id)
+	r.mu.Unlock()
+	r.sweep()
+	return nil
+}
+
+// sweep removes leftover pod cgroups under CgroupRoot (see sweepCgroups).
+func (r *Runtime) sweep() {
+	if r.cg == nil {
+		return
+	}
+	bases, err := r.cg.dirs(r.cfg.CgroupRoot)
+	if err != nil {
+		return
+	}
+	r.mu.Lock()
+	known := map[string]bool{}
+	for id := range r.sandboxes {
+		known[string(id)] = true
+	}
+	r.mu.Unlock()
+	sweepCgroups(bases, func(name string) bool { return known[name] })
+}
+
+// PodSandboxStatus reports a sandbox and its IP.
+func (r *Runtime) PodSandboxStatus(_ context.Context, id runtime.SandboxID) (runtime.PodSandboxStatus, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s, ok := r.sandboxes[id]
+	if !ok {
+		return runtime.PodSandboxStatus{}, fmt.Errorf("process: sandbox %s: %w", id, runtime.ErrNotFound)
+	}
+	return runtime.PodSandboxStatus{PodSandbox: s.listed(), IP: s.rec.IP}, nil
+}
+
+// listed is the sandbox as ListPodSandboxes returns it.
+func (s *sandbox) listed() runtime.PodSandbox {
+	state := runtime.SandboxNotReady
+	if s.rec.Ready {
+		state = runtime.SandboxReady
+	}
+	return runtime.PodSandbox{
+		ID:          s.rec.ID,
+		Metadata:    s.rec.Metadata,
+		State:       state,
+		CreatedAt:   s.rec.CreatedAt,
+		Labels:      maps.Clone(s.rec.Labels),
+		Annotations: maps.Clone(s.rec.Annotations),
+	}
+}
+
+// ListPodSandboxes lists the sandboxes matching filter.
+func (r *Runtime) ListPodSandboxes(_ context.Context, filter runtime.PodSandboxFilter) ([]runtime.PodSandbox, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []runtime.PodSandbox
+	for _, s := range r.sandboxes {
+		if p := s.listed(); matchSandbox(filter, p) {
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}
+
+// matchSandbox reports whether s passes filter f.
+func matchSandbox(f runtime.PodSandboxFilter, s runtime.PodSandbox) bool {
+	return (f.ID == "" || f.ID == s.ID) &&
+		(f.State == nil || *f.State == s.State) &&
+		hasLabels(s.Labels, f.Labels)
+}
+
+// matchContainer reports whether c passes filter f.
+func matchContainer(f runtime.ContainerFilter, c runtime.Container) bool {
+	return (f.ID == "" || f.ID == c.ID) &&
+		(f.SandboxID == "" || f.SandboxID == c.SandboxID) &&
+		(f.State == nil || *f.State == c.State) &&
+		hasLabels(c.Labels, f.Labels)
+}
+
+// hasLabels reports whether labels holds every key of want with its value.
+func hasLabels(labels, want map[string]string) bool {
+	for k, v := range want {
+		if got, ok := labels[k]; !ok || got != v {
+			return false
+		}
+	}
+	return true
+}
