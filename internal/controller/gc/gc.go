@@ -410,7 +410,7 @@ func (c *collector) sync(ctx context.Context, it item) (retry bool, err error) {
 		c.log.Debug("removing references to owners gone or going", "resource", it.Resource.String(), "object", it.key(), "owners", d.Remove)
 		return d.Unresolved, c.patchMeta(ctx, it, latest, "ownerReferences", refs)
 	case Delete:
-		c.log.Info("deleting dependent", "resource", it.Resource.String(), "object", it.key(), "propagation", d.Policy)
+		c.log.Debug("deleting dependent", "resource", it.Resource.String(), "object", it.key(), "propagation", d.Policy)
 		policy := d.Policy
 		err := c.resource(it).Delete(ctx, it.Name, metav1.DeleteOptions{
 			PropagationPolicy: &policy,

@@ -537,6 +537,9 @@ func (c *controller) updateStatus(ctx context.Context, rs *appsv1.ReplicaSet, st
 			return nil, fmt.Errorf("updating status of %s: %w", key(rs), err)
 		}
 		fresh, err := api.Get(ctx, rs.Name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return rs, nil // deleted meanwhile; nothing to report
+		}
 		if err != nil {
 			return nil, fmt.Errorf("updating status of %s: %w", key(rs), err)
 		}
