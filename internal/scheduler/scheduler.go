@@ -98,7 +98,9 @@ func Run(ctx context.Context, client kubernetes.Interface, logger *slog.Logger, 
 		tasks: make(chan func(), opts.BindWorkers*4),
 	}
 
-	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
+	// Not tied to ctx: events queued when ctx ends still go out while the
+	// loops stop; Shutdown (deferred) drops the rest.
+	broadcaster := record.NewBroadcaster()
 	defer broadcaster.Shutdown()
 	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: client.CoreV1().Events("")})
 	s.recorder = broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: opts.SchedulerName})

@@ -3,6 +3,8 @@ package scheduler_test
 import (
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -373,3 +375,5 @@ func TestCordonedNodeSkipped(t *testing.T) {
 		t.Fatalf("pod on %s after uncordon, want cordoned", where["q"])
 	}
 }
+
+func discard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
