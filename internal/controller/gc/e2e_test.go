@@ -29,7 +29,7 @@ type cluster struct {
 
 // start runs an API server, simulated nodes, the ReplicaSet controller and
 // the garbage collector.
-func start(t *testing.T) *cluster {
+func start(t testing.TB) *cluster {
 	t.Helper()
 	env := testenv.Start(t)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -73,7 +73,7 @@ func newRS(name string, replicas int32, owners ...metav1.OwnerReference) *appsv1
 }
 
 // runRS creates a ReplicaSet and waits for its pods to be ready.
-func (c *cluster) runRS(t *testing.T, rs *appsv1.ReplicaSet) *appsv1.ReplicaSet {
+func (c *cluster) runRS(t testing.TB, rs *appsv1.ReplicaSet) *appsv1.ReplicaSet {
 	t.Helper()
 	created, err := c.kube.AppsV1().ReplicaSets("default").Create(c.ctx, rs, metav1.CreateOptions{})
 	if err != nil {
@@ -93,7 +93,7 @@ func (c *cluster) runRS(t *testing.T, rs *appsv1.ReplicaSet) *appsv1.ReplicaSet 
 }
 
 // pods lists every pod labelled app=name, terminating ones included.
-func (c *cluster) pods(t *testing.T, name string) []corev1.Pod {
+func (c *cluster) pods(t testing.TB, name string) []corev1.Pod {
 	t.Helper()
 	list, err := c.kube.CoreV1().Pods("default").List(c.ctx, metav1.ListOptions{LabelSelector: "app=" + name})
 	if err != nil {
@@ -102,7 +102,7 @@ func (c *cluster) pods(t *testing.T, name string) []corev1.Pod {
 	return list.Items
 }
 
-func (c *cluster) deleteRS(t *testing.T, name string, policy metav1.DeletionPropagation) {
+func (c *cluster) deleteRS(t testing.TB, name string, policy metav1.DeletionPropagation) {
 	t.Helper()
 	if err := c.kube.AppsV1().ReplicaSets("default").Delete(c.ctx, name, metav1.DeleteOptions{PropagationPolicy: &policy}); err != nil {
 		t.Fatal(err)
