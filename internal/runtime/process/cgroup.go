@@ -225,29 +225,20 @@ func joinCgroup(dirs []string, pid int) error {
 	return nil
 }
 
-// removeCgroup removes the cgroup directories dirs (children first is the
-// caller's job). A cgroup whose last process has just exited may stay busy
-// for a moment, so EBUSY is retried briefly.
-func removeCgroup(dirs []string) error {
-	var errs []error
-	for _, d := range dirs {
-		var err error
-		for i := 0; i < 50; i++ {
-			err = os.Remove(d)
-			if err == nil || errors.Is(err, os.ErrNotExist) {
-				err = nil
-				break
-			}
-			if !errors.Is(err, syscallEBUSY) {
-				break
-			}
-			time.Sleep(10 * time.Millisecond)
+// removeCgroup removes the cgroup directory dir, trying up to tries times
+// 5ms apart while it is busy: a cgroup whose last process has just exited
+// may stay busy for a moment. A cgroup already gone is not an error.
+func removeCgroup(dir string, tries int) error {
+	for i := 0; ; i++ {
+		err := os.Remove(dir)
+		if err == nil || errors.Is(err, os.ErrNotExist) {
+			return nil
 		}
-		if err != nil {
-			errs = append(errs, fmt.Errorf("process: remove cgroup: %w", err))
+		if !errors.Is(err, syscallEBUSY) || i+1 >= tries {
+			return fmt.Errorf("process: remove cgroup: %w", err)
 		}
+		time.Sleep(5 * time.Millisecond)
 	}
-	return errors.Join(errs...)
 }
 
 // readUint reads a file holding one unsigned number.
@@ -318,31 +309,4 @@ func oomKilled(dirs []string) bool {
 	}
 	n, _ := statValue(b, "oom_kill")
 	return n > 0
-}
-
-// sweepCgroups removes the cgroups under the base directories that keep
-// does not claim (by name), children first: pod cgroups whose removal
-// failed because a process of theirs had not yet been reaped, e.g. a shim
-// whose agent had gone, so init became its parent. Busy ones are left for
-// the next sweep.
-func sweepCgroups(bases []string, keep func(name string) bool) {
-	for _, base := range bases {
-		entries, err := os.ReadDir(base)
-		if err != nil {
-			continue
-		}
-		for _, e := range entries {
-			if !e.IsDir() || keep(e.Name()) {
-				continue
-			}
-			dir := filepath.Join(base, e.Name())
-			children, _ := os.ReadDir(dir)
-			for _, c := range children {
-				if c.IsDir() {
-					os.Remove(filepath.Join(dir, c.Name()))
-				}
-			}
-			os.Remove(dir)
-		}
-	}
 }

@@ -475,9 +475,7 @@ func (r *Runtime) RemoveContainer(ctx context.Context, id runtime.ContainerID) e
 	r.mu.Lock()
 	delete(r.containers, id)
 	r.mu.Unlock()
-	if err := removeCgroup(c.rec.CgroupDirs); err != nil {
-		r.log.Warn("process runtime: remove container cgroup", "container", id, "err", err)
-	}
+	r.dropCgroup(c.rec.CgroupDirs)
 	if err := os.RemoveAll(c.dir); err != nil {
 		return fmt.Errorf("process: remove container %s: %w", id, err)
 	}
@@ -601,8 +599,8 @@ func (r *Runtime) ContainerLogs(ctx context.Context, id runtime.ContainerID, opt
 	return rc, nil
 }
 
-// ExecSync runs cmd on the host with the container's environment and
-// working directory, in a process group of its own that is killed when
+// ExecSync runs cmd on the host with the container's environment, working
+// directory and cgroup, in a process group of its own that is killed when
 // timeout passes.
 func (r *Runtime) ExecSync(ctx context.Context, id runtime.ContainerID, cmd []string, timeout time.Duration) (runtime.ExecResult, error) {
 	r.mu.Lock()
@@ -638,7 +636,16 @@ func (r *Runtime) ExecSync(ctx context.Context, id runtime.ContainerID, cmd []st
 	x.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	x.Cancel = func() error { return syscall.Kill(-x.Process.Pid, syscall.SIGKILL) }
 	x.WaitDelay = time.Second
-	err = x.Run()
+	if err = x.Start(); err == nil {
+		// Into the container's cgroup, for its limits and accounting;
+		// what the command forks before this line escapes them.
+		if len(rec.CgroupDirs) > 0 {
+			if err := joinCgroup(rec.CgroupDirs, x.Process.Pid); err != nil {
+				r.log.Debug("process runtime: exec outside the container's cgroup", "container", id, "err", err)
+			}
+		}
+		err = x.Wait()
+	}
 	res := runtime.ExecResult{Stdout: stdout.Bytes(), Stderr: stderr.Bytes()}
 	if ctx.Err() != nil {
 		return res, fmt.Errorf("process: exec in container %s: %w", id, ctx.Err())

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -65,6 +66,9 @@ type Runtime struct {
 	sandboxes  map[runtime.SandboxID]*sandbox
 	containers map[runtime.ContainerID]*container
 	ipNext     uint64
+	// staleCgroups are cgroup directories whose removal failed, retried
+	// by dropCgroup.
+	staleCgroups []string
 }
 
 // sandbox is a sandbox in memory.
@@ -141,7 +145,10 @@ func New(cfg Config) (*Runtime, error) {
 	} else {
 		r.cg = cg
 	}
-	r.sweep()
+	if err := readJSON(filepath.Join(stateDir, staleCgroupsFile), &r.staleCgroups); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	r.dropCgroup(nil)
 	log.Info("process runtime ready", "stateDir", stateDir, "podSubnet", subnet, "cgroups", r.cg != nil,
 		"sandboxes", len(sbs), "containers", len(ctrs))
 	return r, nil
@@ -303,36 +310,46 @@ func (r *Runtime) RemovePodSandbox(ctx context.Context, id runtime.SandboxID) er
 	if !ok {
 		return nil
 	}
-	if err := removeCgroup(s.rec.CgroupDirs); err != nil {
-		// A shim not yet reaped keeps it busy; a later sweep removes it.
-		r.log.Debug("process runtime: remove pod cgroup", "sandbox", id, "err", err)
-	}
+	r.dropCgroup(s.rec.CgroupDirs)
 	if err := os.RemoveAll(s.dir); err != nil {
 		return fmt.Errorf("process: remove sandbox %s: %w", id, err)
 	}
 	r.mu.Lock()
 	delete(r.sandboxes, id)
 	r.mu.Unlock()
-	r.sweep()
 	return nil
 }
 
-// sweep removes leftover pod cgroups under CgroupRoot (see sweepCgroups).
-func (r *Runtime) sweep() {
-	if r.cg == nil {
-		return
-	}
-	bases, err := r.cg.dirs(r.cfg.CgroupRoot)
-	if err != nil {
-		return
+// dropCgroup removes cgroup directories (children before parents). Those
+// still busy (a shim whose agent has gone is a zombie until init reaps it,
+// and keeps its pod cgroup busy until then) are remembered, in the state
+// directory too, and retried by later calls.
+func (r *Runtime) dropCgroup(dirs []string) {
+	var busy []string
+	for _, d := range dirs {
+		if removeCgroup(d, 20) != nil {
+			busy = append(busy, d)
+		}
 	}
 	r.mu.Lock()
-	known := map[string]bool{}
-	for id := range r.sandboxes {
-		known[string(id)] = true
+	defer r.mu.Unlock()
+	var left []string
+	for _, d := range r.staleCgroups {
+		if removeCgroup(d, 1) != nil && !slices.Contains(left, d) {
+			left = append(left, d)
+		}
 	}
-	r.mu.Unlock()
-	sweepCgroups(bases, func(name string) bool { return known[name] })
+	left = append(left, busy...)
+	if slices.Equal(left, r.staleCgroups) {
+		return
+	}
+	if len(busy) > 0 {
+		r.log.Debug("process runtime: cgroups still busy, removal retried later", "cgroups", busy)
+	}
+	if err := writeJSON(filepath.Join(r.cfg.StateDir, staleCgroupsFile), left); err != nil {
+		r.log.Warn("process runtime: record busy cgroups", "err", err)
+	}
+	r.staleCgroups = left
 }
 
 // PodSandboxStatus reports a sandbox and its IP.

@@ -66,7 +66,7 @@ func newEnv(t testing.TB, cfg process.Config) *testEnv {
 		t.Fatal(err)
 	}
 	e := &testEnv{t: t, rt: rt, stateDir: cfg.StateDir, logRoot: t.TempDir(), exe: exe}
-	t.Cleanup(func() { e.removeAll(rt) })
+	t.Cleanup(func() { e.removeAll(e.rt) })
 	return e
 }
 
@@ -701,6 +701,22 @@ func TestSurvivesAgentExit(t *testing.T) {
 	if cs := e.status(id); cs.State != runtime.ContainerExited || cs.ExitCode != 137 {
 		t.Errorf("after stop = %+v, want exit 137 recorded by the shim", cs)
 	}
+	// The shim's parent is init now, which reaps it when it gets to it;
+	// until then its pod cgroup is busy, and removing it is retried later,
+	// here by a new runtime.
+	if err := e.rt.RemovePodSandbox(context.Background(), sb); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "the pod cgroup is removed", func() error {
+		if _, err := process.New(process.Config{StateDir: stateDir}); err != nil {
+			return err
+		}
+		b, err := os.ReadFile(filepath.Join(stateDir, "stale-cgroups.json"))
+		if err == nil && strings.TrimSpace(string(b)) != "null" {
+			return fmt.Errorf("cgroups left: %s", b)
+		}
+		return nil
+	})
 }
 
 // agentProgram is the other process of TestSurvivesAgentExit.

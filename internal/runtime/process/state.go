@@ -16,6 +16,7 @@ import (
 // Files in StateDir:
 //
 //	ipam.json                                   the pod IP counter
+//	stale-cgroups.json                          cgroups to remove once not busy
 //	sandboxes/<sandbox>/sandbox.json            sandboxRecord (runtime)
 //	sandboxes/<sandbox>/containers/<ctr>/
 //	    container.json                          containerRecord (runtime)
@@ -25,16 +26,17 @@ import (
 //	    shim.log                                the shim's own errors
 //	    work/                                   default working directory
 const (
-	ipamFile      = "ipam.json"
-	sandboxesDir  = "sandboxes"
-	sandboxFile   = "sandbox.json"
-	containersDir = "containers"
-	containerFile = "container.json"
-	specFile      = "spec.json"
-	startedFile   = "started.json"
-	exitFile      = "exit.json"
-	shimLogFile   = "shim.log"
-	workDir       = "work"
+	ipamFile         = "ipam.json"
+	staleCgroupsFile = "stale-cgroups.json"
+	sandboxesDir     = "sandboxes"
+	sandboxFile      = "sandbox.json"
+	containersDir    = "containers"
+	containerFile    = "container.json"
+	specFile         = "spec.json"
+	startedFile      = "started.json"
+	exitFile         = "exit.json"
+	shimLogFile      = "shim.log"
+	workDir          = "work"
 )
 
 // sandboxRecord is a sandbox as persisted.
