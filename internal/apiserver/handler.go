@@ -603,6 +603,9 @@ func valueOr(p *int64, def int64) int64 {
 // withPropagationFinalizer adds the finalizer that the orphan or foreground
 // policy asks the garbage collector to honour.
 func withPropagationFinalizer(finalizers []string, opts *metav1.DeleteOptions) []string {
+	if opts.PropagationPolicy == nil && opts.OrphanDependents == nil {
+		return finalizers // the resource's default, background: keep what is there
+	}
 	add := ""
 	switch {
 	case opts.PropagationPolicy != nil && *opts.PropagationPolicy == metav1.DeletePropagationOrphan,
@@ -611,15 +614,17 @@ func withPropagationFinalizer(finalizers []string, opts *metav1.DeleteOptions) [
 	case opts.PropagationPolicy != nil && *opts.PropagationPolicy == metav1.DeletePropagationForeground:
 		add = metav1.FinalizerDeleteDependents
 	}
-	if add == "" {
-		return finalizers
-	}
+	// An explicit policy replaces an earlier one, as upstream: never both.
+	var out []string
 	for _, f := range finalizers {
-		if f == add {
-			return finalizers
+		if f != metav1.FinalizerOrphanDependents && f != metav1.FinalizerDeleteDependents {
+			out = append(out, f)
 		}
 	}
-	return append(finalizers, add)
+	if add != "" {
+		out = append(out, add)
+	}
+	return out
 }
 
 func (h *handler) deleteCollection(ctx context.Context) (runtime.Object, error) {

@@ -11,6 +11,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
+	"github.com/drover/drover/internal/controller/gc"
 	"github.com/drover/drover/internal/controller/namespace"
 	"github.com/drover/drover/internal/controller/replicaset"
 	"github.com/drover/drover/internal/scheduler"
@@ -64,6 +65,9 @@ func builtinComponents() []Component {
 		}},
 		{Name: "scheduler", LeaderOnly: true, Run: func(ctx context.Context, c Clients, log *slog.Logger) error {
 			return scheduler.Run(ctx, c.Kube, log, scheduler.Options{})
+		}},
+		{Name: "garbage-collector", LeaderOnly: true, Run: func(ctx context.Context, c Clients, log *slog.Logger) error {
+			return gc.Run(ctx, c.Kube, c.Dynamic, c.Discovery, log)
 		}},
 		{Name: "replicaset-controller", LeaderOnly: true, Run: func(ctx context.Context, c Clients, log *slog.Logger) error {
 			return replicaset.Run(ctx, c.Kube, log, replicaset.Options{})
