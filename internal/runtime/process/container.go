@@ -281,15 +281,11 @@ func (r *Runtime) StartContainer(ctx context.Context, id runtime.ContainerID) er
 		r.mu.Unlock()
 		return fmt.Errorf("process: start container %s: it is %v, not created", id, c.state())
 	}
-	var podDirs []string
-	if s, ok := r.sandboxes[c.rec.SandboxID]; ok {
-		podDirs = s.rec.CgroupDirs
-	}
 	c.starting = true
 	rec := c.rec
 	r.mu.Unlock()
 
-	startErr := r.start(ctx, c.dir, rec, podDirs)
+	startErr := r.start(ctx, c.dir, rec)
 
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -311,7 +307,7 @@ func (r *Runtime) StartContainer(ctx context.Context, id runtime.ContainerID) er
 
 // start runs the shim for container rec (state directory dir) and waits
 // for its report.
-func (r *Runtime) start(ctx context.Context, dir string, rec containerRecord, podCgroupDirs []string) error {
+func (r *Runtime) start(ctx context.Context, dir string, rec containerRecord) error {
 	argv0, err := lookPath(rec.Argv[0], envValue(rec.Env, "PATH"), rec.WorkingDir)
 	if err != nil {
 		return err
@@ -319,6 +315,7 @@ func (r *Runtime) start(ctx context.Context, dir string, rec containerRecord, po
 	if fi, err := os.Stat(rec.WorkingDir); err != nil || !fi.IsDir() {
 		return fmt.Errorf("working directory %s: not a directory (%v)", rec.WorkingDir, err)
 	}
+	var shimDirs []string
 	if len(rec.CgroupDirs) > 0 {
 		if err := createCgroup(rec.CgroupDirs); err != nil {
 			return err
@@ -326,14 +323,17 @@ func (r *Runtime) start(ctx context.Context, dir string, rec containerRecord, po
 		if err := setLimits(rec.CgroupDirs, rec.Resources); err != nil {
 			return err
 		}
+		if r.cg != nil {
+			shimDirs, _ = r.cg.dirs(".")
+		}
 	}
 	spec := shimSpec{
-		Argv:          append([]string{argv0}, rec.Argv[1:]...),
-		Env:           rec.Env,
-		WorkingDir:    rec.WorkingDir,
-		LogPath:       rec.LogPath,
-		CgroupDirs:    rec.CgroupDirs,
-		PodCgroupDirs: podCgroupDirs,
+		Argv:           append([]string{argv0}, rec.Argv[1:]...),
+		Env:            rec.Env,
+		WorkingDir:     rec.WorkingDir,
+		LogPath:        rec.LogPath,
+		CgroupDirs:     rec.CgroupDirs,
+		ShimCgroupDirs: shimDirs,
 	}
 	if err := writeJSON(filepath.Join(dir, specFile), spec); err != nil {
 		return err

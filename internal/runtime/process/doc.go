@@ -26,8 +26,10 @@
 // session of its own, so it outlives the agent; it
 //
 //   - joins the container's cgroup, starts the process in a new process
-//     group (so stop signals reach its children) and returns to the pod's
-//     cgroup;
+//     group (so stop signals reach its children) and returns to the
+//     runtime's cgroup (shims are the runtime's overhead, as containerd's
+//     are); it is a child subreaper, so it reaps what the process leaves
+//     behind;
 //   - writes started.json (pids and /proc start times of the process and of
 //     itself) and tells the runtime on a pipe that the process runs;
 //   - copies the process's stdout and stderr into the container's log file
@@ -65,6 +67,17 @@
 // limits and stats sum /proc/<pid>/stat and /proc/<pid>/status over the
 // container's process group.
 //
-// ExecSync runs the command on the host with the container's environment
-// and working directory.
+// A cgroup that cannot be removed yet (a process in it not yet reaped) is
+// listed in the state directory and removed by a later call.
+//
+// ExecSync runs the command on the host with the container's environment,
+// working directory and cgroup.
+//
+// # Several agents on one host
+//
+// Each needs its own StateDir, PodSubnet (e.g. 127.1.0.0/16, 127.2.0.0/16)
+// and, with cgroups, CgroupRoot. Under systemd, run the agent with
+// KillMode=process so that restarting it does not kill its shims and
+// containers (systemd tracks the service's processes in its own cgroup,
+// which the runtime does not change).
 package process

@@ -75,9 +75,17 @@ func runShim(dir string) int {
 		return fail(err)
 	}
 
+	// Orphans of the container (children its process leaves behind) are
+	// reparented to the shim, which reaps them, so no zombie keeps the
+	// container's cgroup busy waiting for init.
+	if err := setChildSubreaper(); err != nil {
+		fmt.Fprintf(os.Stderr, "drover process shim %s: %v\n", dir, err)
+	}
 	// Start the process inside the container's cgroup: the shim joins it,
 	// forks (the child inherits the cgroup from its first instruction on,
-	// so nothing it forks escapes), and goes back to the pod's cgroup.
+	// so nothing it forks escapes), and goes back to the runtime's cgroup
+	// (like containerd's shims, it is the runtime's overhead, not the
+	// pod's, and it does not keep the pod's cgroup busy while it exits).
 	if len(spec.CgroupDirs) > 0 {
 		if err := joinCgroup(spec.CgroupDirs, os.Getpid()); err != nil {
 			return fail(err)
@@ -93,8 +101,8 @@ func runShim(dir string) int {
 		SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
 	}
 	startErr := cmd.Start()
-	if len(spec.PodCgroupDirs) > 0 {
-		if err := joinCgroup(spec.PodCgroupDirs, os.Getpid()); err != nil {
+	if len(spec.ShimCgroupDirs) > 0 {
+		if err := joinCgroup(spec.ShimCgroupDirs, os.Getpid()); err != nil {
 			fmt.Fprintf(os.Stderr, "drover process shim %s: %v\n", dir, err)
 		}
 	}
@@ -137,12 +145,19 @@ func runShim(dir string) int {
 	// process of a container's PID namespace exits.
 	killGroup(pid, child.StartTime, syscall.SIGKILL)
 	deadline := time.After(drainTimeout)
-	for range 2 {
+	tick := time.NewTicker(10 * time.Millisecond)
+	for n := 0; n < 2; {
+		reapOrphans()
 		select {
 		case <-copied:
+			n++
+		case <-tick.C:
 		case <-deadline:
+			n = 2
 		}
 	}
+	tick.Stop()
+	reapOrphans()
 	stdout.Close()
 	stderr.Close()
 
@@ -196,4 +211,26 @@ func copyOutput(w io.Writer, r *os.File, done chan<- struct{}) {
 	defer func() { done <- struct{}{} }()
 	defer r.Close()
 	io.Copy(w, r)
+}
+
+// prSetChildSubreaper is prctl's PR_SET_CHILD_SUBREAPER.
+const prSetChildSubreaper = 36
+
+// setChildSubreaper makes orphaned descendants of the shim its children.
+func setChildSubreaper() error {
+	if _, _, errno := syscall.RawSyscall(syscall.SYS_PRCTL, prSetChildSubreaper, 1, 0); errno != 0 {
+		return fmt.Errorf("become a subreaper: %w", errno)
+	}
+	return nil
+}
+
+// reapOrphans reaps the shim's children that have exited, without waiting.
+func reapOrphans() {
+	for {
+		var ws syscall.WaitStatus
+		pid, err := syscall.Wait4(-1, &ws, syscall.WNOHANG, nil)
+		if pid <= 0 || err != nil {
+			return
+		}
+	}
 }

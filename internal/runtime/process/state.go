@@ -98,10 +98,10 @@ type shimSpec struct {
 	// LogPath is the CRI log file to append to, or empty to discard the
 	// output.
 	LogPath string `json:",omitempty"`
-	// CgroupDirs are the container's cgroups, PodCgroupDirs its pod's
-	// (where the shim itself stays).
-	CgroupDirs    []string `json:",omitempty"`
-	PodCgroupDirs []string `json:",omitempty"`
+	// CgroupDirs are the container's cgroups; ShimCgroupDirs where the
+	// shim itself stays (the runtime's own cgroups).
+	CgroupDirs     []string `json:",omitempty"`
+	ShimCgroupDirs []string `json:",omitempty"`
 }
 
 // startedRecord is written by the shim once the container process runs.
