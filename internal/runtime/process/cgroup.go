@@ -150,6 +150,13 @@ func newCgroups(root string) (*cgroups, error) {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return nil, fmt.Errorf("process: create cgroup: %w", err)
 		}
+		// root may exist already, made by someone allowed to: check
+		// that cgroups can be made in it by making one.
+		probe := filepath.Join(d, "probe-"+newID())
+		if err := os.Mkdir(probe, 0o755); err != nil {
+			return nil, fmt.Errorf("process: create cgroup: %w", err)
+		}
+		os.Remove(probe)
 	}
 	return c, nil
 }
