@@ -1,0 +1,176 @@
+package sim_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/drover/drover/internal/runtime"
+	"github.com/drover/drover/internal/runtime/sim"
+)
+
+// clock is a settable time source.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *clock) Add(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+func start(t *testing.T, rt *sim.Runtime, annotations map[string]string, logDir string) (runtime.SandboxID, runtime.ContainerID) {
+	t.Helper()
+	ctx := context.Background()
+	cfg := runtime.PodSandboxConfig{
+		Metadata:     runtime.PodSandboxMetadata{Name: "p", Namespace: "default", UID: "u1"},
+		Annotations:  annotations,
+		Labels:       map[string]string{runtime.LabelPodUID: "u1"},
+		LogDirectory: logDir,
+	}
+	sb, err := rt.RunPodSandbox(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := rt.CreateContainer(ctx, sb, cfg, runtime.ContainerConfig{Name: "app", LogPath: runtime.ContainerLogPath("app", 0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rt.StartContainer(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	return sb, id
+}
+
+func TestScriptedBehaviour(t *testing.T) {
+	ctx := context.Background()
+	tests := []struct {
+		name        string
+		annotations map[string]string
+		after       time.Duration
+		state       runtime.ContainerState
+		exitCode    int32
+		ready, live bool
+		cpuNanos    uint64
+	}{
+		{"plain container runs, ready and alive", nil, time.Hour, runtime.ContainerRunning, 0, true, true, 0},
+		{"not ready before ready-after", map[string]string{sim.AnnotationReadyAfter: "2s"}, time.Second, runtime.ContainerRunning, 0, false, true, 0},
+		{"ready after ready-after", map[string]string{sim.AnnotationReadyAfter: "2s"}, 2 * time.Second, runtime.ContainerRunning, 0, true, true, 0},
+		{"never ready", map[string]string{sim.AnnotationNeverReady: "true"}, time.Hour, runtime.ContainerRunning, 0, false, true, 0},
+		{"crashes after crash-after", map[string]string{sim.AnnotationCrashAfter: "5s"}, 5 * time.Second, runtime.ContainerExited, 1, false, false, 0},
+		{"still running before crash-after", map[string]string{sim.AnnotationCrashAfter: "5s"}, 4 * time.Second, runtime.ContainerRunning, 0, true, true, 0},
+		{"completes with exit code 0", map[string]string{sim.AnnotationCrashAfter: "1s", sim.AnnotationExitCode: "0"}, time.Minute, runtime.ContainerExited, 0, false, false, 0},
+		{"unhealthy after", map[string]string{sim.AnnotationUnhealthyAfter: "3s"}, 3 * time.Second, runtime.ContainerRunning, 0, true, false, 0},
+		{"cpu usage accumulates", map[string]string{sim.AnnotationCPUMillicores: "250"}, 10 * time.Second, runtime.ContainerRunning, 0, true, true, 2_500_000_000},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := &clock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+			rt := sim.New(sim.Config{Now: c.Now})
+			_, id := start(t, rt, tt.annotations, "")
+			c.Add(tt.after)
+			st, err := rt.ContainerStatus(ctx, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.State != tt.state || st.ExitCode != tt.exitCode {
+				t.Errorf("state %s exit %d, want %s exit %d", st.State, st.ExitCode, tt.state, tt.exitCode)
+			}
+			if tt.state == runtime.ContainerExited {
+				crash, _ := time.ParseDuration(tt.annotations[sim.AnnotationCrashAfter])
+				if !st.FinishedAt.Equal(st.StartedAt.Add(crash)) {
+					t.Errorf("finished %v after start, want %v", st.FinishedAt.Sub(st.StartedAt), crash)
+				}
+			}
+			if ok, _ := rt.ProbeResult(ctx, id, sim.ProbeReadiness); ok != tt.ready {
+				t.Errorf("readiness %v, want %v", ok, tt.ready)
+			}
+			if ok, _ := rt.ProbeResult(ctx, id, sim.ProbeLiveness); ok != tt.live {
+				t.Errorf("liveness %v, want %v", ok, tt.live)
+			}
+			stats, err := rt.ContainerStats(ctx, id)
+			if err != nil || stats.CPUUsageCoreNanoSeconds != tt.cpuNanos {
+				t.Errorf("cpu %d %v, want %d", stats.CPUUsageCoreNanoSeconds, err, tt.cpuNanos)
+			}
+		})
+	}
+}
+
+func TestSandboxAddressesAndRemoval(t *testing.T) {
+	ctx := context.Background()
+	rt := sim.New(sim.Config{Subnet: "10.1.2.0/30"}) // room for one pod: .2
+	sb, id := start(t, rt, nil, "")
+	st, err := rt.PodSandboxStatus(ctx, sb)
+	if err != nil || st.IP != "10.1.2.2" || st.State != runtime.SandboxReady {
+		t.Fatalf("sandbox %+v %v, want ready at 10.1.2.2", st, err)
+	}
+	if _, err := rt.RunPodSandbox(ctx, runtime.PodSandboxConfig{Metadata: runtime.PodSandboxMetadata{Name: "q", UID: "u2"}}); err == nil {
+		t.Fatal("second sandbox in a full subnet: no error")
+	}
+	if err := rt.RemovePodSandbox(ctx, sb); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rt.ContainerStatus(ctx, id); !errors.Is(err, runtime.ErrNotFound) {
+		t.Errorf("container after sandbox removal: %v, want ErrNotFound", err)
+	}
+	sb2, err := rt.RunPodSandbox(ctx, runtime.PodSandboxConfig{Metadata: runtime.PodSandboxMetadata{Name: "q", UID: "u2"}})
+	if err != nil {
+		t.Fatalf("address not released: %v", err)
+	}
+	if st, _ := rt.PodSandboxStatus(ctx, sb2); st.IP != "10.1.2.2" {
+		t.Errorf("reused address %q", st.IP)
+	}
+	list, _ := rt.ListPodSandboxes(ctx, runtime.PodSandboxFilter{Labels: map[string]string{runtime.LabelPodUID: "u1"}})
+	if len(list) != 0 {
+		t.Errorf("removed sandbox still listed: %+v", list)
+	}
+}
+
+func TestLogs(t *testing.T) {
+	ctx := context.Background()
+	c := &clock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	rt := sim.New(sim.Config{Now: c.Now})
+	_, id := start(t, rt, map[string]string{sim.AnnotationCrashAfter: "1s"}, t.TempDir())
+	c.Add(2 * time.Second)
+	r, err := rt.ContainerLogs(ctx, id, runtime.LogOptions{Follow: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	b, err := io.ReadAll(r) // ends: the container has exited
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(b); !strings.Contains(got, "app attempt 0 started\n") || !strings.Contains(got, "exited with code 1\n") {
+		t.Errorf("logs %q", got)
+	}
+}
+
+// The agent lists a pod's containers on every sync; this is its cost on a
+// node with 100 pods.
+func BenchmarkListContainers(b *testing.B) {
+	ctx := context.Background()
+	rt := sim.New(sim.Config{})
+	for i := range 100 {
+		labels := map[string]string{runtime.LabelPodUID: strconv.Itoa(i)}
+		cfg := runtime.PodSandboxConfig{Metadata: runtime.PodSandboxMetadata{Name: "p", UID: strconv.Itoa(i)}, Labels: labels}
+		sb, _ := rt.RunPodSandbox(ctx, cfg)
+		id, _ := rt.CreateContainer(ctx, sb, cfg, runtime.ContainerConfig{Name: "app", Labels: labels})
+		rt.StartContainer(ctx, id)
+	}
+	filter := runtime.ContainerFilter{Labels: map[string]string{runtime.LabelPodUID: "42"}}
+	b.ReportAllocs()
+	for b.Loop() {
+		if cs, _ := rt.ListContainers(ctx, filter); len(cs) != 1 {
+			b.Fatalf("listed %d", len(cs))
+		}
+	}
+}
