@@ -40,6 +40,10 @@ func (b *nodeB) maxPods(n string) *nodeB {
 	b.n.Status.Allocatable[corev1.ResourcePods] = resource.MustParse(n)
 	return b
 }
+func (b *nodeB) scalar(name, q string) *nodeB {
+	b.n.Status.Allocatable[corev1.ResourceName(name)] = resource.MustParse(q)
+	return b
+}
 func (b *nodeB) obj() *corev1.Node { return b.n }
 
 // podB builds a pod with one container.
@@ -104,6 +108,14 @@ func (b *podB) hostPort(port int32, ip string) *podB {
 func (b *podB) owner(uid string) *podB {
 	t := true
 	b.p.OwnerReferences = []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: "rs", UID: types.UID(uid), Controller: &t}}
+	return b
+}
+func (b *podB) scalar(name, q string) *podB {
+	c := &b.p.Spec.Containers[0]
+	if c.Resources.Requests == nil {
+		c.Resources.Requests = corev1.ResourceList{}
+	}
+	c.Resources.Requests[corev1.ResourceName(name)] = resource.MustParse(q)
 	return b
 }
 func (b *podB) on(node string) *podB { b.p.Spec.NodeName = node; return b }

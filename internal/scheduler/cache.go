@@ -50,9 +50,11 @@ type nodeInfo struct {
 	taints        []corev1.Taint
 	allocatable   Resources
 	allowedPods   int
+	allocScalar   map[corev1.ResourceName]int64
 
 	requested      Resources
 	scoreRequested Resources
+	reqScalar      map[corev1.ResourceName]int64
 	podCount       int
 	ports          map[portKey]map[string]int // protocol+port -> host IP -> pods
 	owners         map[types.UID]int          // controller UID -> pods
@@ -68,6 +70,7 @@ type podState struct {
 	pod     *corev1.Pod
 	node    string
 	req     Resources
+	scalar  []ScalarRequest
 	score   Resources
 	ports   []hostPort
 	owner   types.UID
@@ -107,6 +110,7 @@ func (c *Cache) SetNode(n *corev1.Node) {
 	ni.unschedulable = n.Spec.Unschedulable
 	ni.taints = EffectiveTaints(n)
 	ni.allocatable, ni.allowedPods = nodeAllocatable(n)
+	ni.allocScalar = nodeScalars(n)
 	if ni.listed < 0 {
 		ni.listed = len(c.list)
 		c.list = append(c.list, ni)
@@ -207,6 +211,7 @@ func (c *Cache) add(pod *corev1.Pod, node string, assumed bool) {
 		pod:     pod,
 		node:    node,
 		req:     PodRequests(pod),
+		scalar:  PodScalarRequests(pod),
 		score:   PodScoringRequests(pod),
 		ports:   podHostPorts(pod),
 		assumed: assumed,
@@ -221,6 +226,12 @@ func (c *Cache) add(pod *corev1.Pod, node string, assumed bool) {
 	ni.requested.add(ps.req)
 	ni.scoreRequested.add(ps.score)
 	ni.podCount++
+	for _, sr := range ps.scalar {
+		if ni.reqScalar == nil {
+			ni.reqScalar = map[corev1.ResourceName]int64{}
+		}
+		ni.reqScalar[sr.Name] += sr.Quantity
+	}
 	for _, p := range ps.ports {
 		if ni.ports == nil {
 			ni.ports = map[portKey]map[string]int{}
@@ -248,6 +259,11 @@ func (c *Cache) remove(ps *podState, uid types.UID) {
 	ni.requested.sub(ps.req)
 	ni.scoreRequested.sub(ps.score)
 	ni.podCount--
+	for _, sr := range ps.scalar {
+		if ni.reqScalar[sr.Name] -= sr.Quantity; ni.reqScalar[sr.Name] <= 0 {
+			delete(ni.reqScalar, sr.Name)
+		}
+	}
 	for _, p := range ps.ports {
 		k := portKey{p.proto, p.port}
 		if ips := ni.ports[k]; ips != nil {

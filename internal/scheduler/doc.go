@@ -8,7 +8,8 @@
 // yet seen bound), with each node's requested resources, host ports and
 // replica counts kept incrementally; Cache.Schedule filters the nodes
 // (cordon, taints and tolerations, nodeSelector and required node
-// affinity, host ports, CPU/memory/ephemeral-storage/pod count) and scores
+// affinity, host ports, CPU, memory, ephemeral storage, extended
+// resources and hugepages, pod count) and scores
 // the feasible ones (least allocated, balanced allocation, spread of a
 // controller's replicas, preferred node affinity, PreferNoSchedule
 // taints), or returns a *FitError whose message is upstream's
@@ -26,6 +27,5 @@
 // are spread by controller owner (not by the selectors of services and
 // replica sets, as upstream's default topology spread does); there is no
 // preemption (the message's "preemption:" part says no victims were
-// found), no pod (anti-)affinity, topology spread constraints, volumes or
-// extended resources.
+// found), no pod (anti-)affinity, topology spread constraints or volumes.
 package scheduler

@@ -33,6 +33,7 @@ const (
 type podInfo struct {
 	pod         *corev1.Pod
 	req         Resources // for filtering
+	scalar      []ScalarRequest
 	score       Resources // for scoring (non-zero defaults)
 	ports       []hostPort
 	owner       types.UID // controller owner, "" if none
@@ -62,6 +63,7 @@ func newPodInfo(pod *corev1.Pod) *podInfo {
 	pi := &podInfo{
 		pod:     pod,
 		req:     PodRequests(pod),
+		scalar:  PodScalarRequests(pod),
 		score:   PodScoringRequests(pod),
 		nodeSel: pod.Spec.NodeSelector,
 	}
@@ -316,6 +318,11 @@ func (pi *podInfo) filter(n *nodeInfo, scratch []string) (reasons []string, reso
 		}
 		if pi.req.EphemeralStorage > 0 && pi.req.EphemeralStorage > free.EphemeralStorage {
 			reasons = append(reasons, ReasonInsufficientEph)
+		}
+	}
+	for _, sr := range pi.scalar {
+		if sr.Quantity > n.allocScalar[sr.Name]-n.reqScalar[sr.Name] {
+			reasons = append(reasons, "Insufficient "+string(sr.Name))
 		}
 	}
 	if len(reasons) > 0 {

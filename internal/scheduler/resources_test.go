@@ -77,3 +77,28 @@ func TestPodRequests(t *testing.T) {
 		})
 	}
 }
+
+func TestPodScalarRequests(t *testing.T) {
+	always := corev1.ContainerRestartPolicyAlways
+	gpu := func(n string) corev1.ResourceRequirements {
+		return corev1.ResourceRequirements{Requests: corev1.ResourceList{
+			"example.com/gpu": resource.MustParse(n), corev1.ResourceCPU: resource.MustParse("1")}}
+	}
+	pod := &corev1.Pod{Spec: corev1.PodSpec{
+		InitContainers: []corev1.Container{
+			{Name: "side", Resources: gpu("1"), RestartPolicy: &always},
+			{Name: "init", Resources: gpu("4")},
+		},
+		Containers: []corev1.Container{{Name: "a", Resources: gpu("1")}, {Name: "b", Resources: corev1.ResourceRequirements{
+			Requests: corev1.ResourceList{"hugepages-2Mi": resource.MustParse("4Mi")}}}},
+		Overhead: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("1")},
+	}}
+	got := PodScalarRequests(pod)
+	want := []ScalarRequest{{Name: "example.com/gpu", Quantity: 5}, {Name: "hugepages-2Mi", Quantity: 4 << 20}}
+	if len(got) != len(want) || got[0] != want[0] || got[1] != want[1] {
+		t.Fatalf("PodScalarRequests = %+v, want %+v", got, want)
+	}
+	if got := PodScalarRequests(&corev1.Pod{Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Resources: gpu("0")}}}}); got != nil {
+		t.Fatalf("zero request: %+v, want nil", got)
+	}
+}

@@ -232,6 +232,22 @@ func TestScheduleFilters(t *testing.T) {
 			msg:    "0/1 nodes are available: 1 node(s) didn't have free ports for the requested pod ports. preemption: 0/1 nodes are available: 1 No preemption victims found for incoming pod.",
 		},
 		{
+			name: "extended resources: counted per node, upstream's reason",
+			nodes: []*corev1.Node{
+				mkNode("a", "8", "8Gi").scalar("example.com/gpu", "1").obj(),
+				mkNode("b", "8", "8Gi").obj(),
+			},
+			placed: []*corev1.Pod{mkPod("x").scalar("example.com/gpu", "1").on("a").obj()},
+			pod:    mkPod("p").scalar("example.com/gpu", "1").obj(),
+			msg:    "0/2 nodes are available: 2 Insufficient example.com/gpu. preemption: 0/2 nodes are available: 2 No preemption victims found for incoming pod.",
+		},
+		{
+			name:  "extended resources: fits where there are enough",
+			nodes: []*corev1.Node{mkNode("a", "8", "8Gi").obj(), mkNode("b", "1", "1Gi").scalar("example.com/gpu", "2").obj()},
+			pod:   mkPod("p").scalar("example.com/gpu", "2").obj(),
+			want:  "b",
+		},
+		{
 			name:   "least allocated",
 			nodes:  []*corev1.Node{mkNode("a", "4", "4Gi").obj(), mkNode("b", "4", "4Gi").obj()},
 			placed: []*corev1.Pod{mkPod("x").req("1", "1Gi").on("a").obj()},
