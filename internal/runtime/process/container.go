@@ -281,6 +281,10 @@ func (r *Runtime) StartContainer(ctx context.Context, id runtime.ContainerID) er
 		r.mu.Unlock()
 		return fmt.Errorf("process: start container %s: it is %v, not created", id, c.state())
 	}
+	if !r.sandboxReady(c.rec.SandboxID) {
+		r.mu.Unlock()
+		return fmt.Errorf("process: start container %s: its sandbox %s is not ready", id, c.rec.SandboxID)
+	}
 	c.starting = true
 	rec := c.rec
 	r.mu.Unlock()
@@ -302,7 +306,21 @@ func (r *Runtime) StartContainer(ctx context.Context, id runtime.ContainerID) er
 	if err := writeJSON(filepath.Join(c.dir, containerFile), c.rec); err != nil {
 		return err
 	}
+	if !r.sandboxReady(c.rec.SandboxID) {
+		// The sandbox was stopped while this container started.
+		r.mu.Unlock()
+		err := r.StopContainer(ctx, id, 0)
+		r.mu.Lock()
+		return fmt.Errorf("process: start container %s: its sandbox was stopped meanwhile (%v)", id, err)
+	}
 	return nil
+}
+
+// sandboxReady reports whether sandbox id exists and is ready. The caller
+// holds r.mu.
+func (r *Runtime) sandboxReady(id runtime.SandboxID) bool {
+	s, ok := r.sandboxes[id]
+	return ok && s.rec.Ready
 }
 
 // start runs the shim for container rec (state directory dir) and waits

@@ -880,7 +880,15 @@ func cgroupOf(t *testing.T, pid int, ctrl string) string {
 // BenchmarkStartContainer measures StartContainer: from the call to the
 // process running (shim started, process forked and recorded).
 func BenchmarkStartContainer(b *testing.B) {
-	e := newEnv(b, process.Config{})
+	for _, noCgroups := range []bool{false, true} {
+		b.Run(fmt.Sprintf("noCgroups=%v", noCgroups), func(b *testing.B) {
+			benchmarkStart(b, process.Config{NoCgroups: noCgroups})
+		})
+	}
+}
+
+func benchmarkStart(b *testing.B, rtCfg process.Config) {
+	e := newEnv(b, rtCfg)
 	ctx := context.Background()
 	sb, sbCfg := e.sandbox("bench")
 	cfg := e.config("sleep", "")
