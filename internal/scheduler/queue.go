@@ -182,11 +182,20 @@ func (q *Queue) Pop() (*QueuedPod, bool) {
 	return p, true
 }
 
-// Done ends a pod's flight: it was bound or dropped.
+// Done ends a pod's flight: it was bound or set aside. A pod that changed
+// meanwhile (Add while in flight) goes back to the active queue, to be
+// looked at again as it is now.
 func (q *Queue) Done(key string) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	p := q.inFlight[key]
+	if p == nil {
+		return
+	}
 	delete(q.inFlight, key)
+	if p.updated {
+		q.pushActive(p, q.now())
+	}
 }
 
 // Requeue puts back a pod that failed to schedule. An unschedulable pod

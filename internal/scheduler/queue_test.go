@@ -3,6 +3,8 @@ package scheduler
 import (
 	"testing"
 	"time"
+
+	corev1 "k8s.io/api/core/v1"
 )
 
 type fakeClock struct{ t time.Time }
@@ -150,6 +152,24 @@ func TestQueueUpdates(t *testing.T) {
 	q.Done("ns/c")
 	if got := lens(q); got != [4]int{0, 0, 0, 0} {
 		t.Fatalf("after Done: %v", got)
+	}
+}
+
+func TestQueueDoneAfterAnUpdateInFlight(t *testing.T) {
+	q := NewQueue(time.Second, 10*time.Second, nil)
+	pod := mkPod("a").obj()
+	pod.Spec.SchedulingGates = []corev1.PodSchedulingGate{{Name: "wait"}}
+	q.Add("ns/a", pod)
+	p, _ := q.Pop()
+	open := pod.DeepCopy()
+	open.Spec.SchedulingGates = nil
+	q.Add("ns/a", open) // the gate is lifted while the gated pod is handled
+	q.Done(p.Key)
+	if got := lens(q); got != [4]int{1, 0, 0, 0} {
+		t.Fatalf("%v, want the changed pod active again", got)
+	}
+	if p, _ := q.Pop(); len(p.Pod.Spec.SchedulingGates) != 0 {
+		t.Fatal("Pop returned the stale version")
 	}
 }
 

@@ -33,7 +33,10 @@ const (
 const (
 	EventReasonScheduled         = "Scheduled"
 	EventReasonFailedScheduling  = "FailedScheduling"
-	ConditionReasonUnschedulable = corev1.PodReasonUnschedulable // "Unschedulable"
+	ConditionReasonUnschedulable = corev1.PodReasonUnschedulable   // "Unschedulable"
+	ConditionReasonGated         = corev1.PodReasonSchedulingGated // "SchedulingGated"
+	// MessageGated is upstream's message for a pod with scheduling gates.
+	MessageGated = "Scheduling is blocked due to non-empty scheduling gates"
 )
 
 // Options configure Run. The zero value is upstream's behaviour.
@@ -174,6 +177,17 @@ func (s *scheduler) scheduleOne(ctx context.Context) bool {
 		s.queue.Done(qp.Key)
 		return true
 	}
+	if len(pod.Spec.SchedulingGates) > 0 {
+		// Waits out of the queue until an update removes its gates.
+		s.tasks <- func() {
+			defer s.queue.Done(qp.Key)
+			s.setCondition(ctx, qp, corev1.PodCondition{
+				Type: corev1.PodScheduled, Status: corev1.ConditionFalse,
+				Reason: ConditionReasonGated, Message: MessageGated,
+			})
+		}
+		return true
+	}
 	s.mu.Lock()
 	node, err := s.cache.Schedule(pod)
 	if err == nil {
@@ -226,15 +240,20 @@ func (s *scheduler) bind(ctx context.Context, qp *QueuedPod, node string) {
 // condition) and puts it back to wait.
 func (s *scheduler) unschedulable(ctx context.Context, qp *QueuedPod, msg string) {
 	defer s.queue.Requeue(qp, true)
-	pod := qp.Pod
 	s.log.Debug("unschedulable", "pod", qp.Key, "reason", msg)
-	s.recorder.Event(pod, corev1.EventTypeWarning, EventReasonFailedScheduling, msg)
-	cond := corev1.PodCondition{
+	s.recorder.Event(qp.Pod, corev1.EventTypeWarning, EventReasonFailedScheduling, msg)
+	s.setCondition(ctx, qp, corev1.PodCondition{
 		Type:    corev1.PodScheduled,
 		Status:  corev1.ConditionFalse,
 		Reason:  ConditionReasonUnschedulable,
 		Message: msg,
-	}
+	})
+}
+
+// setCondition sets a condition on an unbound pod's status unless it is
+// there already, retrying on conflicts while the pod stays unbound.
+func (s *scheduler) setCondition(ctx context.Context, qp *QueuedPod, cond corev1.PodCondition) {
+	pod := qp.Pod
 	for range 3 {
 		next, changed := WithCondition(pod, cond, metav1.Now())
 		if !changed {
@@ -245,7 +264,7 @@ func (s *scheduler) unschedulable(ctx context.Context, qp *QueuedPod, msg string
 			return
 		}
 		if !apierrors.IsConflict(err) {
-			s.log.Warn("setting PodScheduled=False failed", "pod", qp.Key, "err", err)
+			s.log.Warn("setting the PodScheduled condition failed", "pod", qp.Key, "reason", cond.Reason, "err", err)
 			return
 		}
 		pod, err = s.client.CoreV1().Pods(pod.Namespace).Get(ctx, pod.Name, metav1.GetOptions{})

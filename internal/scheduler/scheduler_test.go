@@ -377,3 +377,31 @@ func TestCordonedNodeSkipped(t *testing.T) {
 }
 
 func discard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func TestSchedulingGates(t *testing.T) {
+	env := testenv.Start(t)
+	createNode(t, env, "n", "4")
+	start(t, env, scheduler.Options{})
+	createPod(t, env, "gated", "100m", func(p *corev1.Pod) {
+		p.Spec.SchedulingGates = []corev1.PodSchedulingGate{{Name: "example.com/wait"}}
+	})
+	testenv.Eventually(t, wait, func() error {
+		p := getPod(t, env, "gated")
+		for _, c := range p.Status.Conditions {
+			if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse &&
+				c.Reason == "SchedulingGated" && c.Message == scheduler.MessageGated {
+				return nil
+			}
+		}
+		return fmt.Errorf("conditions %+v, node %q", p.Status.Conditions, p.Spec.NodeName)
+	})
+	p := getPod(t, env, "gated")
+	if p.Spec.NodeName != "" {
+		t.Fatalf("gated pod bound to %s", p.Spec.NodeName)
+	}
+	p.Spec.SchedulingGates = nil
+	if _, err := env.Kube.CoreV1().Pods("default").Update(context.Background(), p, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitBound(t, env, "gated")
+}
