@@ -157,6 +157,7 @@ func (r *Runtime) CreateContainer(_ context.Context, sid runtime.SandboxID, sand
 		Annotations: config.Annotations,
 		Argv:        append(append([]string(nil), config.Command...), config.Args...),
 		WorkingDir:  config.WorkingDir,
+		Mounts:      config.Mounts,
 		Resources:   config.Resources,
 	}
 	podIP := s.rec.IP
@@ -346,6 +347,7 @@ func (r *Runtime) start(ctx context.Context, dir string, rec containerRecord) er
 		}
 	}
 	spec := shimSpec{
+		Mounts:         r.mounts(rec),
 		Argv:           append([]string{argv0}, rec.Argv[1:]...),
 		Env:            rec.Env,
 		WorkingDir:     rec.WorkingDir,
@@ -652,6 +654,18 @@ func (r *Runtime) ExecSync(ctx context.Context, id runtime.ContainerID, cmd []st
 	x.Env, x.Dir = rec.Env, rec.WorkingDir
 	x.Stdout, x.Stderr = &stdout, &stderr
 	x.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if mounts := r.mounts(rec); len(mounts) > 0 {
+		// The same bind mounts in a mount namespace of its own show the
+		// same files as the container's.
+		spec := filepath.Join(c.dir, "exec-"+newID()+".json")
+		if err := writeJSON(spec, shimSpec{Argv: append([]string{argv0}, cmd[1:]...), Env: rec.Env, WorkingDir: rec.WorkingDir, Mounts: mounts}); err != nil {
+			return runtime.ExecResult{}, fmt.Errorf("process: exec in container %s: %w", id, err)
+		}
+		defer os.Remove(spec)
+		if err := initStage(x, spec); err != nil {
+			return runtime.ExecResult{}, fmt.Errorf("process: exec in container %s: %w", id, err)
+		}
+	}
 	x.Cancel = func() error { return syscall.Kill(-x.Process.Pid, syscall.SIGKILL) }
 	x.WaitDelay = time.Second
 	if err = x.Start(); err == nil {
@@ -680,4 +694,19 @@ func (r *Runtime) ExecSync(ctx context.Context, id runtime.ContainerID, cmd []st
 		return res, fmt.Errorf("process: exec in container %s: %w", id, err)
 	}
 	return res, nil
+}
+
+// mounts returns the container's mounts if this runtime can make them, and
+// otherwise none (saying so once).
+func (r *Runtime) mounts(rec containerRecord) []runtime.Mount {
+	if len(rec.Mounts) == 0 {
+		return nil
+	}
+	if !r.canMount {
+		r.noMounts.Do(func() {
+			r.log.Warn("process runtime: not root: volume mounts are not made, containers see the host's files at their mount paths", "container", rec.ID)
+		})
+		return nil
+	}
+	return rec.Mounts
 }

@@ -61,6 +61,10 @@ type Runtime struct {
 	exe    string // the executable re-run as each container's shim
 	subnet netip.Prefix
 	cg     *cgroups // nil: no cgroups
+	// canMount: volume mounts can be made (root); noMounts says once
+	// that they are not.
+	canMount bool
+	noMounts sync.Once
 
 	mu         sync.Mutex
 	sandboxes  map[runtime.SandboxID]*sandbox
@@ -137,7 +141,7 @@ func New(cfg Config) (*Runtime, error) {
 	if err := readJSON(filepath.Join(stateDir, ipamFile), &ipam); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, err
 	}
-	r := &Runtime{cfg: cfg, log: log, exe: exe, subnet: subnet, sandboxes: sbs, containers: ctrs, ipNext: ipam.Next}
+	r := &Runtime{cfg: cfg, log: log, exe: exe, subnet: subnet, sandboxes: sbs, containers: ctrs, ipNext: ipam.Next, canMount: canMount()}
 	if cfg.NoCgroups {
 		log.Info("process runtime: cgroups disabled by configuration")
 	} else if cg, err := newCgroups(cfg.CgroupRoot); err != nil {

@@ -859,6 +859,49 @@ func TestCgroupLimits(t *testing.T) {
 	}
 }
 
+// TestMounts: as root, containers see their mounts (an emptyDir shared by
+// two containers, a read-only one) in mount namespaces of their own; the
+// host sees only the mount point.
+func TestMounts(t *testing.T) {
+	if os.Geteuid() != 0 {
+		if os.Getenv("DROVER_E2E") == "1" {
+			t.Fatal("DROVER_E2E=1 but not root: mounts need root")
+		}
+		t.Skip("skipping: mounts need root")
+	}
+	e := newEnv(t, process.Config{})
+	ctx := context.Background()
+	sb, sbCfg := e.sandbox("mounts")
+	shared, readOnly := t.TempDir(), t.TempDir()
+	mnt := filepath.Join(t.TempDir(), "shared") // does not exist on the host
+	ro := filepath.Join(t.TempDir(), "ro")
+	mounts := []runtime.Mount{{ContainerPath: mnt, HostPath: shared}, {ContainerPath: ro, HostPath: readOnly, ReadOnly: true}}
+	sh := func(name, script string) runtime.ContainerConfig {
+		c := e.config(name, "")
+		c.Command = []string{"sh", "-c", script}
+		c.Env = append(c.Env, runtime.EnvVar{Name: "MNT", Value: mnt}, runtime.EnvVar{Name: "RO", Value: ro})
+		c.Mounts = mounts
+		return c
+	}
+
+	writer := e.start(sb, sbCfg, sh("writer", `echo "hello from $NAME" > $MNT/file && ! touch $RO/file 2>/dev/null`))
+	if cs := e.waitExited(writer); cs.ExitCode != 0 {
+		t.Fatalf("writer = %+v, logs %q", cs, e.logs(writer, runtime.LogOptions{}))
+	}
+	reader := e.start(sb, sbCfg, sh("reader", `cat $MNT/file; sleep 1000`))
+	e.waitLog(reader, "hello from writer")
+	if b, err := os.ReadFile(filepath.Join(shared, "file")); err != nil || string(b) != "hello from writer\n" {
+		t.Errorf("host path holds %q, %v", b, err)
+	}
+	if entries, err := os.ReadDir(mnt); err != nil || len(entries) != 0 {
+		t.Errorf("the host's mount point %s = %v, %v; want an empty directory", mnt, entries, err)
+	}
+	res, err := e.rt.ExecSync(ctx, reader, []string{"cat", filepath.Join(mnt, "file")}, 10*time.Second)
+	if err != nil || res.ExitCode != 0 || string(res.Stdout) != "hello from writer\n" {
+		t.Errorf("ExecSync cat = %+v, %v", res, err)
+	}
+}
+
 // cgroupOf returns the directory of pid's cgroup for controller ctrl,
 // assuming the hierarchy is mounted at /sys/fs/cgroup/<ctrl> (as here).
 func cgroupOf(t *testing.T, pid int, ctrl string) string {

@@ -33,6 +33,9 @@ func init() {
 	if dir := os.Getenv(shimEnv); dir != "" {
 		os.Exit(runShim(dir))
 	}
+	if spec := os.Getenv(initEnv); spec != "" {
+		os.Exit(runInit(spec))
+	}
 }
 
 // runShim runs the container whose state directory is dir, as described in
@@ -99,6 +102,12 @@ func runShim(dir string) int {
 		Stdout:      outW,
 		Stderr:      errW,
 		SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
+	}
+	if len(spec.Mounts) > 0 {
+		// Through the init stage, in a mount namespace of its own.
+		if err := initStage(cmd, filepath.Join(dir, specFile)); err != nil {
+			return fail(err)
+		}
 	}
 	startErr := cmd.Start()
 	if len(spec.ShimCgroupDirs) > 0 {
@@ -233,4 +242,19 @@ func reapOrphans() {
 			return
 		}
 	}
+}
+
+// initStage turns cmd into a run of the init stage (see runInit) in a new
+// mount namespace, which execs cmd's command after mounting what the spec
+// at specPath asks for.
+func initStage(cmd *exec.Cmd, specPath string) error {
+	self, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("find own executable for the init stage: %w", err)
+	}
+	cmd.Path = self
+	cmd.Env = []string{initEnv + "=" + specPath}
+	cmd.Dir = "/"
+	cmd.SysProcAttr.Cloneflags |= syscall.CLONE_NEWNS
+	return nil
 }

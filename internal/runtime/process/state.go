@@ -75,7 +75,8 @@ type containerRecord struct {
 	Env        []string
 	WorkingDir string
 	// LogPath is the absolute log file, or empty for no log.
-	LogPath    string `json:",omitempty"`
+	LogPath    string          `json:",omitempty"`
+	Mounts     []runtime.Mount `json:",omitempty"`
 	Resources  runtime.Resources
 	CgroupDirs []string `json:",omitempty"`
 
@@ -102,6 +103,9 @@ type shimSpec struct {
 	// shim itself stays (the runtime's own cgroups).
 	CgroupDirs     []string `json:",omitempty"`
 	ShimCgroupDirs []string `json:",omitempty"`
+	// Mounts, when any, make the process start through the init stage
+	// in a mount namespace of its own (see runInit).
+	Mounts []runtime.Mount `json:",omitempty"`
 }
 
 // startedRecord is written by the shim once the container process runs.
