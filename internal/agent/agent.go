@@ -110,6 +110,10 @@ type Config struct {
 	// Ready, if set, is called once the node is registered and the HTTP
 	// endpoint serves.
 	Ready func(Info)
+
+	// synced, if set, is called after each successful pod sync with
+	// whether it wrote the pod's status (for tests).
+	synced func(key string, wrote bool)
 }
 
 // Info describes a running agent.

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -29,7 +30,7 @@ type running struct {
 
 // startAgent runs an agent for node on rt against env until stop or the
 // end of the test; cfg's zero fields get test-friendly values.
-func startAgent(t *testing.T, env *testenv.Env, rt runtime.Runtime, cfg Config) *running {
+func startAgent(t testing.TB, env *testenv.Env, rt runtime.Runtime, cfg Config) *running {
 	t.Helper()
 	if cfg.NodeName == "" {
 		cfg.NodeName = "node-1"
@@ -92,7 +93,7 @@ func simPod(name string, annotations map[string]string, containers ...string) *c
 	return p
 }
 
-func createPod(t *testing.T, env *testenv.Env, p *corev1.Pod) *corev1.Pod {
+func createPod(t testing.TB, env *testenv.Env, p *corev1.Pod) *corev1.Pod {
 	t.Helper()
 	p, err := env.Kube.CoreV1().Pods(p.Namespace).Create(context.Background(), p, metav1.CreateOptions{})
 	if err != nil {
@@ -238,6 +239,41 @@ func TestPodRunsAndBecomesReady(t *testing.T) {
 	cs, err := rt.ListContainers(context.Background(), runtime.ContainerFilter{Labels: map[string]string{runtime.LabelContainerName: "app"}})
 	if err != nil || len(cs) != 1 {
 		t.Fatalf("list app containers: %v %v", cs, err)
+	}
+}
+
+// Once a pod is Ready and nothing changes, syncs write no status.
+func TestSteadyPodWritesNoStatus(t *testing.T) {
+	env := testenv.Start(t)
+	var mu sync.Mutex
+	syncs, writes := 0, 0
+	startAgent(t, env, sim.New(sim.Config{}), Config{synced: func(key string, wrote bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		if key == "default/calm" {
+			syncs++
+			if wrote {
+				writes++
+			}
+		}
+	}})
+	createPod(t, env, simPod("calm", nil))
+	waitPod(t, env, "calm", 20*time.Second, podReady)
+	mu.Lock()
+	s0, w0 := syncs, writes
+	mu.Unlock()
+	testenv.Eventually(t, 20*time.Second, func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		if syncs < s0+20 {
+			return fmt.Errorf("%d syncs since Ready", syncs-s0)
+		}
+		return nil
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if writes > w0+1 { // the write that made it Ready may land after the Get
+		t.Errorf("%d status writes in %d syncs of a steady pod", writes-w0, syncs-s0)
 	}
 }
 

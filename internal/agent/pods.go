@@ -339,8 +339,12 @@ func (m *podManager) syncPod(ctx context.Context, pod *corev1.Pod, st *podState)
 		Containers:   r.views,
 		Now:          now,
 	})
-	if err := m.writeStatus(ctx, pod, st, status); err != nil {
+	wrote, err := m.writeStatus(ctx, pod, st, status)
+	if err != nil {
 		return 0, err
+	}
+	if m.a.cfg.synced != nil {
+		m.a.cfg.synced(pod.Namespace+"/"+pod.Name, wrote)
 	}
 	return max(time.Until(r.next), 10*time.Millisecond), nil
 }
@@ -423,6 +427,18 @@ func (r *podRun) view(ctx context.Context, name string) (containerView, error) {
 // drive moves one container toward running (or completed, for init
 // containers and restart policies that say so) and probes it.
 func (r *podRun) drive(ctx context.Context, c *corev1.Container, v containerView, isInit bool) containerView {
+	v = r.act(ctx, c, v, isInit)
+	if !isInit && v.Current != nil && v.Current.State == runtime.ContainerRunning {
+		// Probes that are due run now, even on a container just started,
+		// so a pod can go Running and Ready in one status write.
+		return r.probe(ctx, c, v)
+	}
+	return v
+}
+
+// act starts, restarts or leaves a container as its state and the restart
+// policy say.
+func (r *podRun) act(ctx context.Context, c *corev1.Container, v containerView, isInit bool) containerView {
 	cur := v.Current
 	switch {
 	case cur == nil:
@@ -434,10 +450,7 @@ func (r *podRun) drive(ctx context.Context, c *corev1.Container, v containerView
 		}
 		return r.refresh(ctx, v)
 	case cur.State == runtime.ContainerRunning:
-		if isInit {
-			return v
-		}
-		return r.probe(ctx, c, v)
+		return v
 	case cur.State == runtime.ContainerExited:
 		if !shouldRestart(r.pod.Spec.RestartPolicy, cur.ExitCode, isInit) {
 			return v
@@ -675,10 +688,10 @@ func (r *podRun) removeOld(ctx context.Context) {
 
 // writeStatus writes status when it differs from the pod's and from what
 // was last written.
-func (m *podManager) writeStatus(ctx context.Context, pod *corev1.Pod, st *podState, status corev1.PodStatus) error {
+func (m *podManager) writeStatus(ctx context.Context, pod *corev1.Pod, st *podState, status corev1.PodStatus) (bool, error) {
 	if apiequality.Semantic.DeepEqual(status, pod.Status) ||
 		st.written != nil && apiequality.Semantic.DeepEqual(status, *st.written) {
-		return nil
+		return false, nil
 	}
 	p := pod.DeepCopy()
 	p.Status = status
@@ -686,22 +699,22 @@ func (m *podManager) writeStatus(ctx context.Context, pod *corev1.Pod, st *podSt
 	if apierrors.IsConflict(err) {
 		fresh, gerr := m.a.cfg.Client.CoreV1().Pods(pod.Namespace).Get(ctx, pod.Name, metav1.GetOptions{})
 		if gerr != nil {
-			return gerr
+			return false, gerr
 		}
 		if fresh.UID != pod.UID {
-			return nil
+			return false, nil
 		}
 		fresh.Status = status
 		_, err = m.a.cfg.Client.CoreV1().Pods(pod.Namespace).UpdateStatus(ctx, fresh, metav1.UpdateOptions{})
 	}
 	if apierrors.IsNotFound(err) {
-		return nil
+		return false, nil
 	}
 	if err != nil {
-		return fmt.Errorf("update status: %w", err)
+		return false, fmt.Errorf("update status: %w", err)
 	}
 	st.written = &status
-	return nil
+	return true, nil
 }
 
 // gracePeriod is the pod's termination grace period: the one the deletion
