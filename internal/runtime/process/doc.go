@@ -14,8 +14,7 @@
 // 0.0.0.0. Host-network sandboxes have no IP of their own (the status shows
 // none, as with CRI) and their containers get Config.NodeIP as POD_IP.
 // There are no network namespaces: every process also sees the host's
-// other addresses, and hostPort mappings, DNS settings and mounts are not
-// applied.
+// other addresses, and hostPort mappings and DNS settings are not applied.
 //
 // # Containers and their shims
 //
@@ -66,6 +65,17 @@
 // file pages) from it. Otherwise (logged once) containers run without
 // limits and stats sum /proc/<pid>/stat and /proc/<pid>/status over the
 // container's process group.
+//
+// # Mounts
+//
+// As root, a container with mounts (volumes) starts through an init stage,
+// the executable run once more with DROVER_PROCESS_INIT set, in a mount
+// namespace of its own: it makes all mounts private (nothing reaches the
+// host), bind-mounts each host path at its container path (creating a
+// missing mount point, which the host then sees as an empty directory or
+// file), and execs the command, which keeps its pid. ExecSync makes the
+// same bind mounts for the command it runs. Without root, mounts are not
+// made (logged once) and containers see the host's files.
 //
 // A cgroup that cannot be removed yet (a process in it not yet reaped) is
 // listed in the state directory and removed by a later call.
