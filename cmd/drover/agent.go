@@ -64,7 +64,7 @@ adopts them.`,
 			fmt.Fprintf(cmd.OutOrStdout(), "Drover agent %s: runtime %s (%s)\n", cfg.NodeName, rtName, why)
 			exe, _ := os.Executable()
 			rt, err := noderuntime.Open(cmd.Context(), noderuntime.Options{
-				Name: rtName, DataDir: cfg.DataDir, ContainerdSocket: socket, PodSubnet: podSubnet, PauseBinary: exe, Logger: log,
+				Name: rtName, DataDir: cfg.DataDir, ContainerdSocket: socket, PodSubnet: podSubnet, NodeIP: cfg.NodeIP, PauseBinary: exe, Logger: log,
 			})
 			if err != nil {
 				return err
@@ -91,7 +91,7 @@ adopts them.`,
 	f.StringVar(&token, "token", "", "bearer token to authenticate to --server")
 	f.StringVar(&caFile, "certificate-authority", "", "CA certificate file to verify --server")
 	f.StringVar(&socket, "containerd-socket", "", "use the containerd listening on this socket instead of starting one")
-	f.StringVar(&podSubnet, "pod-subnet", "", "CIDR pod IPs come from on this node (Drover's containerd and sim; default 10.244.0.0/24 for containerd, 10.88.0.0/16 for sim)")
+	f.StringVar(&podSubnet, "pod-subnet", "", "CIDR pod IPs come from on this node (default 10.244.0.0/24 for containerd, 10.88.0.0/16 for sim, a 127.0.0.0/8 range for process)")
 	f.StringVar(&cfg.ListenAddr, "listen", agent.DefaultListenAddr, "HOST:PORT of the agent's HTTP endpoint (logs, stats)")
 	f.StringVar(&cfg.NodeIP, "node-ip", "", "the node's InternalIP (default: the address of the default route's interface)")
 	f.DurationVar(&cfg.HeartbeatInterval, "heartbeat-interval", agent.DefaultHeartbeatInterval, "how often the node's lease is renewed")

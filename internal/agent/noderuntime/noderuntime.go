@@ -10,7 +10,6 @@ package noderuntime
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -20,6 +19,7 @@ import (
 	"github.com/drover/drover/internal/runtime"
 	"github.com/drover/drover/internal/runtime/cri"
 	"github.com/drover/drover/internal/runtime/cri/containerd"
+	"github.com/drover/drover/internal/runtime/process"
 	"github.com/drover/drover/internal/runtime/sim"
 )
 
@@ -41,8 +41,12 @@ type Options struct {
 	// ContainerdSocket, for CRI, is an existing containerd's socket; empty
 	// starts Drover's own containerd.
 	ContainerdSocket string
-	// PodSubnet is the CIDR pod IPs come from (Drover's containerd, sim).
+	// PodSubnet is the CIDR pod IPs come from (Drover's containerd, sim,
+	// and process, where it must lie in 127.0.0.0/8).
 	PodSubnet string
+	// NodeIP is the node's address (the process runtime's host-network
+	// pod IP).
+	NodeIP string
 	// PauseBinary, for Drover's own containerd, is a static executable
 	// whose "pause" argument runs the pause process (a drover binary);
 	// when it is not static, the pause image is built with the Go
@@ -78,9 +82,6 @@ func Default(containerdSocket string) (name, why string) {
 	return CRI, "containerd is installed"
 }
 
-// processOpener opens the process runtime; nil until that runtime exists.
-var processOpener func(ctx context.Context, opts Options) (runtime.Runtime, func(), error)
-
 // Open opens the named runtime.
 func Open(ctx context.Context, opts Options) (*Runtime, error) {
 	if opts.Logger == nil {
@@ -92,14 +93,16 @@ func Open(ctx context.Context, opts Options) (*Runtime, error) {
 	case CRI:
 		return openCRI(ctx, opts)
 	case Process:
-		if processOpener == nil {
-			return nil, errors.New("noderuntime: the process runtime is not available in this build")
-		}
-		rt, closer, err := processOpener(ctx, opts)
+		rt, err := process.New(process.Config{
+			StateDir:  filepath.Join(opts.DataDir, "process"),
+			Logger:    opts.Logger,
+			PodSubnet: opts.PodSubnet,
+			NodeIP:    opts.NodeIP,
+		})
 		if err != nil {
 			return nil, err
 		}
-		return &Runtime{Runtime: rt, closers: []func(){closer}}, nil
+		return &Runtime{Runtime: rt}, nil
 	}
 	return nil, fmt.Errorf("noderuntime: unknown runtime %q: want cri, process or sim", opts.Name)
 }
