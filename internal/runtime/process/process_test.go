@@ -465,6 +465,59 @@ func TestStop(t *testing.T) {
 	}
 }
 
+// TestOrphansReaped: what the container's process leaves behind is reaped
+// by its shim while the container runs, not left a zombie.
+func TestOrphansReaped(t *testing.T) {
+	e := newEnv(t, process.Config{})
+	sb, sbCfg := e.sandbox("orphans")
+	dir := t.TempDir()
+	cfg := e.config("parent", "")
+	cfg.Command = []string{"sh", "-c", `(sh -c 'echo $$ > orphan.pid; read x < go; echo bye' &); sleep 1000`}
+	cfg.WorkingDir = dir
+	if err := syscall.Mkfifo(filepath.Join(dir, "go"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	id := e.start(sb, sbCfg, cfg)
+	var orphan int
+	eventually(t, 30*time.Second, "orphan pid written", func() error {
+		b, err := os.ReadFile(filepath.Join(dir, "orphan.pid"))
+		if err == nil {
+			orphan, err = strconv.Atoi(strings.TrimSpace(string(b)))
+		}
+		return err
+	})
+	// Its parent, the subshell, has exited: the shim adopted it.
+	var started struct{ ShimPID int }
+	b, err := os.ReadFile(filepath.Join(e.stateDir, "sandboxes", string(sb), "containers", string(id), "started.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := jsonUnmarshal(b, &started); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "the shim adopts the orphan", func() error {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", orphan))
+		if err != nil {
+			return err
+		}
+		if f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:])); f[1] != strconv.Itoa(started.ShimPID) {
+			return fmt.Errorf("orphan's parent is %s, want the shim %d", f[1], started.ShimPID)
+		}
+		return nil
+	})
+	// Let it exit.
+	if err := os.WriteFile(filepath.Join(dir, "go"), []byte("go\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e.waitLog(id, "bye")
+	eventually(t, 30*time.Second, "the orphan is reaped", func() error {
+		if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", orphan)); err == nil {
+			return fmt.Errorf("orphan %d: %s", orphan, b)
+		}
+		return nil
+	})
+}
+
 func TestLogsFollow(t *testing.T) {
 	e := newEnv(t, process.Config{})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)

@@ -109,6 +109,10 @@ func runShim(dir string) int {
 			return fail(err)
 		}
 	}
+	// Every child is reaped here (wait4 on SIGCHLD), the process and the
+	// orphans it leaves, so none stays a zombie while the container runs.
+	sigchld := make(chan os.Signal, 1)
+	signal.Notify(sigchld, syscall.SIGCHLD)
 	startErr := cmd.Start()
 	if len(spec.ShimCgroupDirs) > 0 {
 		if err := joinCgroup(spec.ShimCgroupDirs, os.Getpid()); err != nil {
@@ -148,7 +152,7 @@ func runShim(dir string) int {
 	go copyOutput(stdout, outR, copied)
 	go copyOutput(stderr, errR, copied)
 
-	waitErr := cmd.Wait()
+	ws := waitFor(pid, sigchld)
 	finished := time.Now()
 	// The container ends with its main process, as it does when the init
 	// process of a container's PID namespace exits.
@@ -170,22 +174,11 @@ func runShim(dir string) int {
 	stdout.Close()
 	stderr.Close()
 
-	exit := exitRecord{FinishedAt: finished}
-	var ee *exec.ExitError
-	switch {
-	case waitErr == nil:
-	case errors.As(waitErr, &ee):
-		ws, _ := ee.Sys().(syscall.WaitStatus)
-		if ws.Signaled() {
-			exit.ExitCode = 128 + int32(ws.Signal())
-			exit.Signal = ws.Signal().String()
-			exit.OOMKilled = ws.Signal() == syscall.SIGKILL && oomKilled(spec.CgroupDirs)
-		} else {
-			exit.ExitCode = int32(ws.ExitStatus())
-		}
-	default:
-		fmt.Fprintf(os.Stderr, "drover process shim %s: wait: %v\n", dir, waitErr)
-		exit.ExitCode = 128 + int32(syscall.SIGKILL)
+	exit := exitRecord{FinishedAt: finished, ExitCode: int32(ws.ExitStatus())}
+	if ws.Signaled() {
+		exit.ExitCode = 128 + int32(ws.Signal())
+		exit.Signal = ws.Signal().String()
+		exit.OOMKilled = ws.Signal() == syscall.SIGKILL && oomKilled(spec.CgroupDirs)
 	}
 	if err := writeJSON(filepath.Join(dir, exitFile), exit); err != nil {
 		fmt.Fprintf(os.Stderr, "drover process shim %s: %v\n", dir, err)
@@ -231,6 +224,27 @@ func setChildSubreaper() error {
 		return fmt.Errorf("become a subreaper: %w", errno)
 	}
 	return nil
+}
+
+// waitFor reaps children as SIGCHLD arrives until pid has exited, and
+// returns its status.
+func waitFor(pid int, sigchld <-chan os.Signal) syscall.WaitStatus {
+	for {
+		for {
+			var ws syscall.WaitStatus
+			p, err := syscall.Wait4(-1, &ws, syscall.WNOHANG, nil)
+			if errors.Is(err, syscall.EINTR) {
+				continue
+			}
+			if p == pid {
+				return ws
+			}
+			if p <= 0 || err != nil {
+				break
+			}
+		}
+		<-sigchld
+	}
 }
 
 // reapOrphans reaps the shim's children that have exited, without waiting.
