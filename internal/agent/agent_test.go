@@ -40,7 +40,9 @@ func startAgent(t testing.TB, env *testenv.Env, rt runtime.Runtime, cfg Config) 
 	if cfg.DataDir == "" {
 		cfg.DataDir = t.TempDir()
 	}
-	cfg.Logger = testenv.Logger(t)
+	if cfg.Logger == nil {
+		cfg.Logger = testenv.Logger(t)
+	}
 	if cfg.HeartbeatInterval == 0 {
 		cfg.HeartbeatInterval = 100 * time.Millisecond
 	}

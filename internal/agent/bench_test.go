@@ -3,6 +3,9 @@ package agent
 import (
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
+	goruntime "runtime"
 	"sort"
 	"sync"
 	"testing"
@@ -105,3 +108,54 @@ func BenchmarkPodStartupCRI(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkManySimNodes runs 50 sim agents in one process against one API
+// server, each with 10 pods, and reports how long until all 500 pods are
+// Ready and the heap per node in steady state.
+func BenchmarkManySimNodes(b *testing.B) {
+	const nodes, podsPerNode = 50, 10
+	for range b.N {
+		env := testenv.Start(b)
+		var before goruntime.MemStats
+		goruntime.GC()
+		goruntime.ReadMemStats(&before)
+		for n := range nodes {
+			startAgent(b, env, sim.New(sim.Config{Subnet: fmt.Sprintf("10.90.%d.0/24", n)}), Config{
+				NodeName: fmt.Sprintf("sim-%d", n), HeartbeatInterval: 2 * time.Second, Workers: 2, Logger: quietLogger(),
+			})
+		}
+		start := time.Now()
+		for n := range nodes {
+			for i := range podsPerNode {
+				p := simPod(fmt.Sprintf("p-%d-%d", n, i), nil)
+				p.Spec.NodeName = fmt.Sprintf("sim-%d", n)
+				createPod(b, env, p)
+			}
+		}
+		testenv.Eventually(b, 5*time.Minute, func() error {
+			list, err := env.Kube.CoreV1().Pods("default").List(context.Background(), metav1.ListOptions{})
+			if err != nil {
+				return err
+			}
+			ready := 0
+			for i := range list.Items {
+				if podReady(&list.Items[i]) == nil {
+					ready++
+				}
+			}
+			if ready < nodes*podsPerNode {
+				return fmt.Errorf("%d of %d pods ready", ready, nodes*podsPerNode)
+			}
+			return nil
+		})
+		b.ReportMetric(time.Since(start).Seconds(), "s-to-all-ready")
+		var after goruntime.MemStats
+		goruntime.GC()
+		goruntime.ReadMemStats(&after)
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/nodes/(1<<20), "heap-MiB/node")
+		b.ReportMetric(float64(goruntime.NumGoroutine())/nodes, "goroutines/node")
+	}
+	b.ReportMetric(0, "ns/op")
+}
+
+func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
