@@ -26,6 +26,8 @@ const (
 	CAKeyFile      = "ca.key"
 	ServerCertFile = "server.crt"
 	ServerKeyFile  = "server.key"
+	PeerCertFile   = "peer.crt"
+	PeerKeyFile    = "peer.key"
 )
 
 const (
@@ -145,14 +147,29 @@ func (ca *CA) Pool() *x509.CertPool {
 // An existing certificate is reused when it covers all of them and is not
 // close to expiry; otherwise a new one is issued, covering the old names too.
 func (ca *CA) EnsureServingCert(dir string, hosts []string) (certFile, keyFile string, err error) {
+	return ca.ensureLeaf(dir, ServerCertFile, ServerKeyFile, "drover-apiserver",
+		[]x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, hosts)
+}
+
+// EnsurePeerCert is EnsureServingCert for an etcd member's peer
+// certificate (peer.crt, peer.key): members both serve and dial with it, so
+// it is valid for server and client authentication.
+func (ca *CA) EnsurePeerCert(dir string, hosts []string) (certFile, keyFile string, err error) {
+	return ca.ensureLeaf(dir, PeerCertFile, PeerKeyFile, "drover-etcd-peer",
+		[]x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}, hosts)
+}
+
+// ensureLeaf keeps dir/certName and dir/keyName a certificate signed by ca
+// for the local names and hosts, with the given extended key usages.
+func (ca *CA) ensureLeaf(dir, certName, keyName, commonName string, usages []x509.ExtKeyUsage, hosts []string) (certFile, keyFile string, err error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", "", fmt.Errorf("auth: create pki dir: %w", err)
 	}
-	certFile, keyFile = filepath.Join(dir, ServerCertFile), filepath.Join(dir, ServerKeyFile)
+	certFile, keyFile = filepath.Join(dir, certName), filepath.Join(dir, keyName)
 	dnsNames, ips := servingNames(hosts)
 
 	if old, ok := ca.loadLeaf(certFile, keyFile); ok {
-		if covers(old, dnsNames, ips) && time.Until(old.NotAfter) > renewBefore {
+		if covers(old, dnsNames, ips) && time.Until(old.NotAfter) > renewBefore && slices.Equal(old.ExtKeyUsage, usages) {
 			return certFile, keyFile, nil
 		}
 		// Keep what the old certificate served, so clients using those names keep working.
@@ -160,9 +177,9 @@ func (ca *CA) EnsureServingCert(dir string, hosts []string) (certFile, keyFile s
 	}
 
 	tmpl := &x509.Certificate{
-		Subject:     pkix.Name{CommonName: "drover-apiserver"},
+		Subject:     pkix.Name{CommonName: commonName},
 		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		ExtKeyUsage: usages,
 		DNSNames:    dnsNames,
 		IPAddresses: ips,
 	}
@@ -171,10 +188,10 @@ func (ca *CA) EnsureServingCert(dir string, hosts []string) (certFile, keyFile s
 		return "", "", err
 	}
 	if err := writeFileAtomic(keyFile, keyPEM, 0o600); err != nil {
-		return "", "", fmt.Errorf("auth: write serving key: %w", err)
+		return "", "", fmt.Errorf("auth: write %s: %w", keyName, err)
 	}
 	if err := writeFileAtomic(certFile, certPEM, 0o644); err != nil {
-		return "", "", fmt.Errorf("auth: write serving certificate: %w", err)
+		return "", "", fmt.Errorf("auth: write %s: %w", certName, err)
 	}
 	return certFile, keyFile, nil
 }

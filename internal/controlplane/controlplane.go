@@ -19,6 +19,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+	"k8s.io/apimachinery/pkg/util/uuid"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -62,6 +63,11 @@ type Config struct {
 	// EtcdEndpoints, if set, are the client URLs of an external etcd cluster;
 	// otherwise an embedded member keeps its data in DataDir/etcd.
 	EtcdEndpoints []string
+	// EtcdTLS is the client TLS for EtcdEndpoints (none when empty).
+	EtcdTLS EtcdTLS
+	// Cluster makes this server the first (Init) or another (JoinURL) of
+	// a highly available control plane. Zero: a single server.
+	Cluster Cluster
 	// AdvertiseAddress is the host or IP clients use to reach the API server
 	// (the admin kubeconfig points there, and the serving certificate names
 	// it). Default: 127.0.0.1, or Listen's host when that is a specific address.
@@ -91,6 +97,11 @@ type Info struct {
 	KubeconfigPath string
 	// RestConfig is a client configuration for the admin; copy before changing.
 	RestConfig *rest.Config
+	// ServerName names this server (its Lease, and its etcd member in HA).
+	ServerName string
+	// JoinToken lets other servers join (--join URL --token T); empty for
+	// a single server.
+	JoinToken string
 }
 
 // Run starts the control plane and serves until ctx is done, then shuts down
@@ -137,6 +148,10 @@ func run(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("listener address: %w", err)
 	}
 	url := "https://" + net.JoinHostPort(advertise, port)
+	cluster, err := prepareCluster(ctx, cfg, advertise, ln.Addr().(*net.TCPAddr).Port, log)
+	if err != nil {
+		return err
+	}
 
 	// Credentials.
 	ca, err := auth.EnsureCA(filepath.Join(cfg.DataDir, PKIDir))
@@ -144,6 +159,10 @@ func run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	certFile, keyFile, err := ca.EnsureServingCert(filepath.Join(cfg.DataDir, PKIDir), servingHosts(advertise, cfg.Listen))
+	if err != nil {
+		return err
+	}
+	peerTLS, err := cluster.ensureCredentials(ca, advertise)
 	if err != nil {
 		return err
 	}
@@ -159,7 +178,7 @@ func run(ctx context.Context, cfg Config) error {
 	authn.Add(token, auth.User{Name: AdminUser, Groups: []string{AdminGroup}})
 
 	// State.
-	client, etcdErr, closeEtcd, err := startEtcd(ctx, cfg, log)
+	client, etcdErr, closeEtcd, err := startEtcd(ctx, cfg, cluster, peerTLS, log)
 	if err != nil {
 		return err
 	}
@@ -184,7 +203,7 @@ func run(ctx context.Context, cfg Config) error {
 	baseCtx, cancelBase := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelBase()
 	srv := &http.Server{
-		Handler: handler,
+		Handler: cluster.handler(handler, ca, authn, token),
 		TLSConfig: &tls.Config{
 			MinVersion:   tls.VersionTLS12,
 			Certificates: []tls.Certificate{serving},
@@ -245,7 +264,15 @@ func run(ctx context.Context, cfg Config) error {
 		}, time.Minute)
 		return nil
 	}}
-	for _, c := range arrange(append(append(builtinComponents(), repair), cfg.Components...), cfg.LeaderElection) {
+	comps := append(builtinComponents(), repair, serverRegistry(cluster.name, url))
+	if cluster.ha() {
+		comps = append(comps, cluster.promoter())
+		if cfg.LeaderElection.Identity == "" {
+			// Say which server leads.
+			cfg.LeaderElection.Identity = cluster.name + "_" + string(uuid.NewUUID())
+		}
+	}
+	for _, c := range arrange(append(comps, cfg.Components...), cfg.LeaderElection) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -266,7 +293,11 @@ func run(ctx context.Context, cfg Config) error {
 	}
 
 	if cfg.Ready != nil {
-		cfg.Ready(Info{Addr: ln.Addr(), URL: url, KubeconfigPath: kubeconfig, RestConfig: rest.CopyConfig(restCfg)})
+		info := Info{Addr: ln.Addr(), URL: url, KubeconfigPath: kubeconfig, RestConfig: rest.CopyConfig(restCfg), ServerName: cluster.name}
+		if cluster.joinTok.Secret != "" {
+			info.JoinToken = cluster.joinTok.String()
+		}
+		cfg.Ready(info)
 	}
 	log.Info("control plane ready")
 
@@ -297,12 +328,17 @@ func run(ctx context.Context, cfg Config) error {
 // checks that it answers. It returns a client, a channel reporting the
 // embedded member's failure while running (nil for external etcd), and a
 // func that releases the member.
-func startEtcd(ctx context.Context, cfg Config, log *slog.Logger) (*clientv3.Client, <-chan error, func(), error) {
+func startEtcd(ctx context.Context, cfg Config, cluster *clusterSetup, peerTLS *embedded.TLSFiles, log *slog.Logger) (*clientv3.Client, <-chan error, func(), error) {
 	elog := log.With("component", "etcd")
 	if len(cfg.EtcdEndpoints) > 0 {
+		tlsCfg, err := cfg.EtcdTLS.clientConfig()
+		if err != nil {
+			return nil, nil, nil, err
+		}
 		client, err := clientv3.New(clientv3.Config{
 			Endpoints:   cfg.EtcdEndpoints,
 			DialTimeout: etcdCheckTimeout,
+			TLS:         tlsCfg,
 			Logger:      zap.NewNop(), // failures surface as errors
 		})
 		if err != nil {
@@ -318,13 +354,18 @@ func startEtcd(ctx context.Context, cfg Config, log *slog.Logger) (*clientv3.Cli
 		// The store owns and closes the client.
 		return client, nil, func() {}, nil
 	}
-	member, err := embedded.Start(ctx, embedded.Config{
+	member, err := embedded.Start(ctx, cluster.memberConfig(embedded.Config{
 		DataDir: filepath.Join(cfg.DataDir, EtcdDir),
 		Logger:  elog,
-	})
+	}, peerTLS))
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	if err := cluster.waitPromoted(ctx, member, embedded.DefaultStartTimeout); err != nil {
+		member.Close()
+		return nil, nil, nil, err
+	}
+	cluster.etcd = member.Client()
 	elog.Info("embedded etcd member ready", "endpoints", member.Endpoints())
 	return member.Client(), member.Err(), func() {
 		if err := member.Close(); err != nil {

@@ -2,7 +2,10 @@
 // `drover server` and `drover up` keep their state without an external etcd.
 //
 // A single member is the default. Several members (an HA control plane) are
-// formed by giving each one the same InitialCluster and its own Name and URLs.
+// formed by giving each one the same InitialCluster and its own Name and URLs;
+// with PeerTLS, members talk to each other over mutually authenticated TLS. A
+// member joins a running cluster with ClusterState "existing" once it has been
+// added to it (clientv3 MemberAdd or MemberAddAsLearner).
 package embedded
 
 import (
@@ -17,6 +20,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.etcd.io/etcd/client/pkg/v3/transport"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
@@ -45,9 +49,16 @@ type Config struct {
 	// ClientURL is where clients connect, e.g. "http://127.0.0.1:2379".
 	// Empty: http://127.0.0.1 on a free port.
 	ClientURL string
-	// PeerURL is where other members connect. Empty: http://127.0.0.1 on a
-	// free port.
+	// PeerURL is where other members connect (advertised to them). Empty:
+	// http://127.0.0.1 on a free port. With PeerTLS it must be https.
 	PeerURL string
+	// ListenPeerURL is the address the peer listener binds, e.g.
+	// https://0.0.0.0:2380 to accept peers on every interface while
+	// advertising PeerURL. Empty: PeerURL.
+	ListenPeerURL string
+	// PeerTLS, if set, secures peer traffic: members present CertFile and
+	// require peers to present certificates signed by TrustedCAFile.
+	PeerTLS *TLSFiles
 	// InitialCluster lists "name=peerURL,..." for bootstrapping a cluster.
 	// Empty: this member alone.
 	InitialCluster string
@@ -65,12 +76,22 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// TLSFiles names PEM files for a TLS endpoint. The certificate must be valid
+// both for serving and as a client (peers dial each other with it), for the
+// member's advertised host.
+type TLSFiles struct {
+	CertFile, KeyFile string
+	// TrustedCAFile verifies the other side's certificate.
+	TrustedCAFile string
+}
+
 // Member is a running embedded etcd member with a client connected to it.
 type Member struct {
 	etcd      *embed.Etcd
 	client    *clientv3.Client
 	endpoints []string
 	closing   *atomic.Bool // demotes etcd's shutdown noise to debug
+	errc      chan error
 	closeOnce sync.Once
 }
 
@@ -131,19 +152,49 @@ func Start(ctx context.Context, cfg Config) (*Member, error) {
 		e.Close()
 		return nil, fmt.Errorf("etcd: connect to member %q: %w", ecfg.Name, err)
 	}
-	return &Member{etcd: e, client: client, endpoints: endpoints, closing: closing}, nil
+	m := &Member{etcd: e, client: client, endpoints: endpoints, closing: closing, errc: make(chan error, 1)}
+	go m.watch()
+	return m, nil
+}
+
+// watch reports the member's end while it should run: a listener failing,
+// or the server stopping by itself (removed from its cluster, a fatal
+// storage error).
+func (m *Member) watch() {
+	select {
+	case err, ok := <-m.etcd.Err():
+		if ok && !m.closing.Load() {
+			m.errc <- err
+		}
+	case <-m.etcd.Server.StopNotify():
+		if m.closing.Load() {
+			return
+		}
+		err := errors.New("etcd: member stopped by itself")
+		if !m.etcd.Server.IsMemberExist(m.etcd.Server.MemberID()) {
+			err = errors.New("etcd: member was removed from its cluster")
+		}
+		m.errc <- err
+	}
 }
 
 // Client returns a client connected to this member. The member owns it;
 // Close closes it (closing it earlier, e.g. via a store built on it, is fine).
 func (m *Member) Client() *clientv3.Client { return m.client }
 
+// ID returns the member's ID in its cluster.
+func (m *Member) ID() uint64 { return uint64(m.etcd.Server.MemberID()) }
+
+// Name returns the member's name.
+func (m *Member) Name() string { return m.etcd.Config().Name }
+
 // Endpoints returns the member's client URLs.
 func (m *Member) Endpoints() []string { return append([]string(nil), m.endpoints...) }
 
-// Err reports errors that stop the member while it runs (e.g. a listener
-// failing); the server should exit when one arrives.
-func (m *Member) Err() <-chan error { return m.etcd.Err() }
+// Err reports what stops the member while it runs (e.g. a listener failing,
+// or its removal from the cluster); the server should exit when one arrives.
+// Nothing arrives once Close has been called.
+func (m *Member) Err() <-chan error { return m.errc }
 
 // Close closes the client and stops the member, waiting for it to shut down.
 // Calls after the first return nil.
@@ -185,8 +236,30 @@ func etcdConfig(cfg Config, zl *zap.Logger) (*embed.Config, error) {
 	}
 	ecfg.ListenClientUrls = []url.URL{*clientURL}
 	ecfg.AdvertiseClientUrls = []url.URL{*clientURL}
-	ecfg.ListenPeerUrls = []url.URL{*peerURL}
+	listenPeerURL := peerURL
+	if cfg.ListenPeerURL != "" {
+		if listenPeerURL, err = urlOrFree(cfg.ListenPeerURL); err != nil {
+			return nil, fmt.Errorf("etcd: listen peer url: %w", err)
+		}
+	}
+	ecfg.ListenPeerUrls = []url.URL{*listenPeerURL}
 	ecfg.AdvertisePeerUrls = []url.URL{*peerURL}
+	if t := cfg.PeerTLS; t != nil {
+		if t.CertFile == "" || t.KeyFile == "" || t.TrustedCAFile == "" {
+			return nil, errors.New("etcd: peer TLS needs a certificate, a key and a trusted CA")
+		}
+		if peerURL.Scheme != "https" || listenPeerURL.Scheme != "https" {
+			return nil, fmt.Errorf("etcd: peer TLS needs https peer URLs, got %s", peerURL)
+		}
+		ecfg.PeerTLSInfo = transport.TLSInfo{
+			CertFile:       t.CertFile,
+			KeyFile:        t.KeyFile,
+			TrustedCAFile:  t.TrustedCAFile,
+			ClientCertAuth: true,
+		}
+	} else if peerURL.Scheme == "https" {
+		return nil, fmt.Errorf("etcd: peer URL %s is https but no peer TLS is configured", peerURL)
+	}
 
 	ecfg.InitialCluster = cfg.InitialCluster
 	if ecfg.InitialCluster == "" {

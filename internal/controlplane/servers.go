@@ -1,0 +1,226 @@
+package controlplane
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/ptr"
+)
+
+// Every server announces itself with a Lease in kube-system, and keeps the
+// default/kubernetes Endpoints and the kube-public/drover-servers ConfigMap
+// listing every server whose lease is live, as upstream's lease endpoint
+// reconciler does for API servers. Clients that must fail over (agents)
+// read the list from either.
+const (
+	// ServerLeasePrefix starts the name of each server's Lease (kube-system).
+	ServerLeasePrefix = "drover-server-"
+	// ServerLabel marks server Leases.
+	ServerLabel = "drover.io/server"
+	// ServerURLAnnotation on a server Lease is the server's API URL.
+	ServerURLAnnotation = "drover.io/url"
+	// ServersConfigMap (in kube-public) holds key ServersKey: the URLs of
+	// every live server, comma-separated and sorted.
+	ServersConfigMap = "drover-servers"
+	ServersKey       = "servers"
+
+	serverLeaseDuration = 15 * time.Second
+	serverRenewInterval = 5 * time.Second
+)
+
+// liveServer is a server with a live lease.
+type liveServer struct {
+	Name, URL string
+}
+
+// liveServers returns the servers whose leases have not expired at now,
+// sorted by name.
+func liveServers(leases []coordinationv1.Lease, now time.Time) []liveServer {
+	var out []liveServer
+	for _, l := range leases {
+		u := l.Annotations[ServerURLAnnotation]
+		if u == "" || l.Spec.RenewTime == nil || l.Spec.LeaseDurationSeconds == nil {
+			continue
+		}
+		expiry := l.Spec.RenewTime.Add(time.Duration(*l.Spec.LeaseDurationSeconds) * time.Second)
+		if !now.Before(expiry) {
+			continue
+		}
+		out = append(out, liveServer{Name: strings.TrimPrefix(l.Name, ServerLeasePrefix), URL: u})
+	}
+	slices.SortFunc(out, func(a, b liveServer) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
+// endpointSubsets are default/kubernetes's subsets for servers: one subset
+// per port (servers normally share one), addresses sorted. Servers whose
+// host is not an IP cannot be endpoints and are left out.
+func endpointSubsets(servers []liveServer) []corev1.EndpointSubset {
+	byPort := map[int32][]string{}
+	var ports []int32
+	for _, s := range servers {
+		u, err := url.Parse(s.URL)
+		if err != nil || net.ParseIP(u.Hostname()) == nil {
+			continue
+		}
+		p, err := strconv.ParseInt(u.Port(), 10, 32)
+		if err != nil {
+			continue
+		}
+		port := int32(p)
+		if _, ok := byPort[port]; !ok {
+			ports = append(ports, port)
+		}
+		if !slices.Contains(byPort[port], u.Hostname()) {
+			byPort[port] = append(byPort[port], u.Hostname())
+		}
+	}
+	slices.Sort(ports)
+	var subsets []corev1.EndpointSubset
+	for _, port := range ports {
+		ips := byPort[port]
+		slices.Sort(ips)
+		var addrs []corev1.EndpointAddress
+		for _, ip := range ips {
+			addrs = append(addrs, corev1.EndpointAddress{IP: ip})
+		}
+		subsets = append(subsets, corev1.EndpointSubset{
+			Addresses: addrs,
+			Ports:     []corev1.EndpointPort{{Name: "https", Port: port, Protocol: corev1.ProtocolTCP}},
+		})
+	}
+	return subsets
+}
+
+// serverURLs is the ConfigMap value for servers.
+func serverURLs(servers []liveServer) string {
+	urls := make([]string, 0, len(servers))
+	for _, s := range servers {
+		urls = append(urls, s.URL)
+	}
+	slices.Sort(urls)
+	return strings.Join(slices.Compact(urls), ",")
+}
+
+// serverRegistry keeps this server's lease and the lists of live servers.
+func serverRegistry(name, serverURL string) Component {
+	return Component{Name: "server-registry", Run: func(ctx context.Context, c Clients, log *slog.Logger) error {
+		r := &registrar{kube: c.Kube, name: name, url: serverURL, log: log}
+		tick := time.NewTicker(serverRenewInterval)
+		defer tick.Stop()
+		for {
+			r.renew(ctx)
+			r.reconcile(ctx)
+			select {
+			case <-ctx.Done():
+				// Leave at once rather than when the lease expires.
+				stopCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+				defer cancel()
+				err := c.Kube.CoordinationV1().Leases(metav1.NamespaceSystem).Delete(stopCtx, r.leaseName(), metav1.DeleteOptions{})
+				if err == nil {
+					r.reconcile(stopCtx)
+				}
+				return nil
+			case <-tick.C:
+			}
+		}
+	}}
+}
+
+type registrar struct {
+	kube      kubernetes.Interface
+	name, url string
+	log       *slog.Logger
+}
+
+func (r *registrar) leaseName() string { return ServerLeasePrefix + r.name }
+
+// renew creates or renews this server's lease.
+func (r *registrar) renew(ctx context.Context) {
+	leases := r.kube.CoordinationV1().Leases(metav1.NamespaceSystem)
+	now := metav1.NewMicroTime(time.Now())
+	l, err := leases.Get(ctx, r.leaseName(), metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		l = &coordinationv1.Lease{
+			ObjectMeta: metav1.ObjectMeta{Name: r.leaseName(), Namespace: metav1.NamespaceSystem,
+				Labels:      map[string]string{ServerLabel: "true"},
+				Annotations: map[string]string{ServerURLAnnotation: r.url}},
+			Spec: coordinationv1.LeaseSpec{
+				HolderIdentity:       ptr.To(r.name),
+				LeaseDurationSeconds: ptr.To(int32(serverLeaseDuration / time.Second)),
+				AcquireTime:          &now,
+				RenewTime:            &now,
+			},
+		}
+		_, err = leases.Create(ctx, l, metav1.CreateOptions{})
+	case err == nil:
+		l.Spec.RenewTime = &now
+		if l.Annotations == nil {
+			l.Annotations = map[string]string{}
+		}
+		l.Annotations[ServerURLAnnotation] = r.url
+		_, err = leases.Update(ctx, l, metav1.UpdateOptions{})
+	}
+	if err != nil && ctx.Err() == nil {
+		r.log.Debug("renewing server lease", "err", err)
+	}
+}
+
+// reconcile writes the live servers into default/kubernetes's Endpoints and
+// the drover-servers ConfigMap, when they differ. Servers race to do so;
+// a conflict is resolved on the next round.
+func (r *registrar) reconcile(ctx context.Context) {
+	list, err := r.kube.CoordinationV1().Leases(metav1.NamespaceSystem).List(ctx, metav1.ListOptions{LabelSelector: ServerLabel + "=true"})
+	if err != nil {
+		return
+	}
+	servers := liveServers(list.Items, time.Now())
+	if len(servers) == 0 {
+		return // never empty the lists: a client is better off with stale ones
+	}
+	if subsets := endpointSubsets(servers); len(subsets) > 0 {
+		eps := r.kube.CoreV1().Endpoints(metav1.NamespaceDefault)
+		ep, err := eps.Get(ctx, "kubernetes", metav1.GetOptions{})
+		switch {
+		case apierrors.IsNotFound(err):
+			ep = &corev1.Endpoints{ObjectMeta: metav1.ObjectMeta{Name: "kubernetes", Namespace: metav1.NamespaceDefault}, Subsets: subsets}
+			_, err = eps.Create(ctx, ep, metav1.CreateOptions{})
+		case err == nil && !apiequality.Semantic.DeepEqual(ep.Subsets, subsets):
+			ep.Subsets = subsets
+			_, err = eps.Update(ctx, ep, metav1.UpdateOptions{})
+		}
+		if err != nil && ctx.Err() == nil && !apierrors.IsConflict(err) {
+			r.log.Debug("updating default/kubernetes endpoints", "err", err)
+		}
+	}
+	value := serverURLs(servers)
+	cms := r.kube.CoreV1().ConfigMaps(metav1.NamespacePublic)
+	cm, err := cms.Get(ctx, ServersConfigMap, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		cm = &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: ServersConfigMap, Namespace: metav1.NamespacePublic}, Data: map[string]string{ServersKey: value}}
+		_, err = cms.Create(ctx, cm, metav1.CreateOptions{})
+	case err == nil && cm.Data[ServersKey] != value:
+		if cm.Data == nil {
+			cm.Data = map[string]string{}
+		}
+		cm.Data[ServersKey] = value
+		_, err = cms.Update(ctx, cm, metav1.UpdateOptions{})
+	}
+	if err != nil && ctx.Err() == nil && !apierrors.IsConflict(err) && !apierrors.IsAlreadyExists(err) {
+		r.log.Debug("updating the servers configmap", "err", err)
+	}
+}
