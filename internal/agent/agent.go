@@ -37,8 +37,12 @@ import (
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	apiruntime "k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/tools/record"
 
 	"github.com/drover/drover/internal/runtime"
 )
@@ -195,6 +199,7 @@ type agent struct {
 	lease *coordinationv1.Lease
 
 	pods        *podManager
+	recorder    record.EventRecorder
 	nodeCreated metav1.Time // set before the HTTP endpoint serves
 }
 
@@ -240,6 +245,11 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := a.renewLease(ctx); err != nil {
 		return err
 	}
+	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
+	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: cfg.Client.CoreV1().Events("")})
+	defer broadcaster.Shutdown()
+	a.recorder = broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "kubelet", Host: cfg.NodeName})
+	a.recorder.Eventf(nodeRef(cfg.NodeName), corev1.EventTypeNormal, "Starting", "Starting drover agent.")
 	a.log.Info("node registered", "runtime", a.host.RuntimeVersion, "ip", cfg.NodeIP, "port", a.port)
 
 	ctx, cancel = context.WithCancel(ctx)
@@ -282,6 +292,18 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	a.log.Info("agent stopped; containers keep running")
 	return nil
+}
+
+// event records an event about obj, as the kubelet would.
+func (a *agent) event(obj apiruntime.Object, eventType, reason, format string, args ...any) {
+	if a.recorder != nil {
+		a.recorder.Eventf(obj, eventType, reason, format, args...)
+	}
+}
+
+// nodeRef is how the kubelet names its node in events.
+func nodeRef(name string) *corev1.ObjectReference {
+	return &corev1.ObjectReference{Kind: "Node", Name: name, UID: types.UID(name)}
 }
 
 func (a *agent) podsDir() string { return filepath.Join(a.cfg.DataDir, "pods") }

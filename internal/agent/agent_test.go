@@ -323,6 +323,23 @@ func TestCrashLoopBackOff(t *testing.T) {
 	if pod.Status.Phase != corev1.PodRunning {
 		t.Errorf("phase %s, want Running (restartPolicy Always)", pod.Status.Phase)
 	}
+	// The agent tells `kubectl describe` what happened, as the kubelet does.
+	testenv.Eventually(t, 10*time.Second, func() error {
+		evs, err := env.Kube.CoreV1().Events("default").List(context.Background(), metav1.ListOptions{})
+		if err != nil {
+			return err
+		}
+		reasons := map[string]bool{}
+		for _, e := range evs.Items {
+			if e.InvolvedObject.Name == "crashy" && e.Source.Component == "kubelet" {
+				reasons[e.Reason] = true
+			}
+		}
+		if !reasons["Started"] || !reasons["BackOff"] {
+			return fmt.Errorf("events for the pod: %v, want Started and BackOff", reasons)
+		}
+		return nil
+	})
 }
 
 func TestRestartPolicyNeverCompletes(t *testing.T) {

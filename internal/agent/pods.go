@@ -7,6 +7,7 @@ import (
 	"maps"
 	"os"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -57,6 +58,8 @@ type podState struct {
 	volumes     map[string]string
 	terminating bool
 	written     *corev1.PodStatus
+	// lastBackoffEvent is the exit a BackOff event was sent for.
+	lastBackoffEvent BackoffEntry
 }
 
 type probeKey struct {
@@ -458,6 +461,10 @@ func (r *podRun) act(ctx context.Context, c *corev1.Container, v containerView, 
 		at, delay, entry := r.m.backoff.RestartAt(r.st.backoff[c.Name], cur.StartedAt, cur.FinishedAt)
 		r.st.backoff[c.Name] = entry
 		if r.now.Before(at) {
+			if entry != r.st.lastBackoffEvent {
+				r.st.lastBackoffEvent = entry
+				r.m.a.event(r.pod, corev1.EventTypeWarning, "BackOff", "Back-off restarting failed container %s in pod %s_%s(%s)", c.Name, r.pod.Name, r.pod.Namespace, r.pod.UID)
+			}
 			v.Waiting = &corev1.ContainerStateWaiting{
 				Reason:  ReasonCrashLoopBackOff,
 				Message: fmt.Sprintf("back-off %s restarting failed container=%s pod=%s_%s(%s)", delay, c.Name, r.pod.Name, r.pod.Namespace, r.pod.UID),
@@ -499,10 +506,12 @@ func (r *podRun) start(ctx context.Context, c *corev1.Container, v containerView
 	env, err := resolveEnv(pod, c, envContext{PodIP: r.podIP, HostIP: m.a.cfg.NodeIP, NodeName: m.a.cfg.NodeName, NodeAllocatable: m.a.host.Capacity}, r.lookup)
 	if err != nil {
 		v.Waiting = &corev1.ContainerStateWaiting{Reason: ReasonCreateContainerConfigError, Message: err.Error()}
+		m.a.event(pod, corev1.EventTypeWarning, "Failed", "Error: %v", err)
 		return v
 	}
 	if err := m.ensureImage(ctx, c); err != nil {
 		v.Waiting = &corev1.ContainerStateWaiting{Reason: ReasonErrImagePull, Message: err.Error()}
+		m.a.event(pod, corev1.EventTypeWarning, "Failed", "Failed to pull image %q: %v", c.Image, err)
 		r.wakeAt(r.now.Add(5 * time.Second))
 		return v
 	}
@@ -528,6 +537,7 @@ func (r *podRun) start(ctx context.Context, c *corev1.Container, v containerView
 	id, err := m.rt.CreateContainer(ctx, r.sb, r.sbCfg, cfg)
 	if err != nil {
 		v.Waiting = &corev1.ContainerStateWaiting{Reason: ReasonCreateContainerError, Message: err.Error()}
+		m.a.event(pod, corev1.EventTypeWarning, "Failed", "Error: %v", err)
 		return v
 	}
 	if err := m.rt.StartContainer(ctx, id); err != nil {
@@ -535,6 +545,7 @@ func (r *podRun) start(ctx context.Context, c *corev1.Container, v containerView
 		return v
 	}
 	m.a.log.Info("container started", "pod", pod.Namespace+"/"+pod.Name, "container", c.Name, "attempt", attempt)
+	m.a.event(pod, corev1.EventTypeNormal, "Started", "Started container %s", c.Name)
 	s, err := m.rt.ContainerStatus(ctx, id)
 	if err != nil {
 		return v
@@ -645,6 +656,13 @@ func (r *podRun) runProbe(ctx context.Context, c *corev1.Container, v containerV
 		}
 		before := ps.OK
 		ps = ps.Observe(timing, okProbe && err == nil, time.Now())
+		if !okProbe && kind != Startup || err != nil {
+			msg := "probe failed"
+			if err != nil {
+				msg = err.Error()
+			}
+			r.m.a.event(r.pod, corev1.EventTypeWarning, "Unhealthy", "%s probe failed: %s", probeTitle(kind), msg)
+		}
 		if before != ps.OK {
 			r.m.a.log.Info("probe verdict changed", "pod", r.pod.Namespace+"/"+r.pod.Name, "container", c.Name, "probe", kind, "ok", ps.OK)
 		}
@@ -659,6 +677,7 @@ func (r *podRun) runProbe(ctx context.Context, c *corev1.Container, v containerV
 // sync restarts it as its restart policy says.
 func (r *podRun) kill(ctx context.Context, c *corev1.Container, v containerView, why string) containerView {
 	r.m.a.log.Info("container failed its probe, restarting", "pod", r.pod.Namespace+"/"+r.pod.Name, "container", c.Name, "probe", why)
+	r.m.a.event(r.pod, corev1.EventTypeNormal, "Killing", "Container %s failed %s probe, will be restarted", c.Name, why)
 	if err := r.m.rt.StopContainer(ctx, v.Current.ID, gracePeriod(r.pod, false)); err != nil {
 		r.m.a.log.Warn("stop container", "err", err)
 	}
@@ -737,6 +756,9 @@ func (m *podManager) terminate(ctx context.Context, key string, pod *corev1.Pod,
 	grace := gracePeriod(pod, true)
 	deadline := time.Now().Add(grace)
 	log.Info("stopping pod", "grace", grace)
+	for _, c := range pod.Spec.Containers {
+		m.a.event(pod, corev1.EventTypeNormal, "Killing", "Stopping container %s", c.Name)
+	}
 	err := m.stopContainers(ctx, pod, deadline)
 	if err == nil {
 		err = m.killPod(ctx, pod.UID, 0)
@@ -875,4 +897,9 @@ func (m *podManager) cleanupOrphans(ctx context.Context) {
 			m.a.log.Warn("remove orphaned pod", "err", err)
 		}
 	}
+}
+
+// probeTitle is a probe kind as events name it: "Readiness".
+func probeTitle(k ProbeKind) string {
+	return strings.ToUpper(string(k[:1])) + string(k[1:])
 }
