@@ -317,3 +317,11 @@ func oomKilled(dirs []string) bool {
 	n, _ := statValue(b, "oom_kill")
 	return n > 0
 }
+
+// removeCgroupDirs removes dirs at once, ignoring errors: for undoing a
+// failed creation.
+func removeCgroupDirs(dirs []string) {
+	for _, d := range dirs {
+		os.Remove(d)
+	}
+}

@@ -14,7 +14,12 @@
 // 0.0.0.0. Host-network sandboxes have no IP of their own (the status shows
 // none, as with CRI) and their containers get Config.NodeIP as POD_IP.
 // There are no network namespaces: every process also sees the host's
-// other addresses, and hostPort mappings and DNS settings are not applied.
+// other addresses, and DNS settings are not applied. TCP hostPort mappings
+// are published by a port forwarder per sandbox (the executable run again
+// with DROVER_PROCESS_PORTS set, in a session of its own like a shim, so
+// it outlives the agent): it binds every host port before RunPodSandbox
+// returns (which fails if one is taken) and relays each connection to the
+// pod IP and container port, until StopPodSandbox kills it.
 //
 // # Containers and their shims
 //

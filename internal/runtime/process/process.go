@@ -231,7 +231,21 @@ func (r *Runtime) RunPodSandbox(_ context.Context, config runtime.PodSandboxConf
 		}
 		rec.CgroupDirs = dirs
 	}
+	if tcp, other := tcpMappings(config.PortMappings); !config.HostNetwork && len(tcp) > 0 {
+		if len(other) > 0 {
+			r.log.Warn("process runtime: only TCP host ports are published", "pod", m.Namespace+"/"+m.Name, "unpublished", other)
+		}
+		pid, start, err := r.startPorts(dir, rec.IP, tcp)
+		if err != nil {
+			removeCgroupDirs(rec.CgroupDirs)
+			os.RemoveAll(dir)
+			return "", fmt.Errorf("process: run sandbox %s/%s: %w", m.Namespace, m.Name, err)
+		}
+		rec.PortMappings, rec.PortsPID, rec.PortsStart = tcp, pid, start
+	}
 	if err := writeJSON(filepath.Join(dir, sandboxFile), rec); err != nil {
+		stopPorts(rec.PortsPID, rec.PortsStart)
+		removeCgroupDirs(rec.CgroupDirs)
 		os.RemoveAll(dir)
 		return "", err
 	}
@@ -290,10 +304,11 @@ func (r *Runtime) StopPodSandbox(ctx context.Context, id runtime.SandboxID) erro
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	s, ok := r.sandboxes[id]
-	if !ok || (!s.rec.Ready && s.rec.IP == "") {
+	if !ok || (!s.rec.Ready && s.rec.IP == "" && s.rec.PortsPID == 0) {
 		return nil
 	}
-	s.rec.Ready, s.rec.IP = false, ""
+	stopPorts(s.rec.PortsPID, s.rec.PortsStart)
+	s.rec.Ready, s.rec.IP, s.rec.PortsPID, s.rec.PortsStart = false, "", 0, 0
 	return writeJSON(filepath.Join(s.dir, sandboxFile), s.rec)
 }
 

@@ -614,6 +614,80 @@ func TestSandboxNetwork(t *testing.T) {
 	}
 }
 
+// TestHostPort: a hostPort mapping publishes the container port on the
+// node, across an agent restart, until the sandbox stops; a port that is
+// taken fails the sandbox.
+func TestHostPort(t *testing.T) {
+	e := newEnv(t, process.Config{})
+	ctx := context.Background()
+	hostPort := freePort(t)
+	uid := "uid-published"
+	sbCfg := runtime.PodSandboxConfig{
+		Metadata:     runtime.PodSandboxMetadata{Name: "published", Namespace: "default", UID: uid},
+		LogDirectory: runtime.PodLogDirectory(e.logRoot, "default", "published", uid),
+		PortMappings: []runtime.PortMapping{
+			{ContainerPort: 8080, HostPort: hostPort, HostIP: "127.0.0.1"},
+			{ContainerPort: 53, Protocol: runtime.ProtocolUDP}, // no host port: nothing to publish
+		},
+	}
+	sb, err := e.rt.RunPodSandbox(ctx, sbCfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	server := e.start(sb, sbCfg, e.config("server", "serve", runtime.EnvVar{Name: "PORT", Value: "8080"}))
+	e.waitLog(server, "listening")
+	get := func() (string, error) {
+		c, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(int(hostPort))), 5*time.Second)
+		if err != nil {
+			return "", err
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		b, err := io.ReadAll(c)
+		return string(b), err
+	}
+	if got, err := get(); err != nil || got != "hello from server\n" {
+		t.Errorf("through the host port: %q, %v", got, err)
+	}
+
+	// The same port for another sandbox is taken.
+	other := sbCfg
+	other.Metadata.Name, other.Metadata.UID = "clash", "uid-clash"
+	if _, err := e.rt.RunPodSandbox(ctx, other); err == nil || !strings.Contains(err.Error(), "address already in use") {
+		t.Errorf("a second sandbox on the same host port: %v, want address already in use", err)
+	}
+
+	// A new runtime (agent restart) leaves it published, and stops it.
+	rt2, err := process.New(process.Config{StateDir: e.stateDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.rt = rt2
+	if got, err := get(); err != nil || got != "hello from server\n" {
+		t.Errorf("through the host port after a restart: %q, %v", got, err)
+	}
+	if err := rt2.StopPodSandbox(ctx, sb); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "host port closed", func() error {
+		if got, err := get(); err == nil {
+			return fmt.Errorf("still answers %q", got)
+		}
+		return nil
+	})
+}
+
+// freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+func freePort(t *testing.T) int32 {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return int32(ln.Addr().(*net.TCPAddr).Port)
+}
+
 func TestHostNetwork(t *testing.T) {
 	e := newEnv(t, process.Config{NodeIP: "127.0.0.1"})
 	ctx := context.Background()

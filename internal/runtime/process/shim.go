@@ -36,6 +36,9 @@ func init() {
 	if spec := os.Getenv(initEnv); spec != "" {
 		os.Exit(runInit(spec))
 	}
+	if spec := os.Getenv(portsEnv); spec != "" {
+		os.Exit(runPorts(spec))
+	}
 }
 
 // runShim runs the container whose state directory is dir, as described in

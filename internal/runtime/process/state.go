@@ -18,6 +18,7 @@ import (
 //	ipam.json                                   the pod IP counter
 //	stale-cgroups.json                          cgroups to remove once not busy
 //	sandboxes/<sandbox>/sandbox.json            sandboxRecord (runtime)
+//	sandboxes/<sandbox>/ports.json, ports.log   the port forwarder's spec and log
 //	sandboxes/<sandbox>/containers/<ctr>/
 //	    container.json                          containerRecord (runtime)
 //	    spec.json                               shimSpec (runtime, at start)
@@ -55,6 +56,11 @@ type sandboxRecord struct {
 	// CgroupDirs are the pod's cgroup directories, one per hierarchy,
 	// or empty without cgroups.
 	CgroupDirs []string `json:",omitempty"`
+	// PortMappings are the published ports; PortsPID and PortsStart
+	// identify the forwarder publishing them while the sandbox is ready.
+	PortMappings []runtime.PortMapping `json:",omitempty"`
+	PortsPID     int                   `json:",omitempty"`
+	PortsStart   uint64                `json:",omitempty"`
 }
 
 // containerRecord is a container as persisted by the runtime. Whether it
