@@ -1,0 +1,414 @@
+package e2e
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/ptr"
+)
+
+// haServer is one server of an HA control plane, restartable with the
+// same arguments.
+type haServer struct {
+	*serverProc
+	name string
+	args []string
+}
+
+// startHA runs `drover server` with args on dataDir and waits until it serves.
+func startHA(t *testing.T, name, dataDir, listen string, args ...string) *haServer {
+	t.Helper()
+	s := &haServer{name: name, args: append([]string{"server", "--data-dir", dataDir, "--listen", listen, "--name", name}, args...)}
+	s.serverProc = launch(t, dataDir, listen, s.args)
+	return s
+}
+
+func (s *haServer) restart(t *testing.T) {
+	t.Helper()
+	s.serverProc = launch(t, s.dataDir, s.listen, s.args)
+}
+
+func (s *haServer) alive() bool {
+	select {
+	case <-s.exited:
+		return false
+	default:
+		return true
+	}
+}
+
+func launch(t *testing.T, dataDir, listen string, args []string) *serverProc {
+	t.Helper()
+	p := &serverProc{dataDir: dataDir, listen: listen, kubeconfig: filepath.Join(dataDir, "admin.kubeconfig"), log: &syncBuffer{}, exited: make(chan struct{})}
+	p.cmd = exec.Command(droverBin, args...)
+	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = p.cmd.Wait(); close(p.exited) }()
+	t.Cleanup(func() { p.stop(t) })
+	deadline := time.Now().Add(90 * time.Second)
+	for !p.ready() {
+		select {
+		case <-p.exited:
+			t.Fatalf("drover %s exited early:\n%s", strings.Join(args, " "), tail(p.log.String(), 60))
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("drover %s not ready after 90s:\n%s", strings.Join(args, " "), tail(p.log.String(), 60))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return p
+}
+
+// eventually polls f every 100ms until it returns nil or timeout passes.
+func eventually(t *testing.T, timeout time.Duration, what string, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %s: %v", what, timeout, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// listing names every object of the kinds the test creates or the
+// control plane keeps, as "kind ns/name uid".
+func listing(ctx context.Context, cs kubernetes.Interface) ([]string, error) {
+	var out []string
+	add := func(kind string, items []metav1.Object) {
+		for _, o := range items {
+			out = append(out, fmt.Sprintf("%s %s/%s %s", kind, o.GetNamespace(), o.GetName(), o.GetUID()))
+		}
+	}
+	ns, err := cs.CoreV1().Namespaces().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, err
+	}
+	add("namespace", objs(ns.Items))
+	cms, err := cs.CoreV1().ConfigMaps("").List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, err
+	}
+	add("configmap", objs(cms.Items))
+	secrets, err := cs.CoreV1().Secrets("").List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, err
+	}
+	add("secret", objs(secrets.Items))
+	svcs, err := cs.CoreV1().Services("").List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, err
+	}
+	add("service", objs(svcs.Items))
+	rss, err := cs.AppsV1().ReplicaSets("").List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, err
+	}
+	add("replicaset", objs(rss.Items))
+	pods, err := cs.CoreV1().Pods("").List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, err
+	}
+	add("pod", objs(pods.Items))
+	slices.Sort(out)
+	return out, nil
+}
+
+func objs[T any, PT interface {
+	*T
+	metav1.Object
+}](items []T) []metav1.Object {
+	out := make([]metav1.Object, len(items))
+	for i := range items {
+		out[i] = PT(&items[i])
+	}
+	return out
+}
+
+// missingFrom returns the entries of before absent from after.
+func missingFrom(before, after []string) []string {
+	var missing []string
+	for _, o := range before {
+		if _, found := slices.BinarySearch(after, o); !found {
+			missing = append(missing, o)
+		}
+	}
+	return missing
+}
+
+func freePort(t *testing.T) string {
+	_, port, err := net.SplitHostPort(freeAddr(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return port
+}
+
+// TestHAControlPlane runs three servers as separate processes: losing any
+// one (the controllers' leader) loses nothing and the others take over;
+// losing two stops writes with an error; bringing one back resumes them.
+func TestHAControlPlane(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts three servers")
+	}
+	ctx := context.Background()
+	root := t.TempDir()
+	first := startHA(t, "s1", filepath.Join(root, "s1"), freeAddr(t), "--cluster-init", "--etcd-peer-port", freePort(t))
+	tokenBytes, err := os.ReadFile(filepath.Join(first.dataDir, "join-token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	token := strings.TrimSpace(string(tokenBytes))
+	if !strings.HasPrefix(token, "K10") || !strings.Contains(first.log.String(), token) {
+		t.Fatalf("join token %q not printed at start:\n%s", token, first.log)
+	}
+	servers := []*haServer{first}
+	for _, name := range []string{"s2", "s3"} {
+		servers = append(servers, startHA(t, name, filepath.Join(root, name), freeAddr(t),
+			"--join", "https://"+first.listen, "--token", token, "--etcd-peer-port", freePort(t)))
+	}
+	byName := map[string]*haServer{}
+	for _, s := range servers {
+		byName[s.name] = s
+	}
+
+	// Every server has a voting member, and every live server is listed.
+	out, err := exec.Command(droverBin, "server", "members", "--kubeconfig", servers[2].kubeconfig).CombinedOutput()
+	if err != nil || strings.Count(string(out), " voter ") != 3 {
+		t.Fatalf("drover server members: want 3 voters, got %v:\n%s", err, out)
+	}
+	cs1 := first.clientset(t)
+	eventually(t, 30*time.Second, "servers listed", func() error {
+		cm, err := cs1.CoreV1().ConfigMaps("kube-public").Get(ctx, "drover-servers", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		for _, s := range servers {
+			if !strings.Contains(cm.Data["servers"], "https://"+s.listen) {
+				return fmt.Errorf("drover-servers = %q, missing %s", cm.Data["servers"], s.listen)
+			}
+		}
+		ep, err := cs1.CoreV1().Endpoints("default").Get(ctx, "kubernetes", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if len(ep.Subsets) != 3 {
+			return fmt.Errorf("default/kubernetes endpoints have %d subsets, want 3 (one per server port)", len(ep.Subsets))
+		}
+		return nil
+	})
+
+	// Objects, including a ReplicaSet whose pods the leader's controller makes.
+	if _, err := cs1.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "ha"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 30 {
+		cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("before-%d", i)}, Data: map[string]string{"i": fmt.Sprint(i)}}
+		if _, err := servers[i%3].clientset(t).CoreV1().ConfigMaps("ha").Create(ctx, cm, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	labels := map[string]string{"app": "web"}
+	rs := &appsv1.ReplicaSet{
+		ObjectMeta: metav1.ObjectMeta{Name: "web"},
+		Spec: appsv1.ReplicaSetSpec{
+			Replicas: ptr.To(int32(2)),
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "web", Image: "example.local/web:1.0"}}},
+			},
+		},
+	}
+	if _, err := cs1.AppsV1().ReplicaSets("ha").Create(ctx, rs, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	podCount := func(cs kubernetes.Interface, want int) func() error {
+		return func() error {
+			pods, err := cs.CoreV1().Pods("ha").List(ctx, metav1.ListOptions{LabelSelector: "app=web"})
+			if err != nil {
+				return err
+			}
+			if len(pods.Items) != want {
+				return fmt.Errorf("%d pods, want %d", len(pods.Items), want)
+			}
+			return nil
+		}
+	}
+	eventually(t, 30*time.Second, "replicaset creates 2 pods", podCount(cs1, 2))
+	before, err := listing(ctx, cs1)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Kill the server whose controllers act.
+	holder := func(cs kubernetes.Interface) (string, error) {
+		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		l, err := cs.CoordinationV1().Leases("kube-system").Get(cctx, "drover-controllers", metav1.GetOptions{})
+		if err != nil {
+			return "", err
+		}
+		id := ptr.Deref(l.Spec.HolderIdentity, "")
+		name, _, _ := strings.Cut(id, "_")
+		return name, nil
+	}
+	leaderName, err := holder(cs1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leader := byName[leaderName]
+	if leader == nil {
+		t.Fatalf("lease holder %q is none of the servers", leaderName)
+	}
+	var survivors []*haServer
+	for _, s := range servers {
+		if s != leader {
+			survivors = append(survivors, s)
+		}
+	}
+	leader.kill9(t)
+	died := time.Now()
+
+	// Writes succeed again through either survivor; a new leader holds the lease.
+	var writeAfter, leaseAfter time.Duration
+	for i := 0; writeAfter == 0 || leaseAfter == 0; i++ {
+		if time.Since(died) > 60*time.Second {
+			t.Fatalf("after 60s: write ok after %v, new leader after %v", writeAfter, leaseAfter)
+		}
+		cs := survivors[i%2].clientset(t)
+		if writeAfter == 0 {
+			cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			_, err := cs.CoreV1().ConfigMaps("ha").Create(cctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("during-%d", i)}}, metav1.CreateOptions{})
+			cancel()
+			if err == nil {
+				writeAfter = time.Since(died)
+			}
+		}
+		if leaseAfter == 0 {
+			if name, err := holder(cs); err == nil && name != leaderName && byName[name] != nil && byName[name].alive() {
+				leaseAfter = time.Since(died)
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Logf("leader %s killed: first successful write after %.2fs, new leader holds the lease after %.2fs",
+		leaderName, writeAfter.Seconds(), leaseAfter.Seconds())
+
+	// The API answers from both survivors, and the new leader's controllers act.
+	for _, s := range survivors {
+		if _, err := s.clientset(t).CoreV1().ConfigMaps("ha").List(ctx, metav1.ListOptions{}); err != nil {
+			t.Fatalf("%s does not answer: %v", s.name, err)
+		}
+	}
+	scaled := time.Now()
+	survivors[0].mustKubectl(t, "-n", "ha", "scale", "replicaset/web", "--replicas=4")
+	cs := survivors[1].clientset(t)
+	eventually(t, 30*time.Second, "new leader's replicaset controller scales to 4", podCount(cs, 4))
+	t.Logf("kubectl scale took effect %.2fs after it was sent (%.2fs after the leader's death)",
+		time.Since(scaled).Seconds(), time.Since(died).Seconds())
+	after, err := listing(ctx, cs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if missing := missingFrom(before, after); len(missing) > 0 {
+		t.Fatalf("%d objects lost with the leader: %v", len(missing), missing)
+	}
+
+	// The killed server rejoins and catches up.
+	leader.restart(t)
+	lcs := leader.clientset(t)
+	eventually(t, 30*time.Second, "restarted server catches up", func() error {
+		got, err := listing(ctx, lcs)
+		if err != nil {
+			return err
+		}
+		if missing := missingFrom(after, got); len(missing) > 0 {
+			return fmt.Errorf("%d objects missing, e.g. %s", len(missing), missing[0])
+		}
+		return nil
+	})
+
+	// Two servers down: no quorum, writes fail with an error, not hang.
+	alone := survivors[1]
+	leader.kill9(t)
+	survivors[0].kill9(t)
+	acs := alone.clientset(t)
+	eventually(t, 30*time.Second, "writes refused without quorum", func() error {
+		start := time.Now()
+		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		_, err := acs.CoreV1().ConfigMaps("ha").Create(cctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "no-quorum"}}, metav1.CreateOptions{})
+		switch {
+		case err == nil:
+			return errors.New("write succeeded: quorum loss not noticed yet")
+		case cctx.Err() != nil:
+			t.Fatalf("write without quorum hung for 30s: %v", err)
+		case !apierrors.IsServiceUnavailable(err) && !apierrors.IsTimeout(err) && !apierrors.IsServerTimeout(err):
+			t.Fatalf("write without quorum: want 503 or timeout, got %v", err)
+		}
+		t.Logf("write without quorum refused after %.2fs: %v", time.Since(start).Seconds(), err)
+		return nil
+	})
+
+	// One back: quorum again, writes resume, nothing lost.
+	back := time.Now()
+	survivors[0].restart(t)
+	eventually(t, 60*time.Second, "writes resume", func() error {
+		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		_, err := acs.CoreV1().ConfigMaps("ha").Create(cctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "quorum-back"}}, metav1.CreateOptions{})
+		if apierrors.IsAlreadyExists(err) {
+			return nil // an earlier attempt went through after its client gave up
+		}
+		return err
+	})
+	t.Logf("writes resumed %.2fs after the second server was started again", time.Since(back).Seconds())
+	final, err := listing(ctx, acs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if missing := missingFrom(after, final); len(missing) > 0 {
+		t.Fatalf("%d objects lost through the quorum loss: %v", len(missing), missing)
+	}
+
+	// Removing a member stops that server; the other two carry on.
+	leader.restart(t)
+	out, err = exec.Command(droverBin, "server", "remove", leader.name, "--kubeconfig", alone.kubeconfig).CombinedOutput()
+	if err != nil {
+		t.Fatalf("drover server remove %s: %v\n%s", leader.name, err, out)
+	}
+	select {
+	case <-leader.exited:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("removed server %s still running:\n%s", leader.name, tail(leader.log.String(), 20))
+	}
+	out, err = exec.Command(droverBin, "server", "members", "--kubeconfig", alone.kubeconfig).CombinedOutput()
+	if err != nil || strings.Count(string(out), " voter ") != 2 || strings.Contains(string(out), leader.name+" ") {
+		t.Fatalf("members after removing %s: %v\n%s", leader.name, err, out)
+	}
+	if _, err := acs.CoreV1().ConfigMaps("ha").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "after-remove"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("write after removing a member: %v", err)
+	}
+}
