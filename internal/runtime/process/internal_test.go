@@ -289,3 +289,14 @@ func TestMatch(t *testing.T) {
 		}
 	}
 }
+
+func TestTCPMappings(t *testing.T) {
+	web := runtime.PortMapping{ContainerPort: 80, HostPort: 8080}
+	tcp := runtime.PortMapping{ContainerPort: 81, HostPort: 8081, Protocol: runtime.ProtocolTCP, HostIP: "127.0.0.1"}
+	dns := runtime.PortMapping{ContainerPort: 53, HostPort: 53, Protocol: runtime.ProtocolUDP}
+	unpublished := runtime.PortMapping{ContainerPort: 9090}
+	gotTCP, gotOther := tcpMappings([]runtime.PortMapping{web, tcp, dns, unpublished})
+	if !slices.Equal(gotTCP, []runtime.PortMapping{web, tcp}) || !slices.Equal(gotOther, []runtime.PortMapping{dns}) {
+		t.Errorf("tcpMappings = %v, %v", gotTCP, gotOther)
+	}
+}
