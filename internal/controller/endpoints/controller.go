@@ -27,7 +27,6 @@ package endpoints
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -116,6 +115,8 @@ func Run(ctx context.Context, client kubernetes.Interface, logger *slog.Logger, 
 		sliceTimes:   NewTriggerTimes(),
 		staleEps:     newStaleEndpoints(),
 		sliceTracker: newSliceTracker(),
+		epWaiting:    &waiting{keys: map[string]bool{}},
+		sliceWaiting: &waiting{keys: map[string]bool{}},
 	}
 	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
 	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: client.CoreV1().Events("")})
@@ -146,6 +147,8 @@ func Run(ctx context.Context, client kubernetes.Interface, logger *slog.Logger, 
 			DeleteFunc: c.podDeleted,
 		}},
 		{epInf.Informer(), cache.ResourceEventHandlerFuncs{
+			AddFunc:    c.endpointsChanged,
+			UpdateFunc: func(_, cur any) { c.endpointsChanged(cur) },
 			DeleteFunc: c.endpointsDeleted,
 		}},
 		{sliceInf.Informer(), cache.ResourceEventHandlerFuncs{
@@ -201,6 +204,8 @@ type controller struct {
 	sliceTimes    *TriggerTimes
 	staleEps      *staleEndpoints
 	sliceTracker  *sliceTracker
+	epWaiting     *waiting
+	sliceWaiting  *waiting
 	svcLister     corelisters.ServiceLister
 	podLister     corelisters.PodLister
 	epLister      corelisters.EndpointsLister
@@ -278,6 +283,13 @@ func (c *controller) podDeleted(obj any) {
 	}
 }
 
+// endpointsChanged queues a service waiting for the cache to catch up.
+func (c *controller) endpointsChanged(obj any) {
+	if key, err := cache.MetaNamespaceKeyFunc(obj); err == nil && c.epWaiting.take(key) {
+		c.epQueue.Add(key)
+	}
+}
+
 func (c *controller) endpointsDeleted(obj any) {
 	if key, err := cache.DeletionHandlingMetaNamespaceKeyFunc(obj); err == nil {
 		c.epQueue.Add(key)
@@ -296,9 +308,21 @@ func (c *controller) sliceServiceChanged(es *discoveryv1.EndpointSlice) {
 	c.sliceQueue.AddAfter(es.Namespace+"/"+name, max(sliceChangeDelay, c.opts.BatchPeriod))
 }
 
+// sliceCaughtUp queues the slice's service at once if it waits for the
+// cache to catch up.
+func (c *controller) sliceCaughtUp(es *discoveryv1.EndpointSlice) {
+	if name := es.Labels[discoveryv1.LabelServiceName]; name != "" && c.sliceWaiting.take(es.Namespace+"/"+name) {
+		c.sliceQueue.Add(es.Namespace + "/" + name)
+	}
+}
+
 func (c *controller) sliceAdded(obj any) {
 	es, ok := obj.(*discoveryv1.EndpointSlice)
-	if ok && c.managed(es) && c.sliceTracker.shouldSync(es) {
+	if !ok {
+		return
+	}
+	c.sliceCaughtUp(es)
+	if c.managed(es) && c.sliceTracker.shouldSync(es) {
 		c.sliceServiceChanged(es)
 	}
 }
@@ -309,6 +333,7 @@ func (c *controller) sliceUpdated(oldObj, curObj any) {
 	if !ok1 || !ok2 {
 		return
 	}
+	c.sliceCaughtUp(cur)
 	if old.Labels[discoveryv1.LabelServiceName] != cur.Labels[discoveryv1.LabelServiceName] {
 		c.sliceServiceChanged(old)
 		c.sliceServiceChanged(cur)
@@ -324,7 +349,12 @@ func (c *controller) sliceDeleted(obj any) {
 		obj = tomb.Obj
 	}
 	es, ok := obj.(*discoveryv1.EndpointSlice)
-	if ok && c.managed(es) && !c.sliceTracker.observedDeletion(es) {
+	if !ok {
+		return
+	}
+	expected := c.sliceTracker.observedDeletion(es)
+	c.sliceCaughtUp(es)
+	if c.managed(es) && !expected {
 		c.sliceServiceChanged(es)
 	}
 }
@@ -366,9 +396,45 @@ func (c *controller) processNext(ctx context.Context, q workqueue.TypedRateLimit
 	return true
 }
 
-// errStaleCache: the informer cache has not caught up with the
-// controller's own last write; the sync is retried shortly.
-var errStaleCache = errors.New("informer cache is behind the controller's last write")
+// waiting holds the services whose sync found the informer cache behind
+// the controller's own last write: the informer event that brings the
+// cache up to date queues them again at once (a retry with backoff
+// would add latency to the next change).
+type waiting struct {
+	mu   sync.Mutex
+	keys map[string]bool
+}
+
+func (w *waiting) add(key string) {
+	w.mu.Lock()
+	w.keys[key] = true
+	w.mu.Unlock()
+}
+
+// take reports whether key was waiting, and forgets it.
+func (w *waiting) take(key string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	ok := w.keys[key]
+	delete(w.keys, key)
+	return ok
+}
+
+// staleRecheck is when a service waiting for the cache is synced anyway,
+// in case the awaited event never comes.
+const staleRecheck = time.Second
+
+// awaitCache parks a service until the cache catches up: stillStale is
+// asked again after the service is marked, so an event that arrived in
+// between is not missed.
+func awaitCache(w *waiting, q workqueue.TypedRateLimitingInterface[string], key string, stillStale func() bool) {
+	w.add(key)
+	if !stillStale() && w.take(key) {
+		q.Add(key)
+		return
+	}
+	q.AddAfter(key, staleRecheck)
+}
 
 // service returns the service to sync, or nil if there is nothing to do
 // for it (gone, ExternalName, no selector).
@@ -419,7 +485,11 @@ func (c *controller) syncEndpoints(ctx context.Context, key string) error {
 	case err != nil:
 		return err
 	case c.staleEps.isStale(current):
-		return errStaleCache
+		awaitCache(c.epWaiting, c.epQueue, key, func() bool {
+			cur, err := c.epLister.Endpoints(namespace).Get(name)
+			return err == nil && c.staleEps.isStale(cur)
+		})
+		return nil
 	}
 	// Computed on every sync so the tracker sees every pod state.
 	trigger := c.epTimes.Compute(svc, pods)
@@ -477,21 +547,17 @@ func (c *controller) syncSlices(ctx context.Context, key string) error {
 	if err != nil {
 		return err
 	}
-	existing, err := c.sliceLister.EndpointSlices(namespace).List(labels.Set{
-		discoveryv1.LabelServiceName: name,
-		discoveryv1.LabelManagedBy:   ControllerName,
-	}.AsSelectorPreValidated())
+	live, err := c.managedSlices(namespace, name)
 	if err != nil {
 		return err
 	}
-	live := existing[:0:0]
-	for _, es := range existing {
-		if es.DeletionTimestamp == nil {
-			live = append(live, es)
-		}
-	}
-	if c.sliceTracker.stale(types.NamespacedName{Namespace: namespace, Name: name}, live) {
-		return errStaleCache
+	svcName := types.NamespacedName{Namespace: namespace, Name: name}
+	if c.sliceTracker.stale(svcName, live) {
+		awaitCache(c.sliceWaiting, c.sliceQueue, key, func() bool {
+			now, err := c.managedSlices(namespace, name)
+			return err == nil && c.sliceTracker.stale(svcName, now)
+		})
+		return nil
 	}
 	trigger := c.sliceTimes.Compute(svc, pods)
 	plan := PlanSlices(svc, pods, live, c.opts.MaxEndpointsPerSlice, trigger)
@@ -501,6 +567,25 @@ func (c *controller) syncSlices(ctx context.Context, key string) error {
 		return err
 	}
 	return nil
+}
+
+// managedSlices returns the cached slices the controller manages for a
+// service, leaving out those being deleted.
+func (c *controller) managedSlices(namespace, name string) ([]*discoveryv1.EndpointSlice, error) {
+	all, err := c.sliceLister.EndpointSlices(namespace).List(labels.Set{
+		discoveryv1.LabelServiceName: name,
+		discoveryv1.LabelManagedBy:   ControllerName,
+	}.AsSelectorPreValidated())
+	if err != nil {
+		return nil, err
+	}
+	live := all[:0:0]
+	for _, es := range all {
+		if es.DeletionTimestamp == nil {
+			live = append(live, es)
+		}
+	}
+	return live, nil
 }
 
 // apply carries out a slice plan: updates first (they carry the moved

@@ -10,7 +10,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
-	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -219,17 +218,27 @@ func endpointKey(ep *discoveryv1.Endpoint) string {
 	return b.String()
 }
 
-// endpointChanged reports whether what is not in the key differs.
+// endpointChanged reports whether what is not in the key differs: node,
+// zone, conditions, or the pod reference (its resourceVersion aside).
 func endpointChanged(a, b *discoveryv1.Endpoint) bool {
-	ra, rb := a.TargetRef, b.TargetRef
-	if ra != nil && rb != nil && ra.ResourceVersion != rb.ResourceVersion {
-		ra, rb = ra.DeepCopy(), rb.DeepCopy()
-		ra.ResourceVersion, rb.ResourceVersion = "", ""
+	return !eqPtr(a.NodeName, b.NodeName) || !eqPtr(a.Zone, b.Zone) ||
+		!eqPtr(a.Conditions.Ready, b.Conditions.Ready) ||
+		!eqPtr(a.Conditions.Serving, b.Conditions.Serving) ||
+		!eqPtr(a.Conditions.Terminating, b.Conditions.Terminating) ||
+		!sameRef(a.TargetRef, b.TargetRef)
+}
+
+func eqPtr[T comparable](a, b *T) bool {
+	return (a == nil) == (b == nil) && (a == nil || *a == *b)
+}
+
+func sameRef(a, b *corev1.ObjectReference) bool {
+	if a == nil || b == nil {
+		return a == b
 	}
-	return !apiequality.Semantic.DeepEqual(a.NodeName, b.NodeName) ||
-		!apiequality.Semantic.DeepEqual(a.Zone, b.Zone) ||
-		!apiequality.Semantic.DeepEqual(a.Conditions, b.Conditions) ||
-		!apiequality.Semantic.DeepEqual(ra, rb)
+	x, y := *a, *b
+	x.ResourceVersion, y.ResourceVersion = "", ""
+	return x == y
 }
 
 type portGroupWant struct {
