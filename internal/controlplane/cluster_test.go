@@ -1,0 +1,348 @@
+package controlplane
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/server/v3/embed"
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/ptr"
+
+	"github.com/drover/drover/internal/auth"
+)
+
+func TestDecideMode(t *testing.T) {
+	init, join := Cluster{Init: true}, Cluster{JoinURL: "https://a:6443", Token: "K10x::y"}
+	for _, tc := range []struct {
+		name                          string
+		c                             Cluster
+		external, haveState, haveData bool
+		want                          clusterMode
+		wantErr                       string
+	}{
+		{name: "no flags", want: modeSingle},
+		{name: "no flags, old data", haveData: true, want: modeSingle},
+		{name: "init", c: init, want: modeInit},
+		{name: "init restart", c: init, haveState: true, haveData: true, want: modeRestart},
+		{name: "restart without flags", haveState: true, haveData: true, want: modeRestart},
+		{name: "join", c: join, want: modeJoin},
+		{name: "join restart", c: join, haveState: true, haveData: true, want: modeRestart},
+		{name: "join retried before etcd started", c: join, haveState: true, want: modeJoin},
+		{name: "join needs token", c: Cluster{JoinURL: "https://a:6443"}, wantErr: "--token"},
+		{name: "init and join", c: Cluster{Init: true, JoinURL: "https://a", Token: "t"}, wantErr: "exclusive"},
+		{name: "single data to HA", c: init, haveData: true, wantErr: "not supported"},
+		{name: "HA state without data", haveState: true, wantErr: "--join"},
+		{name: "external", external: true, want: modeExternal},
+		{name: "external join (credentials)", c: join, external: true, want: modeExternal},
+		{name: "external init", c: init, external: true, wantErr: "not with --etcd-endpoints"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := decideMode(tc.c, tc.external, tc.haveState, tc.haveData)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want one containing %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil || got != tc.want {
+				t.Fatalf("decideMode = %v, %v; want %v", got, err, tc.want)
+			}
+		})
+	}
+}
+
+func TestPeerListenURL(t *testing.T) {
+	for _, tc := range []struct{ listen, peer, want string }{
+		{":6443", "https://10.0.0.1:6444", "https://0.0.0.0:6444"},
+		{"0.0.0.0:6443", "https://10.0.0.1:7000", "https://0.0.0.0:7000"},
+		{"127.0.0.1:6443", "https://127.0.0.1:6444", "https://127.0.0.1:6444"},
+		{"10.0.0.1:6443", "https://node-a:6444", "https://10.0.0.1:6444"},
+	} {
+		got, err := peerListenURL(tc.listen, tc.peer)
+		if err != nil || got != tc.want {
+			t.Errorf("peerListenURL(%q, %q) = %q, %v; want %q", tc.listen, tc.peer, got, err, tc.want)
+		}
+	}
+	if _, err := peerListenURL("no-port", "https://a:1"); err == nil {
+		t.Error("a listen address without a port was accepted")
+	}
+}
+
+func TestLiveServersEndpointsAndURLs(t *testing.T) {
+	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	lease := func(name, u string, renewedAgo time.Duration) coordinationv1.Lease {
+		return coordinationv1.Lease{
+			ObjectMeta: metav1.ObjectMeta{Name: ServerLeasePrefix + name, Annotations: map[string]string{ServerURLAnnotation: u}},
+			Spec: coordinationv1.LeaseSpec{
+				RenewTime:            &metav1.MicroTime{Time: now.Add(-renewedAgo)},
+				LeaseDurationSeconds: ptr.To(int32(15)),
+			},
+		}
+	}
+	leases := []coordinationv1.Lease{
+		lease("c", "https://10.0.0.3:6443", time.Second),
+		lease("a", "https://10.0.0.1:6443", 14*time.Second),
+		lease("dead", "https://10.0.0.9:6443", 15*time.Second), // expired exactly now
+		lease("b", "https://10.0.0.2:7443", 0),
+		lease("named", "https://server.example:6443", 0), // no IP: not an endpoint
+		{ObjectMeta: metav1.ObjectMeta{Name: ServerLeasePrefix + "no-url"}},
+	}
+	live := liveServers(leases, now)
+	var names []string
+	for _, s := range live {
+		names = append(names, s.Name)
+	}
+	if got, want := strings.Join(names, ","), "a,b,c,named"; got != want {
+		t.Fatalf("live servers = %s, want %s", got, want)
+	}
+	wantSubsets := []corev1.EndpointSubset{
+		{
+			Addresses: []corev1.EndpointAddress{{IP: "10.0.0.1"}, {IP: "10.0.0.3"}},
+			Ports:     []corev1.EndpointPort{{Name: "https", Port: 6443, Protocol: corev1.ProtocolTCP}},
+		},
+		{
+			Addresses: []corev1.EndpointAddress{{IP: "10.0.0.2"}},
+			Ports:     []corev1.EndpointPort{{Name: "https", Port: 7443, Protocol: corev1.ProtocolTCP}},
+		},
+	}
+	if got := endpointSubsets(live); !apiequality.Semantic.DeepEqual(got, wantSubsets) {
+		t.Errorf("endpointSubsets = %+v\nwant %+v", got, wantSubsets)
+	}
+	if got, want := serverURLs(live), "https://10.0.0.1:6443,https://10.0.0.2:7443,https://10.0.0.3:6443,https://server.example:6443"; got != want {
+		t.Errorf("serverURLs = %s\nwant %s", got, want)
+	}
+	if got := endpointSubsets(nil); got != nil {
+		t.Errorf("endpointSubsets(nil) = %v, want none", got)
+	}
+}
+
+func TestInitialCluster(t *testing.T) {
+	members := []*etcdserverpb.Member{
+		{ID: 1, Name: "s1", PeerURLs: []string{"https://10.0.0.1:6444"}},
+		{ID: 2, Name: "", PeerURLs: []string{"https://10.0.0.2:6444"}},
+	}
+	if got, want := initialCluster(members, 2, "s2"), "s1=https://10.0.0.1:6444,s2=https://10.0.0.2:6444"; got != want {
+		t.Errorf("initialCluster = %s, want %s", got, want)
+	}
+}
+
+func TestEnsureServerName(t *testing.T) {
+	path := filepath.Join(t.TempDir(), ServerNameFile)
+	name, err := ensureServerName(path, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := ensureServerName(path, "")
+	if err != nil || again != name {
+		t.Fatalf("second call = %q, %v; want the stored %q", again, err, name)
+	}
+	if got, err := ensureServerName(path, "given"); err != nil || got != "given" {
+		t.Errorf("explicit name = %q, %v", got, err)
+	}
+	if _, err := ensureServerName(path, "Not_Valid"); err == nil {
+		t.Error("an invalid name was accepted")
+	}
+}
+
+// startWith runs a control plane with cfg (DataDir, Listen, Version, Logger
+// and Ready filled in) and waits until it is ready.
+func startWith(t *testing.T, dir string, cfg Config) *started {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan Info, 1)
+	done := make(chan error, 1)
+	cfg.DataDir, cfg.Listen, cfg.Version, cfg.Logger = dir, "127.0.0.1:0", "v1.37.2-test", testLogger(t)
+	cfg.Ready = func(i Info) { ready <- i }
+	go func() { done <- Run(ctx, cfg) }()
+	s := &started{cancel: cancel, done: done}
+	t.Cleanup(func() { s.stop(t) })
+	select {
+	case s.info = <-ready:
+	case err := <-done:
+		done <- err
+		t.Fatalf("Run returned before ready: %v", err)
+	case <-time.After(2 * time.Minute):
+		t.Fatal("control plane not ready within 2 minutes")
+	}
+	return s
+}
+
+func freePortNumber(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func TestJoinRemoveAndTokenChecks(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts two control planes")
+	}
+	dirA := filepath.Join(t.TempDir(), "a")
+	a := startWith(t, dirA, Config{Cluster: Cluster{Init: true, Name: "a", PeerPort: freePortNumber(t)}})
+	tok, err := auth.ParseJoinToken(a.info.JoinToken)
+	if err != nil {
+		t.Fatalf("join token %q: %v", a.info.JoinToken, err)
+	}
+	if stored := strings.TrimSpace(string(readFile(t, filepath.Join(dirA, JoinTokenFile)))); stored != a.info.JoinToken {
+		t.Errorf("DataDir/join-token = %q, want the printed %q", stored, a.info.JoinToken)
+	}
+	ctx := context.Background()
+
+	// A token pinning another CA: refused before any secret is sent, at once.
+	bad := tok
+	bad.CAHash = strings.Repeat("0", 64)
+	if _, err := requestJoin(ctx, a.info.URL, bad, joinRequest{Name: "x"}); err == nil || !strings.Contains(err.Error(), "does not match") {
+		t.Errorf("join with another CA's hash: err = %v, want a CA mismatch", err)
+	}
+	// The right CA, a wrong secret: 401, not retried.
+	bad = tok
+	bad.Secret = "wrong"
+	if _, err := requestJoin(ctx, a.info.URL, bad, joinRequest{Name: "x"}); err == nil || !strings.Contains(err.Error(), "401") {
+		t.Errorf("join with a wrong secret: err = %v, want 401", err)
+	}
+	// A plain http peer URL is refused.
+	if _, err := requestJoin(ctx, a.info.URL, tok, joinRequest{Name: "x", PeerURL: "http://127.0.0.1:1"}); err == nil || !strings.Contains(err.Error(), "400") {
+		t.Errorf("join with an http peer URL: err = %v, want 400", err)
+	}
+
+	// A second server joins: same CA and admin token, a voting member.
+	dirB := filepath.Join(t.TempDir(), "b")
+	b := startWith(t, dirB, Config{Cluster: Cluster{JoinURL: a.info.URL, Token: a.info.JoinToken, Name: "b", PeerPort: freePortNumber(t)}})
+	for _, f := range []string{filepath.Join(PKIDir, auth.CACertFile), TokenFile, JoinTokenFile} {
+		if string(readFile(t, filepath.Join(dirA, f))) != string(readFile(t, filepath.Join(dirB, f))) {
+			t.Errorf("%s differs between the servers", f)
+		}
+	}
+	members, err := ListMembers(ctx, b.info.RestConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(members) != 2 || members[0].Name != "a" || members[1].Name != "b" || members[0].Learner || members[1].Learner {
+		t.Fatalf("members = %+v, want voters a and b", members)
+	}
+	kube, err := kubernetes.NewForConfig(a.info.RestConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, 30*time.Second, func() error {
+		cm, err := kube.CoreV1().ConfigMaps(metav1.NamespacePublic).Get(ctx, ServersConfigMap, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if want := serverURLs([]liveServer{{URL: a.info.URL}, {URL: b.info.URL}}); cm.Data[ServersKey] != want {
+			return fmt.Errorf("servers = %q, want %q", cm.Data[ServersKey], want)
+		}
+		return nil
+	})
+	// Joining again under a taken name with another peer URL is refused.
+	if _, err := requestJoin(ctx, a.info.URL, tok, joinRequest{Name: "b", PeerURL: "https://127.0.0.1:1"}); err == nil || !strings.Contains(err.Error(), "409") {
+		t.Errorf("join under a taken name: err = %v, want 409", err)
+	}
+
+	// Removing b stops it, with a reason.
+	if err := RemoveMember(ctx, a.info.RestConfig, "b"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-b.done:
+		if err == nil || !strings.Contains(err.Error(), "removed") {
+			t.Errorf("removed server's Run = %v, want an error saying it was removed", err)
+		}
+		b.cancel()
+		b.cancel = nil
+	case <-time.After(30 * time.Second):
+		t.Fatal("removed server still running after 30s")
+	}
+	if err := RemoveMember(ctx, a.info.RestConfig, "b"); err == nil || !strings.Contains(err.Error(), "404") {
+		t.Errorf("removing b again: err = %v, want 404", err)
+	}
+	if _, err := kube.CoreV1().ConfigMaps(metav1.NamespaceDefault).Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "alone"}}, metav1.CreateOptions{}); err != nil {
+		t.Errorf("write on a after removing b: %v", err)
+	}
+	// Only the admin manages members.
+	anon := *a.info.RestConfig
+	anon.BearerToken = ""
+	if _, err := ListMembers(ctx, &anon); err == nil || !strings.Contains(err.Error(), "401") {
+		t.Errorf("members without credentials: err = %v, want 401", err)
+	}
+}
+
+func TestExternalEtcdWithClientTLS(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts etcd and a control plane")
+	}
+	// An etcd that requires client certificates of its own CA.
+	pki := t.TempDir()
+	ca, err := auth.EnsureCA(pki)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srvCert, srvKey, err := ca.EnsureServingCert(pki, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clientPEM, clientKeyPEM, err := ca.IssueClientCert("drover", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clientCert, clientKey := filepath.Join(pki, "client.crt"), filepath.Join(pki, "client.key")
+	if err := os.WriteFile(clientCert, clientPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(clientKey, clientKeyPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	caFile := filepath.Join(pki, auth.CACertFile)
+	ecfg := embed.NewConfig()
+	ecfg.Dir = t.TempDir()
+	ecfg.LogLevel = "error"
+	clientURL := url.URL{Scheme: "https", Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(freePortNumber(t)))}
+	peerURL := url.URL{Scheme: "http", Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(freePortNumber(t)))}
+	ecfg.ListenClientUrls, ecfg.AdvertiseClientUrls = []url.URL{clientURL}, []url.URL{clientURL}
+	ecfg.ListenPeerUrls, ecfg.AdvertisePeerUrls = []url.URL{peerURL}, []url.URL{peerURL}
+	ecfg.InitialCluster = ecfg.InitialClusterFromName(ecfg.Name)
+	ecfg.ClientTLSInfo.CertFile, ecfg.ClientTLSInfo.KeyFile = srvCert, srvKey
+	ecfg.ClientTLSInfo.TrustedCAFile, ecfg.ClientTLSInfo.ClientCertAuth = caFile, true
+	e, err := embed.StartEtcd(ecfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	select {
+	case <-e.Server.ReadyNotify():
+	case <-time.After(time.Minute):
+		t.Fatal("etcd not ready")
+	}
+
+	// Without a client certificate the server refuses to start.
+	err = Run(context.Background(), Config{
+		DataDir: t.TempDir(), Listen: "127.0.0.1:0", Logger: testLogger(t),
+		EtcdEndpoints: []string{clientURL.String()}, EtcdTLS: EtcdTLS{CAFile: caFile},
+	})
+	if err == nil || !strings.Contains(err.Error(), "unhealthy") {
+		t.Errorf("Run without a client certificate = %v, want etcd unhealthy", err)
+	}
+	// With one it serves.
+	s := startWith(t, t.TempDir(), Config{
+		EtcdEndpoints: []string{clientURL.String()},
+		EtcdTLS:       EtcdTLS{CAFile: caFile, CertFile: clientCert, KeyFile: clientKey},
+	})
+	assertSystemNamespaces(t, s.info.KubeconfigPath)
+}
