@@ -78,6 +78,7 @@ func newDiscovery(resources []*registry.Resource) *discovery {
 		switch {
 		case gv.Group == "" && res.Plural == "pods":
 			sub("binding", "", "", "Binding", metav1.Verbs{"create"})
+			sub("eviction", "policy", "v1", "Eviction", metav1.Verbs{"create"})
 			sub("log", "", "", "Pod", metav1.Verbs{"get"})
 		case gv.Group == "" && res.Plural == "namespaces":
 			sub("finalize", "", "", "Namespace", metav1.Verbs{"update"})

@@ -54,6 +54,8 @@ func (h *handler) serve() {
 		out, err = h.scale(ctx)
 	case sub == "binding" && verb == "create":
 		code, out, err = h.bind(ctx)
+	case sub == "eviction" && verb == "create":
+		code, out, err = h.evict(ctx)
 	case sub == "log":
 		if err := h.podLog(ctx); err != nil {
 			writeError(h.w, err)
@@ -94,6 +96,8 @@ func (h *handler) subresourceServed(sub string) bool {
 		return h.res.Scale != nil && (h.info.Verb == "get" || h.info.Verb == "update" || h.info.Verb == "patch")
 	case "binding":
 		return h.res.GroupVersion.Group == "" && h.res.Plural == "pods"
+	case "eviction":
+		return h.res.GroupVersion.Group == "" && h.res.Plural == "pods" && h.info.Verb == "create"
 	case "log":
 		return h.res.GroupVersion.Group == "" && h.res.Plural == "pods" && h.info.Verb == "get"
 	case "finalize":
