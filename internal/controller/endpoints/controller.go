@@ -290,10 +290,19 @@ func (c *controller) endpointsChanged(obj any) {
 	}
 }
 
+// endpointsDeleted queues the service to recreate (or, gone, forget)
+// its Endpoints; the controller's record of its last write no longer
+// applies.
 func (c *controller) endpointsDeleted(obj any) {
-	if key, err := cache.DeletionHandlingMetaNamespaceKeyFunc(obj); err == nil {
-		c.epQueue.Add(key)
+	key, err := cache.DeletionHandlingMetaNamespaceKeyFunc(obj)
+	if err != nil {
+		return
 	}
+	if namespace, name, err := cache.SplitMetaNamespaceKey(key); err == nil {
+		c.staleEps.forget(namespace, name)
+	}
+	c.epWaiting.take(key)
+	c.epQueue.Add(key)
 }
 
 func (c *controller) managed(es *discoveryv1.EndpointSlice) bool {
@@ -484,17 +493,21 @@ func (c *controller) syncEndpoints(ctx context.Context, key string) error {
 		current = nil
 	case err != nil:
 		return err
-	case c.staleEps.isStale(current):
+	}
+	if c.staleEps.isStale(namespace, name, current) {
 		awaitCache(c.epWaiting, c.epQueue, key, func() bool {
 			cur, err := c.epLister.Endpoints(namespace).Get(name)
-			return err == nil && c.staleEps.isStale(cur)
+			if apierrors.IsNotFound(err) {
+				cur, err = nil, nil
+			}
+			return err == nil && c.staleEps.isStale(namespace, name, cur)
 		})
 		return nil
 	}
-	// Computed on every sync so the tracker sees every pod state.
-	trigger := c.epTimes.Compute(svc, pods)
+	trigger, seen := c.epTimes.Compute(svc, pods)
 	want, write := DesiredEndpoints(svc, pods, current, trigger)
 	if !write {
+		seen()
 		return nil
 	}
 	api := c.client.CoreV1().Endpoints(namespace)
@@ -504,10 +517,14 @@ func (c *controller) syncEndpoints(ctx context.Context, key string) error {
 			if apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause) {
 				return nil // the namespace is going: nothing to do
 			}
-			c.epRecorder.Eventf(want, corev1.EventTypeWarning, ReasonFailedToCreateEndpoint,
-				"Failed to create endpoint for service %v/%v: %v", namespace, name, err)
+			if !apierrors.IsAlreadyExists(err) {
+				c.epRecorder.Eventf(want, corev1.EventTypeWarning, ReasonFailedToCreateEndpoint,
+					"Failed to create endpoint for service %v/%v: %v", namespace, name, err)
+			}
 			return fmt.Errorf("creating endpoints %s: %w", key, err)
 		}
+		c.staleEps.created(namespace, name)
+		seen()
 		return nil
 	}
 	updated, err := api.Update(ctx, want, metav1.UpdateOptions{})
@@ -521,6 +538,7 @@ func (c *controller) syncEndpoints(ctx context.Context, key string) error {
 	if updated.ResourceVersion != current.ResourceVersion {
 		c.staleEps.replaced(current)
 	}
+	seen()
 	return nil
 }
 
@@ -559,13 +577,14 @@ func (c *controller) syncSlices(ctx context.Context, key string) error {
 		})
 		return nil
 	}
-	trigger := c.sliceTimes.Compute(svc, pods)
+	trigger, seen := c.sliceTimes.Compute(svc, pods)
 	plan := PlanSlices(svc, pods, live, c.opts.MaxEndpointsPerSlice, trigger)
 	if err := c.apply(ctx, svc, plan); err != nil {
 		c.sliceRecorder.Eventf(svc, corev1.EventTypeWarning, ReasonFailedToUpdateEndpointSlices,
 			"Error updating Endpoint Slices for Service %s/%s: %v", namespace, name, err)
 		return err
 	}
+	seen()
 	return nil
 }
 

@@ -291,19 +291,32 @@ func TestTriggerTimes(t *testing.T) {
 	svc := mkSvc().obj()
 	a := mkPod("a", "10.0.0.1").readyAt(t0)
 	b := mkPod("b", "10.0.0.2").readyAt(t0.Add(time.Second))
-	if got := tt.Compute(svc, pods(a, b)); !got.Equal(svc.CreationTimestamp.Time) {
+	compute := func(ps []*corev1.Pod, commit bool) time.Time {
+		got, seen := tt.Compute(svc, ps)
+		if commit {
+			seen()
+		}
+		return got
+	}
+	if got := compute(pods(a, b), true); !got.Equal(svc.CreationTimestamp.Time) {
 		t.Errorf("first sync = %v, want the service's creation %v", got, svc.CreationTimestamp.Time)
 	}
-	if got := tt.Compute(svc, pods(a, b)); !got.IsZero() {
+	if got := compute(pods(a, b), true); !got.IsZero() {
 		t.Errorf("nothing changed = %v, want zero", got)
 	}
 	a2 := mkPod("a", "10.0.0.1").readyAt(t0.Add(time.Minute)).unready()
 	b2 := mkPod("b", "10.0.0.2").readyAt(t0.Add(2 * time.Minute)).unready()
-	if got := tt.Compute(svc, pods(a2, b2)); !got.Equal(t0.Add(time.Minute)) {
+	if got := compute(pods(a2, b2), false); !got.Equal(t0.Add(time.Minute)) {
 		t.Errorf("two pods changed = %v, want the earlier change %v", got, t0.Add(time.Minute))
 	}
+	if got := compute(pods(a2, b2), true); !got.Equal(t0.Add(time.Minute)) {
+		t.Errorf("retry of an uncommitted sync = %v, want the same trigger time %v", got, t0.Add(time.Minute))
+	}
+	if got := compute(pods(a2, b2), true); !got.IsZero() {
+		t.Errorf("after commit = %v, want zero", got)
+	}
 	tt.Forget("ns", "web")
-	if got := tt.Compute(svc, pods(a2, b2)); !got.Equal(svc.CreationTimestamp.Time) {
+	if got := compute(pods(a2, b2), true); !got.Equal(svc.CreationTimestamp.Time) {
 		t.Errorf("after Forget = %v, want creation time", got)
 	}
 }

@@ -30,9 +30,11 @@ func NewTriggerTimes() *TriggerTimes {
 	return &TriggerTimes{states: map[types.NamespacedName]triggerState{}}
 }
 
-// Compute records the service's and its pods' trigger times and returns
-// the time to publish.
-func (t *TriggerTimes) Compute(svc *corev1.Service, pods []*corev1.Pod) time.Time {
+// Compute returns the time to publish for a sync of the service with
+// these pods, and commit, which records them as seen: call it once the
+// sync's write succeeded (or none was needed), so a failed write is
+// retried with the same trigger time.
+func (t *TriggerTimes) Compute(svc *corev1.Service, pods []*corev1.Pod) (trigger time.Time, commit func()) {
 	key := types.NamespacedName{Namespace: svc.Namespace, Name: svc.Name}
 	t.mu.Lock()
 	old, known := t.states[key]
@@ -59,13 +61,15 @@ func (t *TriggerTimes) Compute(svc *corev1.Service, pods []*corev1.Pod) time.Tim
 	if next.service.After(old.service) {
 		earlier(next.service)
 	}
-	t.mu.Lock()
-	t.states[key] = next
-	t.mu.Unlock()
-	if !known {
-		return svc.CreationTimestamp.Time
+	commit = func() {
+		t.mu.Lock()
+		t.states[key] = next
+		t.mu.Unlock()
 	}
-	return earliest
+	if !known {
+		return svc.CreationTimestamp.Time, commit
+	}
+	return earliest, commit
 }
 
 // Forget drops a deleted service's state.
@@ -75,34 +79,55 @@ func (t *TriggerTimes) Forget(namespace, name string) {
 	t.mu.Unlock()
 }
 
-// staleEndpoints remembers, per Endpoints object, the resourceVersion the
-// controller last replaced, so a sync that still finds it in the informer
-// cache knows the cache is behind its own write and retries later.
+// staleEndpoints remembers, per Endpoints object, the controller's last
+// write: the resourceVersion it replaced, or that it created the object.
+// A sync that still finds the replaced version in the informer cache, or
+// no object after creating one, knows the cache is behind and waits.
 type staleEndpoints struct {
-	mu  sync.Mutex
-	rvs map[types.NamespacedName]string
+	mu     sync.Mutex
+	writes map[types.NamespacedName]lastWrite
+}
+
+type lastWrite struct {
+	created  bool
+	replaced string
 }
 
 func newStaleEndpoints() *staleEndpoints {
-	return &staleEndpoints{rvs: map[types.NamespacedName]string{}}
+	return &staleEndpoints{writes: map[types.NamespacedName]lastWrite{}}
+}
+
+func (s *staleEndpoints) created(namespace, name string) {
+	s.mu.Lock()
+	s.writes[types.NamespacedName{Namespace: namespace, Name: name}] = lastWrite{created: true}
+	s.mu.Unlock()
 }
 
 func (s *staleEndpoints) replaced(ep *corev1.Endpoints) {
 	s.mu.Lock()
-	s.rvs[types.NamespacedName{Namespace: ep.Namespace, Name: ep.Name}] = ep.ResourceVersion
+	s.writes[types.NamespacedName{Namespace: ep.Namespace, Name: ep.Name}] = lastWrite{replaced: ep.ResourceVersion}
 	s.mu.Unlock()
 }
 
-func (s *staleEndpoints) isStale(ep *corev1.Endpoints) bool {
+// isStale reports whether cached (nil: not in the cache) predates the
+// controller's last write of the object.
+func (s *staleEndpoints) isStale(namespace, name string, cached *corev1.Endpoints) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	rv, ok := s.rvs[types.NamespacedName{Namespace: ep.Namespace, Name: ep.Name}]
-	return ok && rv == ep.ResourceVersion
+	w, ok := s.writes[types.NamespacedName{Namespace: namespace, Name: name}]
+	switch {
+	case !ok:
+		return false
+	case cached == nil:
+		return w.created
+	default:
+		return !w.created && w.replaced == cached.ResourceVersion
+	}
 }
 
 func (s *staleEndpoints) forget(namespace, name string) {
 	s.mu.Lock()
-	delete(s.rvs, types.NamespacedName{Namespace: namespace, Name: name})
+	delete(s.writes, types.NamespacedName{Namespace: namespace, Name: name})
 	s.mu.Unlock()
 }
 
