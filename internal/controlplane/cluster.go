@@ -40,6 +40,10 @@ const (
 // promoteInterval is how often servers try to promote a joining learner.
 const promoteInterval = time.Second
 
+// restartQuorumTimeout bounds how long a restarting HA member waits for a
+// majority of its cluster to run.
+const restartQuorumTimeout = 10 * time.Minute
+
 // Cluster says whether and how this server is part of a highly available
 // control plane: several servers, each with an embedded etcd member of one
 // Raft cluster (peer traffic over TLS with certificates of the cluster CA).
@@ -187,6 +191,9 @@ func prepareCluster(ctx context.Context, cfg Config, advertise string, apiPort i
 	if c.listen, err = peerListenURL(cfg.Listen, c.peerURL); err != nil {
 		return nil, err
 	}
+	if ip := net.ParseIP(advertise); ip != nil && ip.IsLoopback() {
+		log.Warn("the etcd peer URL is on loopback: only servers on this machine can join; set --advertise-address for others", "peerURL", c.peerURL)
+	}
 	switch mode {
 	case modeInit:
 		c.initial = c.name + "=" + c.peerURL
@@ -276,6 +283,10 @@ func (c *clusterSetup) memberConfig(base embedded.Config, peerTLS *embedded.TLSF
 	case modeRestart:
 		// The data dir knows the cluster; etcd ignores the initial cluster.
 		base.InitialCluster, base.ClusterState = c.name+"="+c.peerURL, embedded.ClusterStateExisting
+		// After an outage the servers come back one by one: wait for the
+		// others rather than give up after a minute.
+		base.StartTimeout = restartQuorumTimeout
+		c.log.Info("starting etcd member: it serves once a majority of the cluster's members run", "name", c.name)
 	}
 	return base
 }
