@@ -66,6 +66,7 @@ A restarted server finds its cluster in its data dir: no flags needed.
 	f.StringVar(&cfg.Listen, "listen", controlplane.DefaultListen, "HOST:PORT the API server listens on")
 	f.StringSliceVar(&cfg.EtcdEndpoints, "etcd-endpoints", nil, "client URLs of an external etcd cluster (default: run an embedded member)")
 	f.StringVar(&cfg.AdvertiseAddress, "advertise-address", "", "host or IP clients (and, in an HA cluster, other servers' etcd members) use to reach this server (default 127.0.0.1, or the --listen host)")
+	f.StringSliceVar(&cfg.TLSSANs, "tls-san", nil, "extra DNS names or IPs for the serving certificate (e.g. a load balancer in front of the servers)")
 	f.StringVar(&cfg.EtcdTLS.CAFile, "etcd-cafile", "", "CA certificate that verifies the external etcd servers")
 	f.StringVar(&cfg.EtcdTLS.CertFile, "etcd-certfile", "", "client certificate for external etcd")
 	f.StringVar(&cfg.EtcdTLS.KeyFile, "etcd-keyfile", "", "client key for external etcd")

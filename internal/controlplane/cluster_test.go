@@ -2,6 +2,8 @@ package controlplane
 
 import (
 	"context"
+	"crypto/x509"
+	"encoding/pem"
 	"fmt"
 	"net"
 	"net/url"
@@ -195,7 +197,20 @@ func TestJoinRemoveAndTokenChecks(t *testing.T) {
 		t.Skip("starts two control planes")
 	}
 	dirA := filepath.Join(t.TempDir(), "a")
-	a := startWith(t, dirA, Config{Cluster: Cluster{Init: true, Name: "a", PeerPort: freePortNumber(t)}})
+	a := startWith(t, dirA, Config{Cluster: Cluster{Init: true, Name: "a", PeerPort: freePortNumber(t)}, TLSSANs: []string{"lb.example", "10.9.9.9"}})
+	block, _ := pem.Decode(readFile(t, filepath.Join(dirA, PKIDir, auth.ServerCertFile)))
+	if block == nil {
+		t.Fatal("no serving certificate")
+	}
+	serving, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, san := range []string{"lb.example", "10.9.9.9", "127.0.0.1"} {
+		if err := serving.VerifyHostname(san); err != nil {
+			t.Errorf("serving certificate: %v", err)
+		}
+	}
 	tok, err := auth.ParseJoinToken(a.info.JoinToken)
 	if err != nil {
 		t.Fatalf("join token %q: %v", a.info.JoinToken, err)

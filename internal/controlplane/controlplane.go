@@ -72,6 +72,9 @@ type Config struct {
 	// (the admin kubeconfig points there, and the serving certificate names
 	// it). Default: 127.0.0.1, or Listen's host when that is a specific address.
 	AdvertiseAddress string
+	// TLSSANs are extra names (DNS names or IPs) the serving certificate is
+	// valid for, e.g. a load balancer's address in front of several servers.
+	TLSSANs []string
 	// Version is the GitVersion the API server reports at /version.
 	Version string
 	// Logger receives structured logs; nil means slog.Default().
@@ -158,7 +161,7 @@ func run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	certFile, keyFile, err := ca.EnsureServingCert(filepath.Join(cfg.DataDir, PKIDir), servingHosts(advertise, cfg.Listen))
+	certFile, keyFile, err := ca.EnsureServingCert(filepath.Join(cfg.DataDir, PKIDir), append(servingHosts(advertise, cfg.Listen), cfg.TLSSANs...))
 	if err != nil {
 		return err
 	}
