@@ -22,7 +22,7 @@ import (
 // real API server. Each iteration flips one of 20 pods.
 func BenchmarkReadyToEndpoints(b *testing.B) {
 	const n = 20
-	c := start(b, nil)
+	c := start(b, endpoints.Options{}, nil)
 	c.createService(b, service("web", intstr.FromInt32(8080)))
 	pods := make([]*corev1.Pod, n)
 	names := make([]string, n)

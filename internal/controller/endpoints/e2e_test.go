@@ -37,8 +37,8 @@ type cluster struct {
 }
 
 // start runs an API server, simulated nodes n1 and n2 (binding pods
-// without a node), and, once before has run, the controllers.
-func start(t testing.TB, before func(c *cluster)) *cluster {
+// without a node), and, once before has run, the controllers with opts.
+func start(t testing.TB, opts endpoints.Options, before func(c *cluster)) *cluster {
 	t.Helper()
 	env := testenv.Start(t)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -60,7 +60,7 @@ func start(t testing.TB, before func(c *cluster)) *cluster {
 		before(c)
 	}
 	wg.Go(func() {
-		if err := endpoints.Run(ctx, env.Kube, log, endpoints.Options{}); err != nil {
+		if err := endpoints.Run(ctx, env.Kube, log, opts); err != nil {
 			t.Errorf("endpoints.Run: %v", err)
 		}
 	})
@@ -215,7 +215,7 @@ func (c *cluster) waitSlices(t testing.TB, name string, want map[string]conds) {
 }
 
 func TestEndpointsFollowPods(t *testing.T) {
-	c := start(t, nil)
+	c := start(t, endpoints.Options{}, nil)
 	svc := c.createService(t, service("web", intstr.FromInt32(8080)))
 	for _, name := range []string{"a", "b", "c"} {
 		c.createPod(t, pod(name, "web"))
@@ -281,7 +281,7 @@ func TestEndpointsFollowPods(t *testing.T) {
 }
 
 func TestTerminatingPod(t *testing.T) {
-	c := start(t, nil)
+	c := start(t, endpoints.Options{}, nil)
 	c.createService(t, service("web", intstr.FromInt32(8080)))
 	c.manualPod(t, "keep", "web", true)
 	c.manualPod(t, "going", "web", true)
@@ -325,7 +325,7 @@ func TestTerminatingPod(t *testing.T) {
 }
 
 func TestNamedTargetPort(t *testing.T) {
-	c := start(t, nil)
+	c := start(t, endpoints.Options{}, nil)
 	c.createService(t, service("web", intstr.FromString("web")))
 	c.createPod(t, pod("a", "web"))
 	b := pod("b", "web")
@@ -373,7 +373,7 @@ func TestNamedTargetPort(t *testing.T) {
 }
 
 func TestServiceDeleted(t *testing.T) {
-	c := start(t, nil)
+	c := start(t, endpoints.Options{}, nil)
 	svc := c.createService(t, service("web", intstr.FromInt32(8080)))
 	c.createPod(t, pod("a", "web"))
 	c.waitEndpoints(t, "web", []string{"a"}, nil)
@@ -417,7 +417,7 @@ func TestSelectorlessAndLeftovers(t *testing.T) {
 		}},
 	}
 	leftover := &corev1.Endpoints{ObjectMeta: metav1.ObjectMeta{Name: "gone", Namespace: ns}}
-	c := start(t, func(c *cluster) {
+	c := start(t, endpoints.Options{}, func(c *cluster) {
 		// Before the controllers start: a selector-less service with its
 		// user's endpoints, and endpoints whose service went meanwhile.
 		ext := service("external", intstr.FromInt32(80))
@@ -453,7 +453,7 @@ func TestSelectorlessAndLeftovers(t *testing.T) {
 }
 
 func TestHeadlessPublishNotReady(t *testing.T) {
-	c := start(t, nil)
+	c := start(t, endpoints.Options{}, nil)
 	svc := service("db", intstr.FromInt32(8080))
 	svc.Spec.ClusterIP = corev1.ClusterIPNone
 	svc.Spec.PublishNotReadyAddresses = true
@@ -470,4 +470,71 @@ func TestHeadlessPublishNotReady(t *testing.T) {
 		t.Errorf("labels %v lack %s", ep.Labels, corev1.IsHeadlessService)
 	}
 	c.waitSlices(t, "db", map[string]conds{"db-0": {true, false, false}})
+}
+
+func TestSlicesRepairedAndSplit(t *testing.T) {
+	c := start(t, endpoints.Options{MaxEndpointsPerSlice: 2}, nil)
+	c.createService(t, service("web", intstr.FromInt32(8080)))
+	for i := range 5 {
+		c.manualPod(t, fmt.Sprintf("p%d", i), "web", true)
+	}
+	ready := conds{true, true, false}
+	all := map[string]conds{"p0": ready, "p1": ready, "p2": ready, "p3": ready, "p4": ready}
+	// exactly checks every pod is in exactly one slice of at most 2.
+	exactly := func(want map[string]conds, slices int) {
+		t.Helper()
+		testenv.Eventually(t, 20*time.Second, func() error {
+			got := map[string]conds{}
+			sl := c.slices(t, "web")
+			for _, es := range sl {
+				if len(es.Endpoints) > 2 {
+					return fmt.Errorf("slice %s has %d endpoints", es.Name, len(es.Endpoints))
+				}
+				for _, ep := range es.Endpoints {
+					if _, dup := got[ep.TargetRef.Name]; dup {
+						return fmt.Errorf("pod %s in two slices", ep.TargetRef.Name)
+					}
+					cd := ep.Conditions
+					got[ep.TargetRef.Name] = conds{*cd.Ready, *cd.Serving, *cd.Terminating}
+				}
+			}
+			if fmt.Sprint(got) != fmt.Sprint(want) || len(sl) != slices {
+				return fmt.Errorf("%d slices with %v, want %d with %v", len(sl), got, slices, want)
+			}
+			return nil
+		})
+	}
+	exactly(all, 3)
+
+	// A slice deleted behind the controller's back comes back.
+	sl := c.slices(t, "web")
+	if err := c.kube.DiscoveryV1().EndpointSlices(ns).Delete(c.ctx, sl[0].Name, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	exactly(all, 3)
+
+	// A slice edited behind the controller's back is restored.
+	sl = c.slices(t, "web")
+	edited := sl[0].DeepCopy()
+	edited.Endpoints = edited.Endpoints[:0]
+	if _, err := c.kube.DiscoveryV1().EndpointSlices(ns).Update(c.ctx, edited, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	exactly(all, 3)
+
+	// Endpoints deleted behind its back come back too.
+	if err := c.kube.CoreV1().Endpoints(ns).Delete(c.ctx, "web", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	c.waitEndpoints(t, "web", []string{"p0", "p1", "p2", "p3", "p4"}, nil)
+
+	// Pods going empty slices, which are deleted.
+	zero := int64(0)
+	for _, name := range []string{"p0", "p1", "p2", "p3"} {
+		if err := c.kube.CoreV1().Pods(ns).Delete(c.ctx, name, metav1.DeleteOptions{GracePeriodSeconds: &zero}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	exactly(map[string]conds{"p4": ready}, 1)
+	c.waitEndpoints(t, "web", []string{"p4"}, nil)
 }

@@ -326,11 +326,11 @@ func planPorts(svc *corev1.Service, existing []*discoveryv1.EndpointSlice, want 
 		}
 		labels, labelsChanged := sliceLabels(es, svc)
 		switch {
+		case len(kept) == 0:
+			// Empty (emptied now, or by someone else): deleted, or reused
+			// for a slice that would otherwise be created.
+			plan.Delete = append(plan.Delete, es)
 		case changed || len(kept) != len(es.Endpoints):
-			if len(kept) == 0 {
-				plan.Delete = append(plan.Delete, es)
-				continue
-			}
 			next := es.DeepCopy()
 			next.Endpoints, next.Labels = kept, labels
 			updating = append(updating, next)

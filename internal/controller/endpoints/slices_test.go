@@ -205,6 +205,21 @@ func TestPlanSlicesMinimalChurn(t *testing.T) {
 	}
 }
 
+func TestPlanSlicesEmptiedSliceRefilled(t *testing.T) {
+	svc := mkSvc().obj()
+	ps := readyPods(5)
+	slices := store(PlanSlices(svc, ps, nil, 2, time.Time{}))
+	if len(slices) != 3 {
+		t.Fatalf("%d slices, want 3", len(slices))
+	}
+	// Someone empties a full slice: it is refilled in place.
+	slices[0].Endpoints = nil
+	plan := PlanSlices(svc, ps, slices, 2, time.Time{})
+	if len(plan.Create)+len(plan.Delete) != 0 || len(plan.Update) != 1 || plan.Update[0].Name != slices[0].Name || len(plan.Update[0].Endpoints) != 2 {
+		t.Errorf("emptied slice: %d creates %d updates %d deletes, want it refilled", len(plan.Create), len(plan.Update), len(plan.Delete))
+	}
+}
+
 func TestPlanSlicesLabelsAndOwnership(t *testing.T) {
 	svc := mkSvc().obj()
 	ps := readyPods(3)
