@@ -234,7 +234,7 @@ func TestEndpointsFollowPods(t *testing.T) {
 	if _, err := time.Parse(time.RFC3339Nano, ep.Annotations[corev1.EndpointsLastChangeTriggerTime]); err != nil {
 		t.Errorf("trigger time annotation: %v (annotations %v)", err, ep.Annotations)
 	}
-	if ep.Labels["team"] != "t" || len(ep.OwnerReferences) != 0 {
+	if ep.Labels["team"] != "t" || ep.Labels[endpoints.LabelEndpointsManagedBy] != endpoints.EndpointsControllerName || len(ep.OwnerReferences) != 0 {
 		t.Errorf("endpoints labels %v owners %v: want the service's labels and no owner", ep.Labels, ep.OwnerReferences)
 	}
 	ready := conds{true, true, false}

@@ -24,6 +24,11 @@ const (
 	// OverCapacityTruncated is the value of the corev1.EndpointsOverCapacity
 	// annotation on a truncated Endpoints object.
 	OverCapacityTruncated = "truncated"
+	// LabelEndpointsManagedBy marks the Endpoints objects the controller
+	// made (upstream since 1.33), with value EndpointsControllerName.
+	LabelEndpointsManagedBy = "endpoints.kubernetes.io/managed-by"
+	// EndpointsControllerName is the Endpoints controller's name.
+	EndpointsControllerName = "endpoint-controller"
 )
 
 // Subsets computes the Endpoints subsets of svc from the pods its
@@ -292,34 +297,20 @@ func Truncate(subsets []corev1.EndpointSubset) bool {
 // updated otherwise). triggerTime is the endpoints.kubernetes.io/
 // last-change-trigger-time to record (zero: remove the annotation); it is
 // only written along with another change. Labels are the service's, plus
-// service.kubernetes.io/headless on headless services.
+// service.kubernetes.io/headless on headless services and
+// endpoints.kubernetes.io/managed-by=endpoint-controller.
 func DesiredEndpoints(svc *corev1.Service, pods []*corev1.Pod, current *corev1.Endpoints, triggerTime time.Time) (*corev1.Endpoints, bool) {
 	subsets := Subsets(svc, pods)
+	labels := endpointsLabels(svc)
 	if current == nil {
 		current = &corev1.Endpoints{ObjectMeta: metav1.ObjectMeta{Name: svc.Name, Namespace: svc.Namespace}}
-	} else {
-		compareLabels := current.Labels
-		if _, ok := compareLabels[corev1.IsHeadlessService]; ok {
-			compareLabels = maps.Clone(compareLabels)
-			delete(compareLabels, corev1.IsHeadlessService)
-		}
-		if apiequality.Semantic.DeepEqual(current.Subsets, subsets) &&
-			apiequality.Semantic.DeepEqual(compareLabels, svc.Labels) &&
-			capacityAnnotationCorrect(current) {
-			return current, false
-		}
+	} else if apiequality.Semantic.DeepEqual(current.Subsets, subsets) &&
+		maps.Equal(current.Labels, labels) && capacityAnnotationCorrect(current) {
+		return current, false
 	}
 	want := current.DeepCopy()
 	want.Subsets = subsets
-	want.Labels = maps.Clone(svc.Labels)
-	if want.Labels == nil {
-		want.Labels = map[string]string{}
-	}
-	if svc.Spec.ClusterIP == corev1.ClusterIPNone || svc.Spec.ClusterIP == "" {
-		want.Labels[corev1.IsHeadlessService] = ""
-	} else {
-		delete(want.Labels, corev1.IsHeadlessService)
-	}
+	want.Labels = labels
 	if want.Annotations == nil {
 		want.Annotations = map[string]string{}
 	}
@@ -334,6 +325,23 @@ func DesiredEndpoints(svc *corev1.Service, pods []*corev1.Pod, current *corev1.E
 		delete(want.Annotations, corev1.EndpointsOverCapacity)
 	}
 	return want, true
+}
+
+// endpointsLabels are the labels of a service's Endpoints: the service's,
+// service.kubernetes.io/headless on a headless service, and the
+// controller's managed-by label.
+func endpointsLabels(svc *corev1.Service) map[string]string {
+	out := maps.Clone(svc.Labels)
+	if out == nil {
+		out = map[string]string{}
+	}
+	if svc.Spec.ClusterIP == corev1.ClusterIPNone || svc.Spec.ClusterIP == "" {
+		out[corev1.IsHeadlessService] = ""
+	} else {
+		delete(out, corev1.IsHeadlessService)
+	}
+	out[LabelEndpointsManagedBy] = EndpointsControllerName
+	return out
 }
 
 // capacityAnnotationCorrect reports whether an Endpoints object within

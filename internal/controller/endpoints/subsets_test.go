@@ -199,8 +199,8 @@ func TestDesiredEndpoints(t *testing.T) {
 	if got := created.Annotations[corev1.EndpointsLastChangeTriggerTime]; got != "2026-01-02T03:05:05Z" {
 		t.Errorf("trigger annotation = %q", got)
 	}
-	if created.Labels["team"] != "a" {
-		t.Errorf("labels = %v, want the service's", created.Labels)
+	if created.Labels["team"] != "a" || created.Labels[LabelEndpointsManagedBy] != EndpointsControllerName {
+		t.Errorf("labels = %v, want the service's and managed-by", created.Labels)
 	}
 	if _, ok := created.Labels[corev1.IsHeadlessService]; ok {
 		t.Errorf("headless label on a ClusterIP service")
@@ -242,7 +242,11 @@ func TestDesiredEndpoints(t *testing.T) {
 	}
 	hStored := h.DeepCopy()
 	if _, write := DesiredEndpoints(headless, ps, hStored, time.Time{}); write {
-		t.Error("headless label alone caused a rewrite")
+		t.Error("unchanged headless endpoints rewritten")
+	}
+	delete(hStored.Labels, LabelEndpointsManagedBy)
+	if fixed, write := DesiredEndpoints(headless, ps, hStored, time.Time{}); !write || fixed.Labels[LabelEndpointsManagedBy] != EndpointsControllerName {
+		t.Error("missing managed-by label not restored")
 	}
 }
 
