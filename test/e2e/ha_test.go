@@ -371,6 +371,14 @@ func TestHAControlPlane(t *testing.T) {
 		t.Logf("write without quorum refused after %.2fs: %v", time.Since(start).Seconds(), err)
 		return nil
 	})
+	start := time.Now()
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	_, err = acs.CoreV1().ConfigMaps("ha").Create(cctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "no-quorum"}}, metav1.CreateOptions{})
+	cancel()
+	if err == nil || !apierrors.IsServiceUnavailable(err) && !apierrors.IsTimeout(err) && !apierrors.IsServerTimeout(err) {
+		t.Fatalf("second write without quorum: want 503 or timeout, got %v", err)
+	}
+	t.Logf("the next write refused after %.2fs", time.Since(start).Seconds())
 
 	// One back: quorum again, writes resume, nothing lost.
 	back := time.Now()
