@@ -11,6 +11,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
+	"github.com/drover/drover/internal/controller/endpoints"
 	"github.com/drover/drover/internal/controller/gc"
 	"github.com/drover/drover/internal/controller/namespace"
 	"github.com/drover/drover/internal/controller/replicaset"
@@ -68,6 +69,9 @@ func builtinComponents() []Component {
 		}},
 		{Name: "garbage-collector", LeaderOnly: true, Run: func(ctx context.Context, c Clients, log *slog.Logger) error {
 			return gc.Run(ctx, c.Kube, c.Dynamic, c.Discovery, log)
+		}},
+		{Name: "endpoints-controller", LeaderOnly: true, Run: func(ctx context.Context, c Clients, log *slog.Logger) error {
+			return endpoints.Run(ctx, c.Kube, log, endpoints.Options{})
 		}},
 		{Name: "replicaset-controller", LeaderOnly: true, Run: func(ctx context.Context, c Clients, log *slog.Logger) error {
 			return replicaset.Run(ctx, c.Kube, log, replicaset.Options{})
