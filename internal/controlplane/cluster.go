@@ -160,6 +160,9 @@ func prepareCluster(ctx context.Context, cfg Config, advertise string, apiPort i
 		return nil, err
 	}
 	name := cfg.Cluster.Name
+	if haveState && mode == modeRestart && name != "" && name != state.Name {
+		return nil, fmt.Errorf("--name %s: this data dir's etcd member is named %s", name, state.Name)
+	}
 	if name == "" && haveState {
 		name = state.Name
 	}
@@ -292,9 +295,10 @@ func (c *clusterSetup) memberConfig(base embedded.Config, peerTLS *embedded.TLSF
 }
 
 // waitPromoted waits until this member, which joined as a learner, is a
-// voting member (another server promotes it once it has caught up).
+// voting member (another server promotes it once it has caught up). A
+// learner cannot serve the API's writes.
 func (c *clusterSetup) waitPromoted(ctx context.Context, m *embedded.Member, timeout time.Duration) error {
-	if c.mode != modeJoin {
+	if c.mode != modeJoin && c.mode != modeRestart {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
@@ -306,7 +310,9 @@ func (c *clusterSetup) waitPromoted(ctx context.Context, m *embedded.Member, tim
 		if err == nil {
 			for _, mem := range resp.Members {
 				if mem.ID == m.ID() && !mem.IsLearner {
-					c.log.Info("etcd member promoted to voting member", "name", c.name)
+					if c.mode == modeJoin {
+						c.log.Info("etcd member promoted to voting member", "name", c.name)
+					}
 					return nil
 				}
 			}
