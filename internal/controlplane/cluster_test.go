@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"testing"
@@ -24,6 +25,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/drover/drover/internal/auth"
+	"github.com/drover/drover/internal/storage/embedded"
 )
 
 func TestDecideMode(t *testing.T) {
@@ -360,4 +362,39 @@ func TestExternalEtcdWithClientTLS(t *testing.T) {
 		EtcdTLS:       EtcdTLS{CAFile: caFile, CertFile: clientCert, KeyFile: clientKey},
 	})
 	assertSystemNamespaces(t, s.info.KubeconfigPath)
+}
+
+func TestMemberConfig(t *testing.T) {
+	base := embedded.Config{DataDir: "/d/etcd"}
+	tlsFiles := &embedded.TLSFiles{CertFile: "p.crt", KeyFile: "p.key", TrustedCAFile: "ca.crt"}
+	setup := func(mode clusterMode) *clusterSetup {
+		return &clusterSetup{mode: mode, name: "s1", peerURL: "https://10.0.0.1:6444", listen: "https://0.0.0.0:6444",
+			initial: "s0=https://10.0.0.9:6444,s1=https://10.0.0.1:6444", log: testLogger(t)}
+	}
+	// Without HA flags the member is exactly as before: loopback, no peer TLS.
+	for _, mode := range []clusterMode{modeSingle, modeExternal} {
+		if got := setup(mode).memberConfig(base, nil); !reflect.DeepEqual(got, base) {
+			t.Errorf("mode %v: memberConfig = %+v, want the base %+v", mode, got, base)
+		}
+	}
+	for _, tc := range []struct {
+		mode             clusterMode
+		state, initial   string
+		longStartTimeout bool
+	}{
+		{modeInit, embedded.ClusterStateNew, "s0=https://10.0.0.9:6444,s1=https://10.0.0.1:6444", false},
+		{modeJoin, embedded.ClusterStateExisting, "s0=https://10.0.0.9:6444,s1=https://10.0.0.1:6444", false},
+		{modeRestart, embedded.ClusterStateExisting, "s1=https://10.0.0.1:6444", true},
+	} {
+		got := setup(tc.mode).memberConfig(base, tlsFiles)
+		if got.Name != "s1" || got.PeerURL != "https://10.0.0.1:6444" || got.ListenPeerURL != "https://0.0.0.0:6444" || got.PeerTLS != tlsFiles {
+			t.Errorf("mode %v: member %+v lacks the HA name, peer URLs or TLS", tc.mode, got)
+		}
+		if got.ClusterState != tc.state || got.InitialCluster != tc.initial {
+			t.Errorf("mode %v: state %q initial %q; want %q %q", tc.mode, got.ClusterState, got.InitialCluster, tc.state, tc.initial)
+		}
+		if (got.StartTimeout > embedded.DefaultStartTimeout) != tc.longStartTimeout {
+			t.Errorf("mode %v: start timeout %v", tc.mode, got.StartTimeout)
+		}
+	}
 }
