@@ -12,6 +12,7 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+	"k8s.io/klog/v2"
 )
 
 func main() {
@@ -38,6 +39,10 @@ func newRootCommand() *cobra.Command {
 				return err
 			}
 			slog.SetDefault(logger)
+			if cmd.Name() != "kubectl" {
+				// client-go logs through klog: one log format for the process.
+				klog.SetSlogLogger(logger)
+			}
 			return nil
 		},
 	}
@@ -47,6 +52,7 @@ func newRootCommand() *cobra.Command {
 		newKubectlCommand(),
 		newVersionCommand(),
 		newAgentCommand(),
+		newUpCommand(),
 		newPauseCommand(),
 	)
 	return root

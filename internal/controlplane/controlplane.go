@@ -262,7 +262,7 @@ func run(ctx context.Context, cfg Config) error {
 	repair := Component{Name: "service-allocation-repair", LeaderOnly: true, Run: func(ctx context.Context, _ Clients, log *slog.Logger) error {
 		wait.UntilWithContext(ctx, func(ctx context.Context) {
 			if err := handler.RepairAllocations(ctx); err != nil && ctx.Err() == nil {
-				log.Warn("repairing service allocations", "err", err)
+				log.Warn("repairing service allocations", "component", "service-allocation-repair", "err", err)
 			}
 		}, time.Minute)
 		return nil
@@ -280,6 +280,9 @@ func run(ctx context.Context, cfg Config) error {
 		go func() {
 			defer wg.Done()
 			clog := log.With("component", c.Name)
+			if c.Name == leaderElectionName {
+				clog = log // its components name themselves
+			}
 			clog.Debug("component starting")
 			err := c.Run(compCtx, clients, clog)
 			if compCtx.Err() != nil {

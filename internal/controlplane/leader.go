@@ -18,6 +18,9 @@ import (
 // controllers and scheduler act when several servers share one etcd.
 const LeaderLeaseName = "drover-controllers"
 
+// leaderElectionName names the component that runs the leader-only ones.
+const leaderElectionName = "leader-election"
+
 // LeaderElection tunes the election among servers. Zero fields take the
 // defaults: a dead leader is replaced within LeaseDuration + RetryPeriod,
 // a cleanly stopped one at once (it releases the lease).
@@ -53,8 +56,8 @@ func (le LeaderElection) withDefaults() LeaderElection {
 // component returns while leading.
 func leaderComponent(cfg LeaderElection, comps []Component) Component {
 	cfg = cfg.withDefaults()
-	return Component{Name: "leader-election", Run: func(ctx context.Context, clients Clients, log *slog.Logger) error {
-		log = log.With("identity", cfg.Identity)
+	return Component{Name: leaderElectionName, Run: func(ctx context.Context, clients Clients, log *slog.Logger) error {
+		elog := log.With("component", leaderElectionName, "identity", cfg.Identity)
 		lock := &resourcelock.LeaseLock{
 			LeaseMeta:  metav1.ObjectMeta{Namespace: metav1.NamespaceSystem, Name: LeaderLeaseName},
 			Client:     clients.Kube.CoordinationV1(),
@@ -73,13 +76,12 @@ func leaderComponent(cfg LeaderElection, comps []Component) Component {
 				Name:            LeaderLeaseName,
 				Callbacks: leaderelection.LeaderCallbacks{
 					OnStartedLeading: func(leadCtx context.Context) {
-						log.Info("became leader: starting controllers")
+						elog.Info("became leader: starting controllers")
 						for _, c := range comps {
 							wg.Add(1)
 							go func() {
 								defer wg.Done()
-								clog := log.With("component", c.Name)
-								err := c.Run(leadCtx, clients, clog)
+								err := c.Run(leadCtx, clients, log)
 								if leadCtx.Err() == nil {
 									if err == nil {
 										err = fmt.Errorf("exited")
@@ -89,10 +91,10 @@ func leaderComponent(cfg LeaderElection, comps []Component) Component {
 							}()
 						}
 					},
-					OnStoppedLeading: func() { log.Info("not leading: controllers stopped") },
+					OnStoppedLeading: func() { elog.Info("not leading: controllers stopped") },
 					OnNewLeader: func(id string) {
 						if id != cfg.Identity {
-							log.Info("another server leads", "leader", id)
+							elog.Info("another server leads", "leader", id)
 						}
 					},
 				},
