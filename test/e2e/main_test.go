@@ -64,8 +64,15 @@ func freeAddr(t testing.TB) string {
 // startServer runs `drover server` on dataDir and waits until it is ready.
 func startServer(t testing.TB, dataDir, listen string) *serverProc {
 	t.Helper()
+	return startControlPlane(t, "server", dataDir, listen)
+}
+
+// startControlPlane runs `drover COMMAND --data-dir DIR --listen ADDR
+// EXTRA...` (server or up) and waits until its API is ready.
+func startControlPlane(t testing.TB, command, dataDir, listen string, extra ...string) *serverProc {
+	t.Helper()
 	p := &serverProc{dataDir: dataDir, listen: listen, kubeconfig: filepath.Join(dataDir, "admin.kubeconfig"), log: &syncBuffer{}, exited: make(chan struct{})}
-	p.cmd = exec.Command(droverBin, "server", "--data-dir", dataDir, "--listen", listen)
+	p.cmd = exec.Command(droverBin, append([]string{command, "--data-dir", dataDir, "--listen", listen}, extra...)...)
 	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -216,4 +223,21 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// waitFor polls cond until it returns nil, failing the test with its last
+// error after timeout.
+func waitFor(t testing.TB, timeout time.Duration, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := cond()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %v: %v", timeout, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
