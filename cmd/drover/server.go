@@ -42,6 +42,8 @@ member then listens for peers over TLS on --advertise-address, port
 server and kept in its DATA_DIR/join-token. Each server serves the API; one
 at a time runs the controllers. Three servers survive the loss of any one.
 A restarted server finds its cluster in its data dir: no flags needed.
+--cluster-init on a single server's data dir turns it into the first server
+of an HA cluster, keeping its objects.
 "drover server remove NAME" removes a server's etcd member.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {

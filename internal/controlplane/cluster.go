@@ -87,6 +87,7 @@ const (
 	modeInit                        // first member of a new HA cluster
 	modeJoin                        // new member of an existing HA cluster
 	modeRestart                     // HA member restarting on its own data
+	modeConvert                     // single server's member becoming the first of an HA cluster
 )
 
 // decideMode picks the mode from the configuration and what the data dir
@@ -107,8 +108,10 @@ func decideMode(c Cluster, external, haveState, haveEtcdData bool) (clusterMode,
 	switch {
 	case haveEtcdData && haveState:
 		return modeRestart, nil
-	case haveEtcdData && (c.Init || c.JoinURL != ""):
-		return 0, errors.New("the data dir holds a single-server etcd member: turning it into an HA cluster is not supported; use a new data dir")
+	case haveEtcdData && c.Init:
+		return modeConvert, nil
+	case haveEtcdData && c.JoinURL != "":
+		return 0, errors.New("the data dir holds a single server's etcd data: joining would drop it; join with a new data dir, or make this server the first with --cluster-init")
 	case haveEtcdData:
 		return modeSingle, nil
 	case c.JoinURL != "":
@@ -140,7 +143,7 @@ type clusterSetup struct {
 
 // ha reports whether this server runs an HA embedded etcd member.
 func (c *clusterSetup) ha() bool {
-	return c.mode == modeInit || c.mode == modeJoin || c.mode == modeRestart
+	return c.mode == modeInit || c.mode == modeJoin || c.mode == modeRestart || c.mode == modeConvert
 }
 
 // prepareCluster decides the mode and, for a server joining, fetches the
@@ -206,7 +209,7 @@ func prepareCluster(ctx context.Context, cfg Config, advertise string, apiPort i
 		}
 		c.initial = c.joinFrom.InitialCluster
 	}
-	if mode != modeRestart {
+	if mode != modeRestart && mode != modeConvert { // a conversion writes it once done
 		if err := writeClusterState(stateFile, clusterState{Name: c.name, PeerURL: c.peerURL}); err != nil {
 			return nil, err
 		}
@@ -283,7 +286,7 @@ func (c *clusterSetup) memberConfig(base embedded.Config, peerTLS *embedded.TLSF
 		base.InitialCluster, base.ClusterState = c.initial, embedded.ClusterStateNew
 	case modeJoin:
 		base.InitialCluster, base.ClusterState = c.initial, embedded.ClusterStateExisting
-	case modeRestart:
+	case modeRestart, modeConvert:
 		// The data dir knows the cluster; etcd ignores the initial cluster.
 		base.InitialCluster, base.ClusterState = c.name+"="+c.peerURL, embedded.ClusterStateExisting
 		// After an outage the servers come back one by one: wait for the
@@ -292,6 +295,56 @@ func (c *clusterSetup) memberConfig(base embedded.Config, peerTLS *embedded.TLSF
 		c.log.Info("starting etcd member: it serves once a majority of the cluster's members run", "name", c.name)
 	}
 	return base
+}
+
+// startMember starts the embedded member (base with this server's HA
+// settings), converting a single server's member first if need be, and
+// waits until it is a voting member.
+func (c *clusterSetup) startMember(ctx context.Context, base embedded.Config, peerTLS *embedded.TLSFiles) (*embedded.Member, error) {
+	if c.mode == modeConvert {
+		if err := c.convert(ctx, base); err != nil {
+			return nil, err
+		}
+	}
+	m, err := embedded.Start(ctx, c.memberConfig(base, peerTLS))
+	if err != nil {
+		return nil, err
+	}
+	if err := c.waitPromoted(ctx, m, embedded.DefaultStartTimeout); err != nil {
+		m.Close()
+		return nil, err
+	}
+	c.etcd = m.Client()
+	return m, nil
+}
+
+// convert turns a single server's member (loopback, plain HTTP peer URL)
+// into the first member of an HA cluster: started as it was, it moves its
+// peer URL to the advertised HTTPS one; the HA start then serves it there
+// over TLS. etcd's data, and so the cluster's objects, stay.
+func (c *clusterSetup) convert(ctx context.Context, base embedded.Config) error {
+	c.log.Info("turning this single server into the first server of an HA cluster", "name", c.name, "peerURL", c.peerURL)
+	m, err := embedded.Start(ctx, base)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	uctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	list, err := m.Client().MemberList(uctx)
+	if err != nil {
+		return fmt.Errorf("etcd member list: %w", err)
+	}
+	if len(list.Members) != 1 {
+		return fmt.Errorf("cannot convert: the etcd cluster has %d members, want 1", len(list.Members))
+	}
+	if _, err := m.Client().MemberUpdate(uctx, m.ID(), []string{c.peerURL}); err != nil {
+		return fmt.Errorf("etcd member update to %s: %w", c.peerURL, err)
+	}
+	if err := m.Close(); err != nil {
+		return err
+	}
+	return writeClusterState(filepath.Join(c.dataDir, ClusterStateFile), clusterState{Name: c.name, PeerURL: c.peerURL})
 }
 
 // waitPromoted waits until this member, which joined as a learner, is a

@@ -47,7 +47,8 @@ func TestDecideMode(t *testing.T) {
 		{name: "join retried before etcd started", c: join, haveState: true, want: modeJoin},
 		{name: "join needs token", c: Cluster{JoinURL: "https://a:6443"}, wantErr: "--token"},
 		{name: "init and join", c: Cluster{Init: true, JoinURL: "https://a", Token: "t"}, wantErr: "exclusive"},
-		{name: "single data to HA", c: init, haveData: true, wantErr: "not supported"},
+		{name: "single data to HA", c: init, haveData: true, want: modeConvert},
+		{name: "single data joins", c: join, haveData: true, wantErr: "drop"},
 		{name: "HA state without data", haveState: true, wantErr: "--join"},
 		{name: "external", external: true, want: modeExternal},
 		{name: "external join (credentials)", c: join, external: true, want: modeExternal},
@@ -396,5 +397,69 @@ func TestMemberConfig(t *testing.T) {
 		if (got.StartTimeout > embedded.DefaultStartTimeout) != tc.longStartTimeout {
 			t.Errorf("mode %v: start timeout %v", tc.mode, got.StartTimeout)
 		}
+	}
+}
+
+func TestConvertSingleServerToHA(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts control planes")
+	}
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "a")
+	single := startWith(t, dir, Config{})
+	kube, err := kubernetes.NewForConfig(single.info.RestConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kube.CoreV1().ConfigMaps(metav1.NamespaceDefault).Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "kept"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if single.info.JoinToken != "" {
+		t.Errorf("a single server printed a join token")
+	}
+	single.stop(t)
+
+	a := startWith(t, dir, Config{Cluster: Cluster{Init: true, PeerPort: freePortNumber(t)}})
+	if a.info.JoinToken == "" {
+		t.Fatal("converted server has no join token")
+	}
+	kube, err = kubernetes.NewForConfig(a.info.RestConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kube.CoreV1().ConfigMaps(metav1.NamespaceDefault).Get(ctx, "kept", metav1.GetOptions{}); err != nil {
+		t.Fatalf("object from before the conversion: %v", err)
+	}
+	// Another server joins over peer TLS.
+	b := startWith(t, filepath.Join(t.TempDir(), "b"), Config{Cluster: Cluster{JoinURL: a.info.URL, Token: a.info.JoinToken, Name: "b", PeerPort: freePortNumber(t)}})
+	members, err := ListMembers(ctx, b.info.RestConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(members) != 2 {
+		t.Fatalf("members = %+v, want 2", members)
+	}
+	nameA := strings.TrimSpace(string(readFile(t, filepath.Join(dir, ServerNameFile))))
+	if members[0].Name != nameA && members[1].Name != nameA {
+		t.Errorf("members = %+v, want one named after the converted server, %s", members, nameA)
+	}
+	for _, m := range members {
+		if m.Learner || len(m.PeerURLs) != 1 || !strings.HasPrefix(m.PeerURLs[0], "https://") {
+			t.Errorf("member %+v: want a voter with an https peer URL", m)
+		}
+	}
+	kubeB, err := kubernetes.NewForConfig(b.info.RestConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kubeB.CoreV1().ConfigMaps(metav1.NamespaceDefault).Get(ctx, "kept", metav1.GetOptions{}); err != nil {
+		t.Fatalf("joined server does not see the converted server's objects: %v", err)
+	}
+	// The converted server restarts without flags, still in HA (b keeps
+	// the quorum of two).
+	a.stop(t)
+	again := startWith(t, dir, Config{})
+	if again.info.JoinToken != a.info.JoinToken {
+		t.Errorf("restarted without flags: join token %q, want %q", again.info.JoinToken, a.info.JoinToken)
 	}
 }

@@ -360,18 +360,13 @@ func startEtcd(ctx context.Context, cfg Config, cluster *clusterSetup, peerTLS *
 		// The store owns and closes the client.
 		return client, nil, func() {}, nil
 	}
-	member, err := embedded.Start(ctx, cluster.memberConfig(embedded.Config{
+	member, err := cluster.startMember(ctx, embedded.Config{
 		DataDir: filepath.Join(cfg.DataDir, EtcdDir),
 		Logger:  elog,
-	}, peerTLS))
+	}, peerTLS)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	if err := cluster.waitPromoted(ctx, member, embedded.DefaultStartTimeout); err != nil {
-		member.Close()
-		return nil, nil, nil, err
-	}
-	cluster.etcd = member.Client()
 	elog.Info("embedded etcd member ready", "endpoints", member.Endpoints())
 	return member.Client(), member.Err(), func() {
 		if err := member.Close(); err != nil {
