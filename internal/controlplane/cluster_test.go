@@ -19,6 +19,7 @@ import (
 	"go.etcd.io/etcd/server/v3/embed"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -131,6 +132,19 @@ func TestLiveServersEndpointsAndURLs(t *testing.T) {
 	}
 	if got := endpointSubsets(nil); got != nil {
 		t.Errorf("endpointSubsets(nil) = %v, want none", got)
+	}
+	slices := endpointSlices(wantSubsets)
+	if len(slices) != 2 || slices[0].Name != "kubernetes" || slices[1].Name != "kubernetes-7443" {
+		t.Fatalf("endpointSlices = %+v, want kubernetes and kubernetes-7443", slices)
+	}
+	if got := slices[0]; got.Labels[discoveryv1.LabelServiceName] != "kubernetes" || got.AddressType != discoveryv1.AddressTypeIPv4 ||
+		len(got.Endpoints) != 2 || got.Endpoints[1].Addresses[0] != "10.0.0.3" || !*got.Endpoints[1].Conditions.Ready ||
+		len(got.Ports) != 1 || *got.Ports[0].Port != 6443 || *got.Ports[0].Name != "https" {
+		t.Errorf("first slice = %+v", got)
+	}
+	v6 := endpointSlices(endpointSubsets([]liveServer{{Name: "a", URL: "https://[fd00::1]:6443"}}))
+	if len(v6) != 1 || v6[0].AddressType != discoveryv1.AddressTypeIPv6 || v6[0].Endpoints[0].Addresses[0] != "fd00::1" {
+		t.Errorf("IPv6 slice = %+v", v6)
 	}
 }
 

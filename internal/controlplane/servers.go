@@ -2,6 +2,7 @@ package controlplane
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/url"
@@ -12,6 +13,7 @@ import (
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -20,8 +22,8 @@ import (
 )
 
 // Every server announces itself with a Lease in kube-system, and keeps the
-// default/kubernetes Endpoints and the kube-public/drover-servers ConfigMap
-// listing every server whose lease is live, as upstream's lease endpoint
+// default/kubernetes Endpoints (and EndpointSlices) and the
+// kube-public/drover-servers ConfigMap listing every server whose lease is live, as upstream's lease endpoint
 // reconciler does for API servers. Clients that must fail over (agents)
 // read the list from either.
 const (
@@ -104,6 +106,45 @@ func endpointSubsets(servers []liveServer) []corev1.EndpointSubset {
 	return subsets
 }
 
+// endpointSlices are default/kubernetes's EndpointSlices for subsets: one
+// per port, named "kubernetes" then "kubernetes-PORT", as upstream's API
+// server writes the one slice of servers that share a port.
+func endpointSlices(subsets []corev1.EndpointSubset) []discoveryv1.EndpointSlice {
+	var out []discoveryv1.EndpointSlice
+	for i, ss := range subsets {
+		if len(ss.Ports) == 0 || len(ss.Addresses) == 0 {
+			continue
+		}
+		port := ss.Ports[0]
+		name := "kubernetes"
+		if i > 0 {
+			name = fmt.Sprintf("kubernetes-%d", port.Port)
+		}
+		family := discoveryv1.AddressTypeIPv4
+		if ip := net.ParseIP(ss.Addresses[0].IP); ip != nil && ip.To4() == nil {
+			family = discoveryv1.AddressTypeIPv6
+		}
+		slice := discoveryv1.EndpointSlice{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: metav1.NamespaceDefault,
+				Labels: map[string]string{discoveryv1.LabelServiceName: "kubernetes"}},
+			AddressType: family,
+			Ports:       []discoveryv1.EndpointPort{{Name: ptr.To(port.Name), Port: ptr.To(port.Port), Protocol: ptr.To(port.Protocol)}},
+		}
+		for _, a := range ss.Addresses {
+			ip := net.ParseIP(a.IP)
+			if ip == nil || (ip.To4() == nil) != (family == discoveryv1.AddressTypeIPv6) {
+				continue
+			}
+			slice.Endpoints = append(slice.Endpoints, discoveryv1.Endpoint{
+				Addresses:  []string{a.IP},
+				Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)},
+			})
+		}
+		out = append(out, slice)
+	}
+	return out
+}
+
 // serverURLs is the ConfigMap value for servers.
 func serverURLs(servers []liveServer) string {
 	urls := make([]string, 0, len(servers))
@@ -146,6 +187,43 @@ type registrar struct {
 }
 
 func (r *registrar) leaseName() string { return ServerLeasePrefix + r.name }
+
+// reconcileSlices makes default/kubernetes's EndpointSlices want.
+func (r *registrar) reconcileSlices(ctx context.Context, want []discoveryv1.EndpointSlice) {
+	api := r.kube.DiscoveryV1().EndpointSlices(metav1.NamespaceDefault)
+	list, err := api.List(ctx, metav1.ListOptions{LabelSelector: discoveryv1.LabelServiceName + "=kubernetes"})
+	if err != nil {
+		return
+	}
+	have := map[string]*discoveryv1.EndpointSlice{}
+	for i := range list.Items {
+		have[list.Items[i].Name] = &list.Items[i]
+	}
+	for _, w := range want {
+		old, ok := have[w.Name]
+		delete(have, w.Name)
+		switch {
+		case !ok:
+			_, err = api.Create(ctx, &w, metav1.CreateOptions{})
+		case old.AddressType != w.AddressType:
+			// The address type cannot change: replace the slice.
+			if err = api.Delete(ctx, w.Name, metav1.DeleteOptions{}); err == nil {
+				_, err = api.Create(ctx, &w, metav1.CreateOptions{})
+			}
+		case !apiequality.Semantic.DeepEqual(old.Endpoints, w.Endpoints) || !apiequality.Semantic.DeepEqual(old.Ports, w.Ports):
+			old.Endpoints, old.Ports = w.Endpoints, w.Ports
+			_, err = api.Update(ctx, old, metav1.UpdateOptions{})
+		}
+		if err != nil && ctx.Err() == nil && !apierrors.IsConflict(err) && !apierrors.IsAlreadyExists(err) {
+			r.log.Debug("updating default/kubernetes endpointslice", "name", w.Name, "err", err)
+		}
+	}
+	for name := range have {
+		if err := api.Delete(ctx, name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) && ctx.Err() == nil {
+			r.log.Debug("deleting stale default/kubernetes endpointslice", "name", name, "err", err)
+		}
+	}
+}
 
 // renew creates or renews this server's lease.
 func (r *registrar) renew(ctx context.Context) {
@@ -196,15 +274,22 @@ func (r *registrar) reconcile(ctx context.Context) {
 		ep, err := eps.Get(ctx, "kubernetes", metav1.GetOptions{})
 		switch {
 		case apierrors.IsNotFound(err):
-			ep = &corev1.Endpoints{ObjectMeta: metav1.ObjectMeta{Name: "kubernetes", Namespace: metav1.NamespaceDefault}, Subsets: subsets}
+			ep = &corev1.Endpoints{ObjectMeta: metav1.ObjectMeta{Name: "kubernetes", Namespace: metav1.NamespaceDefault,
+				Labels: map[string]string{discoveryv1.LabelSkipMirror: "true"}}, Subsets: subsets}
 			_, err = eps.Create(ctx, ep, metav1.CreateOptions{})
-		case err == nil && !apiequality.Semantic.DeepEqual(ep.Subsets, subsets):
+		case err == nil && (!apiequality.Semantic.DeepEqual(ep.Subsets, subsets) || ep.Labels[discoveryv1.LabelSkipMirror] != "true"):
+			// Its slices are written here: no mirroring controller should.
+			if ep.Labels == nil {
+				ep.Labels = map[string]string{}
+			}
+			ep.Labels[discoveryv1.LabelSkipMirror] = "true"
 			ep.Subsets = subsets
 			_, err = eps.Update(ctx, ep, metav1.UpdateOptions{})
 		}
 		if err != nil && ctx.Err() == nil && !apierrors.IsConflict(err) {
 			r.log.Debug("updating default/kubernetes endpoints", "err", err)
 		}
+		r.reconcileSlices(ctx, endpointSlices(subsets))
 	}
 	value := serverURLs(servers)
 	cms := r.kube.CoreV1().ConfigMaps(metav1.NamespacePublic)

@@ -216,6 +216,13 @@ func TestHAControlPlane(t *testing.T) {
 		if len(ep.Subsets) != 3 {
 			return fmt.Errorf("default/kubernetes endpoints have %d subsets, want 3 (one per server port)", len(ep.Subsets))
 		}
+		slices, err := cs1.DiscoveryV1().EndpointSlices("default").List(ctx, metav1.ListOptions{LabelSelector: "kubernetes.io/service-name=kubernetes"})
+		if err != nil {
+			return err
+		}
+		if len(slices.Items) != 3 {
+			return fmt.Errorf("default/kubernetes has %d endpointslices, want 3 (one per server port)", len(slices.Items))
+		}
 		return nil
 	})
 
