@@ -25,21 +25,28 @@ import (
 // same arguments.
 type haServer struct {
 	*serverProc
-	name string
-	args []string
+	name   string
+	argv   []string
+	prefix []string // runs the command (e.g. in a network namespace)
 }
 
 // startHA runs `drover server` with args on dataDir and waits until it serves.
 func startHA(t *testing.T, name, dataDir, listen string, args ...string) *haServer {
 	t.Helper()
-	s := &haServer{name: name, args: append([]string{"server", "--data-dir", dataDir, "--listen", listen, "--name", name}, args...)}
-	s.serverProc = launch(t, dataDir, listen, s.args)
+	return startHAWith(t, nil, name, dataDir, listen, args...)
+}
+
+// startHAWith is startHA with the command run by prefix (e.g. ip netns exec NS).
+func startHAWith(t *testing.T, prefix []string, name, dataDir, listen string, args ...string) *haServer {
+	t.Helper()
+	s := &haServer{name: name, prefix: prefix, argv: append([]string{"server", "--data-dir", dataDir, "--listen", listen, "--name", name}, args...)}
+	s.serverProc = launch(t, dataDir, listen, append(slices.Clone(prefix), append([]string{droverBin}, s.argv...)...))
 	return s
 }
 
 func (s *haServer) restart(t *testing.T) {
 	t.Helper()
-	s.serverProc = launch(t, s.dataDir, s.listen, s.args)
+	s.serverProc = launch(t, s.dataDir, s.listen, append(slices.Clone(s.prefix), append([]string{droverBin}, s.argv...)...))
 }
 
 func (s *haServer) alive() bool {
@@ -51,10 +58,12 @@ func (s *haServer) alive() bool {
 	}
 }
 
-func launch(t *testing.T, dataDir, listen string, args []string) *serverProc {
+// launch runs argv (a drover server) and waits until it serves.
+func launch(t *testing.T, dataDir, listen string, argv []string) *serverProc {
 	t.Helper()
+	args := argv[1:]
 	p := &serverProc{dataDir: dataDir, listen: listen, kubeconfig: filepath.Join(dataDir, "admin.kubeconfig"), log: &syncBuffer{}, exited: make(chan struct{})}
-	p.cmd = exec.Command(droverBin, args...)
+	p.cmd = exec.Command(argv[0], args...)
 	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -426,4 +435,119 @@ func TestHAControlPlane(t *testing.T) {
 	if _, err := acs.CoreV1().ConfigMaps("ha").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "after-remove"}}, metav1.CreateOptions{}); err != nil {
 		t.Fatalf("write after removing a member: %v", err)
 	}
+}
+
+// netnsHosts gives n network namespaces their own addresses on a bridge
+// that the test (in the host namespace) also reaches, so that servers run
+// as on separate machines. It returns the command prefix and address of
+// each. Needs root and ip(8).
+func netnsHosts(t *testing.T, n int) (prefixes [][]string, addrs []string) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		skipOrFail(t, "network namespaces need root")
+	}
+	if _, err := exec.LookPath("ip"); err != nil {
+		skipOrFail(t, "network namespaces need ip(8)")
+	}
+	id := fmt.Sprintf("%04x", os.Getpid()&0xffff)
+	subnet := fmt.Sprintf("10.213.%d", 100+os.Getpid()%150)
+	bridge := "drvha" + id
+	run := func(args ...string) {
+		t.Helper()
+		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+			t.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, out)
+		}
+	}
+	run("link", "add", bridge, "type", "bridge")
+	t.Cleanup(func() { _ = exec.Command("ip", "link", "del", bridge).Run() })
+	run("addr", "add", subnet+".1/24", "dev", bridge)
+	run("link", "set", bridge, "up")
+	for i := 1; i <= n; i++ {
+		ns := fmt.Sprintf("%s-%d", bridge, i)
+		host, peer := fmt.Sprintf("%sh%d", bridge, i), fmt.Sprintf("%sn%d", bridge, i)
+		addr := fmt.Sprintf("%s.%d", subnet, 10+i)
+		run("netns", "add", ns)
+		t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
+		run("link", "add", host, "type", "veth", "peer", "name", peer)
+		run("link", "set", peer, "netns", ns)
+		run("link", "set", host, "master", bridge, "up")
+		run("-n", ns, "addr", "add", addr+"/24", "dev", peer)
+		run("-n", ns, "link", "set", peer, "up")
+		run("-n", ns, "link", "set", "lo", "up")
+		prefixes = append(prefixes, []string{"ip", "netns", "exec", ns})
+		addrs = append(addrs, addr)
+	}
+	return prefixes, addrs
+}
+
+func skipOrFail(t *testing.T, why string) {
+	t.Helper()
+	if os.Getenv("DROVER_E2E") == "1" {
+		t.Fatal(why)
+	}
+	t.Skip(why)
+}
+
+// TestHAOnSeparateAddresses runs three servers as if on three machines
+// (network namespaces, one address each, default ports): etcd peers reach
+// each other on their advertised addresses over TLS, default/kubernetes
+// lists the three addresses on one port, and the loss of one is survived.
+func TestHAOnSeparateAddresses(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts three servers")
+	}
+	prefixes, addrs := netnsHosts(t, 3)
+	ctx := context.Background()
+	root := t.TempDir()
+	listen := func(i int) []string {
+		return []string{net.JoinHostPort(addrs[i], "6443"), "--advertise-address", addrs[i]}
+	}
+	l0 := listen(0)
+	first := startHAWith(t, prefixes[0], "m1", filepath.Join(root, "m1"), l0[0], append(l0[1:], "--cluster-init")...)
+	token, err := os.ReadFile(filepath.Join(first.dataDir, "join-token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	servers := []*haServer{first}
+	for i := 1; i < 3; i++ {
+		li := listen(i)
+		servers = append(servers, startHAWith(t, prefixes[i], fmt.Sprintf("m%d", i+1), filepath.Join(root, fmt.Sprintf("m%d", i+1)), li[0],
+			append(li[1:], "--join", "https://"+l0[0], "--token", strings.TrimSpace(string(token)))...))
+	}
+	out, err := exec.Command(droverBin, "server", "members", "--kubeconfig", first.kubeconfig).CombinedOutput()
+	if err != nil || strings.Count(string(out), " voter ") != 3 {
+		t.Fatalf("members: %v\n%s", err, out)
+	}
+	for _, a := range addrs {
+		if !strings.Contains(string(out), "https://"+net.JoinHostPort(a, "6444")) {
+			t.Errorf("members lack the peer URL on %s:6444 (API port + 1):\n%s", a, out)
+		}
+	}
+	cs := servers[1].clientset(t)
+	eventually(t, 30*time.Second, "default/kubernetes lists the three servers", func() error {
+		ep, err := cs.CoreV1().Endpoints("default").Get(ctx, "kubernetes", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if len(ep.Subsets) != 1 || len(ep.Subsets[0].Addresses) != 3 || ep.Subsets[0].Ports[0].Port != 6443 {
+			return fmt.Errorf("subsets = %+v, want the three addresses on port 6443", ep.Subsets)
+		}
+		return nil
+	})
+
+	first.kill9(t)
+	died := time.Now()
+	for i, s := range servers[1:] {
+		cs := s.clientset(t)
+		eventually(t, 30*time.Second, "write through "+s.name, func() error {
+			cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			defer cancel()
+			_, err := cs.CoreV1().ConfigMaps("default").Create(cctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("after-%d", i)}}, metav1.CreateOptions{})
+			if apierrors.IsAlreadyExists(err) {
+				return nil
+			}
+			return err
+		})
+	}
+	t.Logf("writes through both survivors succeeded %.2fs after %s died", time.Since(died).Seconds(), first.name)
 }
