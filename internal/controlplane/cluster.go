@@ -225,7 +225,7 @@ func (c *clusterSetup) join(ctx context.Context, cfg Config, peerURL string) err
 		return err
 	}
 	c.log.Info("joining cluster", "server", cfg.Cluster.JoinURL, "name", c.name, "peerURL", peerURL)
-	resp, err := requestJoin(ctx, cfg.Cluster.JoinURL, tok, joinRequest{Name: c.name, PeerURL: peerURL})
+	resp, err := requestJoin(ctx, cfg.Cluster.JoinURL, tok, joinRequest{Name: c.name, PeerURL: peerURL}, c.log)
 	if err != nil {
 		return err
 	}

@@ -240,17 +240,17 @@ func TestJoinRemoveAndTokenChecks(t *testing.T) {
 	// A token pinning another CA: refused before any secret is sent, at once.
 	bad := tok
 	bad.CAHash = strings.Repeat("0", 64)
-	if _, err := requestJoin(ctx, a.info.URL, bad, joinRequest{Name: "x"}); err == nil || !strings.Contains(err.Error(), "does not match") {
+	if _, err := requestJoin(ctx, a.info.URL, bad, joinRequest{Name: "x"}, testLogger(t)); err == nil || !strings.Contains(err.Error(), "does not match") {
 		t.Errorf("join with another CA's hash: err = %v, want a CA mismatch", err)
 	}
 	// The right CA, a wrong secret: 401, not retried.
 	bad = tok
 	bad.Secret = "wrong"
-	if _, err := requestJoin(ctx, a.info.URL, bad, joinRequest{Name: "x"}); err == nil || !strings.Contains(err.Error(), "401") {
+	if _, err := requestJoin(ctx, a.info.URL, bad, joinRequest{Name: "x"}, testLogger(t)); err == nil || !strings.Contains(err.Error(), "401") {
 		t.Errorf("join with a wrong secret: err = %v, want 401", err)
 	}
 	// A plain http peer URL is refused.
-	if _, err := requestJoin(ctx, a.info.URL, tok, joinRequest{Name: "x", PeerURL: "http://127.0.0.1:1"}); err == nil || !strings.Contains(err.Error(), "400") {
+	if _, err := requestJoin(ctx, a.info.URL, tok, joinRequest{Name: "x", PeerURL: "http://127.0.0.1:1"}, testLogger(t)); err == nil || !strings.Contains(err.Error(), "400") {
 		t.Errorf("join with an http peer URL: err = %v, want 400", err)
 	}
 
@@ -284,7 +284,7 @@ func TestJoinRemoveAndTokenChecks(t *testing.T) {
 		return nil
 	})
 	// Joining again under a taken name with another peer URL is refused.
-	if _, err := requestJoin(ctx, a.info.URL, tok, joinRequest{Name: "b", PeerURL: "https://127.0.0.1:1"}); err == nil || !strings.Contains(err.Error(), "409") {
+	if _, err := requestJoin(ctx, a.info.URL, tok, joinRequest{Name: "b", PeerURL: "https://127.0.0.1:1"}, testLogger(t)); err == nil || !strings.Contains(err.Error(), "409") {
 		t.Errorf("join under a taken name: err = %v, want 409", err)
 	}
 

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"slices"
 	"strconv"
@@ -268,7 +269,7 @@ func httpError(w http.ResponseWriter, code int, msg string) {
 //
 // Errors that may pass (connection refused, 5xx: the cluster is busy adding
 // another member) are retried until joinTimeout.
-func requestJoin(ctx context.Context, server string, tok auth.JoinToken, req joinRequest) (*joinResponse, error) {
+func requestJoin(ctx context.Context, server string, tok auth.JoinToken, req joinRequest, log *slog.Logger) (*joinResponse, error) {
 	server = strings.TrimRight(server, "/")
 	ctx, cancel := context.WithTimeout(ctx, joinTimeout)
 	defer cancel()
@@ -281,6 +282,7 @@ func requestJoin(ctx context.Context, server string, tok auth.JoinToken, req joi
 		if !retry {
 			return nil, fmt.Errorf("join %s: %w", server, err)
 		}
+		log.Info("join attempt failed; retrying", "server", server, "err", err)
 		lastErr = err
 		select {
 		case <-ctx.Done():
