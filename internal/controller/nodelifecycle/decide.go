@@ -178,7 +178,7 @@ func CurrentNoExecute(node *corev1.Node) *corev1.Taint {
 // SetTaints returns taints with the controller's NoSchedule taints replaced
 // by noSchedule and its NoExecute taint by noExecute (nil: none). Taints it
 // does not own are kept; kept taints keep their TimeAdded, a new NoExecute
-// taint gets now. changed reports any difference.
+// taint gets now rounded up to the second. changed reports any difference.
 func SetTaints(taints []corev1.Taint, noSchedule []corev1.Taint, noExecute *corev1.Taint, now time.Time) (out []corev1.Taint, changed bool) {
 	owned := func(t corev1.Taint) bool {
 		switch t.Effect {
@@ -207,13 +207,22 @@ func SetTaints(taints []corev1.Taint, noSchedule []corev1.Taint, noExecute *core
 	}
 	for _, w := range want {
 		if w.Effect == corev1.TaintEffectNoExecute && w.TimeAdded == nil {
-			ts := metav1.NewTime(now.Truncate(time.Second))
+			// Rounded up to the second the API keeps, so that no
+			// toleration is cut short.
+			ts := metav1.NewTime(ceilSecond(now))
 			w.TimeAdded = &ts
 		}
 		out = append(out, w)
 		changed = true
 	}
 	return out, changed
+}
+
+func ceilSecond(t time.Time) time.Time {
+	if r := t.Truncate(time.Second); !r.Equal(t) {
+		return r.Add(time.Second)
+	}
+	return t
 }
 
 // ZoneState is upstream's classification of a zone's health.
@@ -332,8 +341,8 @@ func NoExecuteTaints(node *corev1.Node) []corev1.Taint {
 }
 
 // EvictAt returns when a pod on a node with the given NoExecute taints must
-// be deleted, as upstream's taint manager: at once (the taint's time) if a
-// taint is not tolerated; else when the shortest tolerationSeconds of the
+// be deleted, as upstream's taint manager: at once (the zero time) if a
+// taint is not tolerated or tolerated for 0 seconds or less; else when the shortest tolerationSeconds of the
 // tolerations used runs out, counted from each taint's TimeAdded (observed,
 // when unset: observed is when the controller first saw the taint); never
 // (ok false) without taints or when every toleration used is unbounded.
@@ -344,14 +353,13 @@ func EvictAt(pod *corev1.Pod, taints []corev1.Taint, observed time.Time) (at tim
 			added = taint.TimeAdded.Time
 		}
 		i := slices.IndexFunc(pod.Spec.Tolerations, func(tol corev1.Toleration) bool { return tolerates(&tol, &taint) })
-		var deadline time.Time
+		var deadline time.Time // zero: at once
 		switch {
 		case i < 0:
-			deadline = added
 		case pod.Spec.Tolerations[i].TolerationSeconds == nil:
 			continue
-		default:
-			deadline = added.Add(time.Duration(max(*pod.Spec.Tolerations[i].TolerationSeconds, 0)) * time.Second)
+		case *pod.Spec.Tolerations[i].TolerationSeconds > 0:
+			deadline = added.Add(time.Duration(*pod.Spec.Tolerations[i].TolerationSeconds) * time.Second)
 		}
 		if !ok || deadline.Before(at) {
 			at, ok = deadline, true

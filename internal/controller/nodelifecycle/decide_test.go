@@ -209,8 +209,8 @@ func TestSetTaints(t *testing.T) {
 		t.Fatalf("swapped taints = %v", keys(out))
 	}
 	for _, x := range out {
-		if x.Effect == corev1.TaintEffectNoExecute && (x.TimeAdded == nil || !x.TimeAdded.Time.Equal(at(90*time.Second))) {
-			t.Errorf("new NoExecute taint TimeAdded = %v, want +90s", x.TimeAdded)
+		if x.Effect == corev1.TaintEffectNoExecute && (x.TimeAdded == nil || !x.TimeAdded.Time.Equal(at(91*time.Second))) {
+			t.Errorf("new NoExecute taint TimeAdded = %v, want +91s (rounded up)", x.TimeAdded)
 		}
 	}
 	if UnreachableNoExecute.TimeAdded != nil || NotReadyNoExecute.TimeAdded != nil {
@@ -322,16 +322,17 @@ func TestEvictAt(t *testing.T) {
 		ok     bool
 	}{
 		{"no taints", nil, nil, time.Time{}, false},
-		{"untolerated: at once", nil, []corev1.Taint{unreachable}, t0, true},
+		{"untolerated: at once", nil, []corev1.Taint{unreachable}, time.Time{}, true},
 		{"tolerated for 5s", []corev1.Toleration{tol(corev1.TaintNodeUnreachable, secs(5))}, []corev1.Taint{unreachable}, at(5 * time.Second), true},
 		{"tolerated forever", []corev1.Toleration{tol(corev1.TaintNodeUnreachable, nil)}, []corev1.Taint{unreachable}, time.Time{}, false},
 		{"wildcard toleration", []corev1.Toleration{{Operator: corev1.TolerationOpExists}}, []corev1.Taint{unreachable, other}, time.Time{}, false},
 		{"the shortest toleration wins", []corev1.Toleration{tol(corev1.TaintNodeUnreachable, secs(30)), tol(corev1.TaintNodeNotReady, secs(5))},
 			[]corev1.Taint{unreachable, notReady}, at(5 * time.Second), true},
-		{"one untolerated taint among tolerated", []corev1.Toleration{tol(corev1.TaintNodeUnreachable, nil)}, []corev1.Taint{unreachable, other}, observed, true},
-		{"negative seconds: at once", []corev1.Toleration{tol(corev1.TaintNodeUnreachable, secs(-3))}, []corev1.Taint{unreachable}, t0, true},
+		{"one untolerated taint among tolerated", []corev1.Toleration{tol(corev1.TaintNodeUnreachable, nil)}, []corev1.Taint{unreachable, other}, time.Time{}, true},
+		{"negative seconds: at once", []corev1.Toleration{tol(corev1.TaintNodeUnreachable, secs(-3))}, []corev1.Taint{unreachable}, time.Time{}, true},
 		{"NoSchedule toleration does not count", []corev1.Toleration{{Key: corev1.TaintNodeUnreachable, Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule}},
-			[]corev1.Taint{unreachable}, t0, true},
+			[]corev1.Taint{unreachable}, time.Time{}, true},
+		{"taint without TimeAdded counts from its observation", []corev1.Toleration{tol("example.com/broken", secs(2))}, []corev1.Taint{other}, observed.Add(2 * time.Second), true},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
