@@ -139,6 +139,8 @@ type clusterSetup struct {
 
 	// Set once etcd runs (embedded HA).
 	etcd *clientv3.Client
+	// reg announces this server (see servers.go).
+	reg *registrar
 }
 
 // ha reports whether this server runs an HA embedded etcd member.

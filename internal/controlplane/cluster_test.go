@@ -477,3 +477,55 @@ func TestConvertSingleServerToHA(t *testing.T) {
 		t.Errorf("restarted without flags: join token %q, want %q", again.info.JoinToken, a.info.JoinToken)
 	}
 }
+
+// TestServersOnExternalEtcd: a second server on the same external etcd gets
+// the cluster's credentials with --join, both are listed, and one stopping
+// cleanly leaves the list at once rather than when its lease expires.
+func TestServersOnExternalEtcd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts etcd and two control planes")
+	}
+	ctx := context.Background()
+	member, err := embedded.Start(ctx, embedded.Config{DataDir: t.TempDir(), Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { member.Close() }) // after the servers stop
+	dirA, dirB := filepath.Join(t.TempDir(), "a"), filepath.Join(t.TempDir(), "b")
+	a := startWith(t, dirA, Config{EtcdEndpoints: member.Endpoints(), Cluster: Cluster{Name: "a"}})
+	if a.info.JoinToken == "" {
+		t.Fatal("a server on external etcd prints no join token")
+	}
+	b := startWith(t, dirB, Config{EtcdEndpoints: member.Endpoints(), Cluster: Cluster{Name: "b", JoinURL: a.info.URL, Token: a.info.JoinToken}})
+	for _, f := range []string{filepath.Join(PKIDir, auth.CACertFile), TokenFile} {
+		if string(readFile(t, filepath.Join(dirA, f))) != string(readFile(t, filepath.Join(dirB, f))) {
+			t.Errorf("%s differs between the servers", f)
+		}
+	}
+	if _, err := ListMembers(ctx, a.info.RestConfig); err == nil || !strings.Contains(err.Error(), "404") {
+		t.Errorf("members on external etcd: err = %v, want 404", err)
+	}
+	kube, err := kubernetes.NewForConfig(a.info.RestConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	servers := func(want string) func() error {
+		return func() error {
+			cm, err := kube.CoreV1().ConfigMaps(metav1.NamespacePublic).Get(ctx, ServersConfigMap, metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			if cm.Data[ServersKey] != want {
+				return fmt.Errorf("servers = %q, want %q", cm.Data[ServersKey], want)
+			}
+			return nil
+		}
+	}
+	waitUntil(t, 30*time.Second, servers(serverURLs([]liveServer{{URL: a.info.URL}, {URL: b.info.URL}})))
+	b.stop(t)
+	// Well before b's lease could expire (15s after its last renewal).
+	waitUntil(t, 8*time.Second, servers(a.info.URL))
+	if _, err := kube.CoordinationV1().Leases(metav1.NamespaceSystem).Get(ctx, ServerLeasePrefix+"b", metav1.GetOptions{}); err == nil {
+		t.Error("b's lease is still there after b stopped")
+	}
+}

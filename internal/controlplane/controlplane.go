@@ -267,7 +267,7 @@ func run(ctx context.Context, cfg Config) error {
 		}, time.Minute)
 		return nil
 	}}
-	comps := append(builtinComponents(), repair, serverRegistry(cluster.name, url))
+	comps := append(builtinComponents(), repair, cluster.registry(url))
 	if cluster.ha() {
 		comps = append(comps, cluster.promoter())
 		if cfg.LeaderElection.Identity == "" {
@@ -321,6 +321,8 @@ func run(ctx context.Context, cfg Config) error {
 		}
 		runErr = fmt.Errorf("etcd member stopped: %w", err)
 	}
+	// Leave the lists of live servers while the API still answers.
+	cluster.leave()
 	// Components are clients: telling them to stop first ends their watches,
 	// so the HTTP drain is not held up by them.
 	stopComponents()

@@ -40,6 +40,7 @@ const (
 
 	serverLeaseDuration = 15 * time.Second
 	serverRenewInterval = 5 * time.Second
+	leaveTimeout        = 2 * time.Second
 )
 
 // liveServer is a server with a live lease.
@@ -155,10 +156,15 @@ func serverURLs(servers []liveServer) string {
 	return strings.Join(slices.Compact(urls), ",")
 }
 
-// serverRegistry keeps this server's lease and the lists of live servers.
-func serverRegistry(name, serverURL string) Component {
-	return Component{Name: "server-registry", Run: func(ctx context.Context, c Clients, log *slog.Logger) error {
-		r := &registrar{kube: c.Kube, name: name, url: serverURL, log: log}
+// registry returns the component that keeps this server's lease and the
+// lists of live servers.
+func (c *clusterSetup) registry(serverURL string) Component {
+	reg := &registrar{name: c.name, url: serverURL, leaving: make(chan struct{}), left: make(chan struct{}), stopped: make(chan struct{})}
+	c.reg = reg
+	return Component{Name: "server-registry", Run: func(ctx context.Context, clients Clients, log *slog.Logger) error {
+		r := *reg
+		r.kube, r.log = clients.Kube, log
+		defer close(reg.stopped)
 		tick := time.NewTicker(serverRenewInterval)
 		defer tick.Stop()
 		for {
@@ -166,13 +172,11 @@ func serverRegistry(name, serverURL string) Component {
 			r.reconcile(ctx)
 			select {
 			case <-ctx.Done():
-				// Leave at once rather than when the lease expires.
-				stopCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-				defer cancel()
-				err := c.Kube.CoordinationV1().Leases(metav1.NamespaceSystem).Delete(stopCtx, r.leaseName(), metav1.DeleteOptions{})
-				if err == nil {
-					r.reconcile(stopCtx)
-				}
+				return nil
+			case <-reg.leaving:
+				r.leave()
+				close(reg.left)
+				<-ctx.Done()
 				return nil
 			case <-tick.C:
 			}
@@ -180,10 +184,41 @@ func serverRegistry(name, serverURL string) Component {
 	}}
 }
 
+// leave drops this server from the lists of live servers at once, rather
+// than when its lease expires. Called on shutdown while the API still
+// answers; it gives up after leaveTimeout (e.g. without quorum).
+func (c *clusterSetup) leave() {
+	if c.reg == nil {
+		return
+	}
+	close(c.reg.leaving)
+	select {
+	case <-c.reg.left:
+	case <-c.reg.stopped:
+	case <-time.After(leaveTimeout + time.Second):
+	}
+}
+
 type registrar struct {
 	kube      kubernetes.Interface
 	name, url string
 	log       *slog.Logger
+	// leaving asks the registry to leave; left closes when it has, stopped
+	// when its component returns.
+	leaving, left, stopped chan struct{}
+}
+
+// leave deletes this server's lease and rewrites the lists without it.
+func (r *registrar) leave() {
+	ctx, cancel := context.WithTimeout(context.Background(), leaveTimeout)
+	defer cancel()
+	if err := r.kube.CoordinationV1().Leases(metav1.NamespaceSystem).Delete(ctx, r.leaseName(), metav1.DeleteOptions{}); err != nil {
+		if !apierrors.IsNotFound(err) {
+			r.log.Debug("deleting this server's lease", "err", err)
+		}
+		return
+	}
+	r.reconcile(ctx)
 }
 
 func (r *registrar) leaseName() string { return ServerLeasePrefix + r.name }
