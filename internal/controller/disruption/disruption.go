@@ -185,7 +185,12 @@ func (c *controller) processNext(ctx context.Context) bool {
 	defer c.queue.Done(key)
 	recheck, err := c.sync(ctx, key)
 	if err != nil {
-		if ctx.Err() == nil {
+		switch {
+		case ctx.Err() != nil:
+		case apierrors.IsConflict(err):
+			// The cache was behind (an eviction took a disruption).
+			c.log.Debug("PodDisruptionBudget changed meanwhile, retrying", "pdb", key)
+		default:
 			c.log.Warn("syncing PodDisruptionBudget, retrying", "pdb", key, "err", err)
 		}
 		c.queue.AddRateLimited(key)
