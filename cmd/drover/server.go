@@ -48,6 +48,9 @@ of an HA cluster, keeping its objects.
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg.Logger = slog.Default()
+			if cfg.Cluster.Token == "" {
+				cfg.Cluster.Token = os.Getenv("DROVER_TOKEN") // not a flag default: help would show it
+			}
 			cfg.Version = kubernetesVersion()
 			out := cmd.OutOrStdout()
 			cfg.Ready = func(info controlplane.Info) {
@@ -74,7 +77,7 @@ of an HA cluster, keeping its objects.
 	f.StringVar(&cfg.EtcdTLS.KeyFile, "etcd-keyfile", "", "client key for external etcd")
 	f.BoolVar(&cfg.Cluster.Init, "cluster-init", false, "start the first server of a highly available cluster (embedded etcd reachable by other servers)")
 	f.StringVar(&cfg.Cluster.JoinURL, "join", "", "URL of an existing server whose cluster this server joins (needs --token)")
-	f.StringVar(&cfg.Cluster.Token, "token", os.Getenv("DROVER_TOKEN"), "join token printed by the first server (default $DROVER_TOKEN)")
+	f.StringVar(&cfg.Cluster.Token, "token", "", "join token printed by the first server (default $DROVER_TOKEN)")
 	f.IntVar(&cfg.Cluster.PeerPort, "etcd-peer-port", 0, "port of this server's etcd peer listener in an HA cluster (default the API port + 1)")
 	f.StringVar(&cfg.Cluster.Name, "name", "", "this server's name in the cluster (default <hostname>-<random>, kept in DATA_DIR/server-name)")
 	cmd.AddCommand(newServerMembersCommand(), newServerRemoveCommand())
