@@ -43,7 +43,7 @@ type agents struct {
 	wg      sync.WaitGroup
 }
 
-func startAgents(t *testing.T, parent context.Context, kube kubernetes.Interface, nodes []string, every time.Duration) *agents {
+func startAgents(t testing.TB, parent context.Context, kube kubernetes.Interface, nodes []string, every time.Duration) *agents {
 	ctx, cancel := context.WithCancel(parent)
 	a := &agents{kube: kube, ctx: ctx, every: map[string]time.Duration{}, renewed: map[string]int{}}
 	for _, n := range nodes {
@@ -83,7 +83,7 @@ func (a *agents) loop() {
 	}
 }
 
-func (a *agents) renew(t *testing.T, name string) {
+func (a *agents) renew(t testing.TB, name string) {
 	leases := a.kube.CoordinationV1().Leases(corev1.NamespaceNodeLease)
 	now := metav1.NewMicroTime(time.Now())
 	l, err := leases.Get(a.ctx, name, metav1.GetOptions{})
@@ -121,7 +121,7 @@ func (a *agents) renewals(node string) int {
 }
 
 // revive restarts a node's agent: it renews its lease and posts Ready.
-func (a *agents) revive(t *testing.T, node string, every time.Duration) {
+func (a *agents) revive(t testing.TB, node string, every time.Duration) {
 	t.Helper()
 	a.renew(t, node)
 	n, err := a.kube.CoreV1().Nodes().Get(a.ctx, node, metav1.GetOptions{})
@@ -149,7 +149,7 @@ type cluster struct {
 
 // start runs an API server and the node lifecycle controller, plus what
 // extra asks for.
-func start(t *testing.T, opts nodelifecycle.Options, extra ...func(ctx context.Context, kube kubernetes.Interface) error) *cluster {
+func start(t testing.TB, opts nodelifecycle.Options, extra ...func(ctx context.Context, kube kubernetes.Interface) error) *cluster {
 	t.Helper()
 	env := testenv.Start(t)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -174,7 +174,7 @@ func start(t *testing.T, opts nodelifecycle.Options, extra ...func(ctx context.C
 	return &cluster{env: env, ctx: ctx}
 }
 
-func (c *cluster) node(t *testing.T, name string) *corev1.Node {
+func (c *cluster) node(t testing.TB, name string) *corev1.Node {
 	t.Helper()
 	n, err := c.env.Kube.CoreV1().Nodes().Get(c.ctx, name, metav1.GetOptions{})
 	if err != nil {
@@ -209,7 +209,7 @@ func unreachable(n *corev1.Node) error {
 	return nil
 }
 
-func simulate(t *testing.T, c *cluster, nodes []string, bind bool) {
+func simulate(t testing.TB, c *cluster, nodes []string, bind bool) {
 	t.Helper()
 	if _, err := nodesim.Start(c.ctx, c.env.Kube, nodesim.Options{Nodes: nodes, Bind: bind, Logger: testenv.Logger(t)}); err != nil {
 		t.Fatal(err)
