@@ -232,13 +232,18 @@ func (c *controller) monitor(ctx context.Context, now time.Time) {
 				next := node.DeepCopy()
 				next.Status = *status
 				updated, err := c.client.CoreV1().Nodes().UpdateStatus(ctx, next, metav1.UpdateOptions{})
-				if err != nil {
+				switch {
+				case apierrors.IsConflict(err):
+					// The cache is behind: the node changed (maybe it
+					// posted status); look again next pass.
+					c.log.Debug("node changed while being marked Unknown", "node", node.Name)
+				case err != nil:
 					c.log.Warn("marking node Unknown, retrying", "node", node.Name, "err", err)
-					continue
+				default:
+					c.log.Info("node stopped posting status: Ready Unknown", "node", node.Name,
+						"silentFor", now.Sub(p.Seen).Round(time.Millisecond))
+					node = updated
 				}
-				c.log.Info("node stopped posting status: Ready Unknown", "node", node.Name,
-					"silentFor", now.Sub(p.Seen).Round(time.Millisecond))
-				node = updated
 			}
 		}
 		nodes = append(nodes, node)
