@@ -1,6 +1,7 @@
 package disruption_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"sync"
@@ -17,6 +18,7 @@ import (
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
+	"k8s.io/kubectl/pkg/drain"
 
 	"github.com/drover/drover/internal/controller/disruption"
 	"github.com/drover/drover/internal/controller/replicaset"
@@ -120,45 +122,97 @@ func intOr(v int) *intstr.IntOrString  { x := intstr.FromInt32(int32(v)); return
 func pct(v string) *intstr.IntOrString { x := intstr.FromString(v); return &x }
 func ptr[T any](v T) *T                { return &v }
 
-// TestDrainNeverBreaksTheBudget: six replicas with minAvailable 5; every
-// pod of one node is evicted one at a time, retrying on 429 as kubectl
-// drain does, while the ReplicaSet replaces them. Available pods never drop
-// below 5.
-func TestDrainNeverBreaksTheBudget(t *testing.T) {
-	c := start(t)
-	var mu sync.Mutex
-	available, lowest, tracking := 0, 6, false
+// availability follows the ready, not deleting pods of an app from a
+// watch, remembering the lowest count once all were up.
+type availability struct {
+	mu               sync.Mutex
+	now, lowest, all int
+	tracking         bool
+}
+
+func (c *cluster) watchAvailable(t *testing.T, app string, all int) *availability {
+	a := &availability{lowest: all, all: all}
 	factory := informers.NewSharedInformerFactory(c.kube, 0)
 	inf := factory.Core().V1().Pods().Informer()
 	recount := func(any) {
 		n := 0
 		for _, obj := range inf.GetStore().List() {
 			p := obj.(*corev1.Pod)
-			if p.Labels["app"] == "web" && p.DeletionTimestamp == nil && disruption.PodReady(p) {
+			if p.Labels["app"] == app && p.DeletionTimestamp == nil && disruption.PodReady(p) {
 				n++
 			}
 		}
-		mu.Lock()
-		defer mu.Unlock()
-		available = n
-		if n == 6 {
-			tracking = true
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		a.now = n
+		if n == a.all {
+			a.tracking = true
 		}
-		if tracking && n < lowest {
-			lowest = n
+		if a.tracking && n < a.lowest {
+			a.lowest = n
 		}
 	}
 	inf.AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: recount, UpdateFunc: func(_, o any) { recount(o) }, DeleteFunc: recount})
-	watchCtx, stopWatch := context.WithCancel(c.ctx)
-	factory.Start(watchCtx.Done())
-	defer factory.Shutdown()
-	defer stopWatch()
+	ctx, cancel := context.WithCancel(c.ctx)
+	factory.Start(ctx.Done())
+	t.Cleanup(func() {
+		cancel()
+		factory.Shutdown()
+	})
+	return a
+}
 
+func (a *availability) get() (now, lowest int) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.now, a.lowest
+}
+
+// drainSetup runs six replicas of web with minAvailable 5 and returns the
+// pods on n1.
+func drainSetup(t *testing.T, c *cluster) (*availability, []corev1.Pod) {
+	t.Helper()
+	avail := c.watchAvailable(t, "web", 6)
 	c.replicaSet(t, "web", 6, nil)
 	c.budget(t, "web", "web", intOr(5), nil)
 	c.waitStatus(t, "web", 6, 5, 6, 1)
+	list, err := c.kube.CoreV1().Pods("default").List(c.ctx, metav1.ListOptions{FieldSelector: "spec.nodeName=n1", LabelSelector: "app=web"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list.Items) < 2 {
+		t.Fatalf("n1 runs %d pods; the drain needs at least 2", len(list.Items))
+	}
+	return avail, list.Items
+}
 
-	// Cordon n1 and drain it.
+// drained waits until the drained pods are gone and all six replicas are
+// back, and checks the budget held throughout.
+func drained(t *testing.T, c *cluster, avail *availability, pods []corev1.Pod) {
+	t.Helper()
+	testenv.Eventually(t, 20*time.Second, func() error {
+		for _, p := range pods {
+			if _, err := c.kube.CoreV1().Pods("default").Get(c.ctx, p.Name, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+				return fmt.Errorf("drained pod %s still exists", p.Name)
+			}
+		}
+		if now, _ := avail.get(); now != 6 {
+			return fmt.Errorf("%d of 6 available", now)
+		}
+		return nil
+	})
+	if _, lowest := avail.get(); lowest < 5 {
+		t.Fatalf("available pods fell to %d during the drain; the budget says 5", lowest)
+	}
+}
+
+// TestDrainNeverBreaksTheBudget: six replicas with minAvailable 5; every
+// pod of one node is evicted one at a time, retrying on 429 as kubectl
+// drain does, while the ReplicaSet replaces them. Available pods never drop
+// below 5.
+func TestDrainNeverBreaksTheBudget(t *testing.T) {
+	c := start(t)
+	avail, pods := drainSetup(t, c)
 	node, err := c.kube.CoreV1().Nodes().Get(c.ctx, "n1", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -167,15 +221,8 @@ func TestDrainNeverBreaksTheBudget(t *testing.T) {
 	if _, err := c.kube.CoreV1().Nodes().Update(c.ctx, node, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	list, err := c.kube.CoreV1().Pods("default").List(c.ctx, metav1.ListOptions{FieldSelector: "spec.nodeName=n1", LabelSelector: "app=web"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(list.Items) < 2 {
-		t.Fatalf("n1 runs %d pods; the drain needs at least 2", len(list.Items))
-	}
 	refused := 0
-	for _, p := range list.Items {
+	for _, p := range pods {
 		testenv.Eventually(t, 30*time.Second, func() error {
 			err := c.kube.PolicyV1().Evictions("default").Evict(c.ctx, &policyv1.Eviction{ObjectMeta: metav1.ObjectMeta{Name: p.Name, Namespace: "default"}})
 			if apierrors.IsTooManyRequests(err) {
@@ -184,24 +231,49 @@ func TestDrainNeverBreaksTheBudget(t *testing.T) {
 			return err
 		})
 	}
-	t.Logf("drained %d pods of n1; %d evictions refused on the way", len(list.Items), refused)
-	testenv.Eventually(t, 20*time.Second, func() error {
-		for _, p := range list.Items {
-			if _, err := c.kube.CoreV1().Pods("default").Get(c.ctx, p.Name, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
-				return fmt.Errorf("drained pod %s still exists", p.Name)
+	t.Logf("drained %d pods of n1; %d evictions refused on the way", len(pods), refused)
+	drained(t, c, avail, pods)
+}
+
+// TestKubectlDrain: kubectl's own drain (k8s.io/kubectl/pkg/drain, what
+// `kubectl drain` runs) finds the eviction subresource, evicts the node's
+// pods concurrently and retries the refused ones; the budget holds.
+func TestKubectlDrain(t *testing.T) {
+	c := start(t)
+	avail, pods := drainSetup(t, c)
+	var out bytes.Buffer
+	var mu sync.Mutex
+	evicted := 0
+	helper := &drain.Helper{
+		Ctx: c.ctx, Client: c.kube, GracePeriodSeconds: -1, IgnoreAllDaemonSets: true,
+		Timeout: time.Minute, EvictErrorRetryDelay: 50 * time.Millisecond, Out: &out, ErrOut: &out,
+		OnPodDeletedOrEvicted: func(_ *corev1.Pod, usingEviction bool) {
+			mu.Lock()
+			defer mu.Unlock()
+			if usingEviction {
+				evicted++
 			}
-		}
-		mu.Lock()
-		defer mu.Unlock()
-		if available != 6 {
-			return fmt.Errorf("%d of 6 available", available)
-		}
-		return nil
-	})
+		},
+	}
+	node, err := c.kube.CoreV1().Nodes().Get(c.ctx, "n1", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := drain.RunCordonOrUncordon(helper, node, true); err != nil {
+		t.Fatalf("cordon: %v", err)
+	}
+	if err := drain.RunNodeDrain(helper, "n1"); err != nil {
+		t.Fatalf("drain: %v\n%s", err, out.String())
+	}
+	t.Logf("kubectl drain said:\n%s", out.String())
 	mu.Lock()
-	defer mu.Unlock()
-	if lowest < 5 {
-		t.Fatalf("available pods fell to %d during the drain; the budget says 5", lowest)
+	if evicted != len(pods) {
+		t.Errorf("drain evicted %d pods through the eviction API, want %d", evicted, len(pods))
+	}
+	mu.Unlock()
+	drained(t, c, avail, pods)
+	if n, _ := c.kube.CoreV1().Nodes().Get(c.ctx, "n1", metav1.GetOptions{}); !n.Spec.Unschedulable {
+		t.Error("the drained node is not cordoned")
 	}
 }
 
