@@ -66,6 +66,43 @@ func preparePodForCreate(obj runtime.Object) {
 	pod.Status = corev1.PodStatus{Phase: corev1.PodPending}
 	pod.Status.QOSClass = qos.ComputePodQOS(pod)
 	pod.Generation = 1
+	AddDefaultTolerations(pod, DefaultTolerationSeconds)
+}
+
+// DefaultTolerationSeconds is how long a pod stays on a node that went
+// not-ready or unreachable before it is evicted, unless the pod says
+// otherwise. Upstream's DefaultTolerationSeconds admission uses 300s;
+// Drover moves pods off a dead node in seconds.
+var DefaultTolerationSeconds int64 = 5
+
+// AddDefaultTolerations adds NoExecute tolerations of the not-ready and
+// unreachable taints for seconds, unless the pod already tolerates them,
+// as upstream's DefaultTolerationSeconds admission plugin does on pod
+// creation. It reports whether it added any.
+func AddDefaultTolerations(pod *corev1.Pod, seconds int64) bool {
+	notReady, unreachable := false, false
+	for _, t := range pod.Spec.Tolerations {
+		noExecute := t.Effect == corev1.TaintEffectNoExecute || t.Effect == ""
+		if noExecute && (t.Key == corev1.TaintNodeNotReady || t.Key == "") {
+			notReady = true
+		}
+		if noExecute && (t.Key == corev1.TaintNodeUnreachable || t.Key == "") {
+			unreachable = true
+		}
+	}
+	add := func(key string) {
+		s := seconds
+		pod.Spec.Tolerations = append(pod.Spec.Tolerations, corev1.Toleration{
+			Key: key, Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoExecute, TolerationSeconds: &s,
+		})
+	}
+	if !notReady {
+		add(corev1.TaintNodeNotReady)
+	}
+	if !unreachable {
+		add(corev1.TaintNodeUnreachable)
+	}
+	return !notReady || !unreachable
 }
 
 // validatePod validates a pod's spec.
