@@ -127,16 +127,24 @@ func Active(rss []*appsv1.ReplicaSet) []*appsv1.ReplicaSet {
 }
 
 // NewRSReplicas is the size the new ReplicaSet may grow to now: for a
-// rolling update as far as the surge allows (total of all sizes at most
-// replicas+maxSurge) without passing the desired count; for Recreate the
-// desired count.
+// rolling update as far as the surge allows (at most replicas+maxSurge
+// pods in all) without passing the desired count; for Recreate the
+// desired count. Upstream counts sizes (spec.replicas) only; Drover counts
+// for each ReplicaSet the larger of its size and the pods its status still
+// reports, so a new pod is not started before the ReplicaSet controller
+// has actually begun removing the old one it replaces.
 func NewRSReplicas(d *appsv1.Deployment, allRSs []*appsv1.ReplicaSet, newRS *appsv1.ReplicaSet) int32 {
 	want := replicas(d)
 	if !IsRollingUpdate(d) {
 		return want
 	}
 	maxTotal := want + MaxSurge(d)
-	current := totalSize(allRSs)
+	var current int32
+	for _, rs := range allRSs {
+		if rs != nil {
+			current += max(size(rs), rs.Status.Replicas)
+		}
+	}
 	if current >= maxTotal {
 		return size(newRS)
 	}

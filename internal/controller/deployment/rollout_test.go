@@ -108,6 +108,13 @@ func TestRollingStep(t *testing.T) {
 			want: []Scaling{{"old", 9, 7}},
 		},
 		{
+			name: "old pod not yet being removed: new RS does not grow, old may shrink",
+			d:    dep(10, "1", "1").obj(),
+			new:  rs("new", 2, 1, 1),
+			old:  []rsB{rs("old", 1, 9, 9).status(10)},
+			want: []Scaling{{"old", 9, 8}},
+		},
+		{
 			name: "new RS never grows past replicas",
 			d:    dep(10, "5", "0").obj(),
 			new:  rs("new", 2, 8, 8),
