@@ -81,8 +81,9 @@ func (b rsB) rev(r int) rsB {
 	b.rs.Annotations[RevisionAnnotation] = strconv.Itoa(r)
 	return b
 }
+
 // status sets the pods the ReplicaSet's status reports.
-func (b rsB) status(n int32) rsB { b.rs.Status.Replicas = n; return b }
+func (b rsB) status(n int32) rsB  { b.rs.Status.Replicas = n; return b }
 func (b rsB) ann(k, v string) rsB { b.rs.Annotations[k] = v; return b }
 
 // sizedFor sets the desired- and max-replicas annotations.
