@@ -11,9 +11,11 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
+	"github.com/drover/drover/internal/controller/disruption"
 	"github.com/drover/drover/internal/controller/endpoints"
 	"github.com/drover/drover/internal/controller/gc"
 	"github.com/drover/drover/internal/controller/namespace"
+	"github.com/drover/drover/internal/controller/nodelifecycle"
 	"github.com/drover/drover/internal/controller/replicaset"
 	"github.com/drover/drover/internal/scheduler"
 )
@@ -72,6 +74,12 @@ func builtinComponents() []Component {
 		}},
 		{Name: "endpoints-controller", LeaderOnly: true, Run: func(ctx context.Context, c Clients, log *slog.Logger) error {
 			return endpoints.Run(ctx, c.Kube, log, endpoints.Options{})
+		}},
+		{Name: "node-lifecycle-controller", LeaderOnly: true, Run: func(ctx context.Context, c Clients, log *slog.Logger) error {
+			return nodelifecycle.Run(ctx, c.Kube, log, nodelifecycle.Options{})
+		}},
+		{Name: "disruption-controller", LeaderOnly: true, Run: func(ctx context.Context, c Clients, log *slog.Logger) error {
+			return disruption.Run(ctx, c.Kube, log)
 		}},
 		{Name: "replicaset-controller", LeaderOnly: true, Run: func(ctx context.Context, c Clients, log *slog.Logger) error {
 			return replicaset.Run(ctx, c.Kube, log, replicaset.Options{})

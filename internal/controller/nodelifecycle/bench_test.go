@@ -20,7 +20,7 @@ import (
 )
 
 // BenchmarkDeadNodeRecovery measures, with the default Options and
-// DefaultTolerationSeconds, how long after its agent's last lease renewal
+// registry.DefaultTolerationSeconds, how long after its agent's last lease renewal
 // (agents renew every 2s) a dead node is marked Ready=Unknown (detect-s),
 // and how long until all 6 replicas of a ReplicaSet run ready on the other
 // nodes (recover-s). Scheduler, ReplicaSet controller and simulated nodes
@@ -52,7 +52,7 @@ func deadNodeRecovery(b *testing.B) (detect, recover time.Duration) {
 	simulate(b, c, nodes, false)
 	a := startAgents(b, c.ctx, kube, nodes, 2*time.Second)
 	template := &corev1.Pod{Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "web", Image: "web:1"}}}}
-	nodelifecycle.DefaultTolerations(template, nodelifecycle.DefaultTolerationSeconds)
+	// The API server adds the default tolerations (registry.DefaultTolerationSeconds).
 	replicas := int32(6)
 	sel := map[string]string{"app": "web"}
 	if _, err := kube.AppsV1().ReplicaSets("default").Create(c.ctx, &appsv1.ReplicaSet{

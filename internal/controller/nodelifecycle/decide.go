@@ -397,33 +397,3 @@ func ForceDeleteAt(pod *corev1.Pod, node *corev1.Node) (at time.Time, ok bool) {
 	return pod.DeletionTimestamp.Time, true
 }
 
-// DefaultTolerations adds to the pod the NoExecute tolerations of the
-// not-ready and unreachable taints for seconds, unless it already tolerates
-// them, as upstream's DefaultTolerationSeconds admission plugin does on pod
-// creation (with 300s there; Drover passes Options.DefaultTolerationSeconds,
-// DefaultTolerationSeconds by default). It reports whether it added any.
-func DefaultTolerations(pod *corev1.Pod, seconds int64) bool {
-	notReady, unreachable := false, false
-	for _, t := range pod.Spec.Tolerations {
-		noExecute := t.Effect == corev1.TaintEffectNoExecute || t.Effect == ""
-		if noExecute && (t.Key == corev1.TaintNodeNotReady || t.Key == "") {
-			notReady = true
-		}
-		if noExecute && (t.Key == corev1.TaintNodeUnreachable || t.Key == "") {
-			unreachable = true
-		}
-	}
-	add := func(key string) {
-		s := seconds
-		pod.Spec.Tolerations = append(pod.Spec.Tolerations, corev1.Toleration{
-			Key: key, Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoExecute, TolerationSeconds: &s,
-		})
-	}
-	if !notReady {
-		add(corev1.TaintNodeNotReady)
-	}
-	if !unreachable {
-		add(corev1.TaintNodeUnreachable)
-	}
-	return !notReady || !unreachable
-}

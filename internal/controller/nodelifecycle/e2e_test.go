@@ -20,6 +20,7 @@ import (
 	"github.com/drover/drover/internal/controller/nodelifecycle"
 	"github.com/drover/drover/internal/controller/replicaset"
 	"github.com/drover/drover/internal/scheduler"
+	"github.com/drover/drover/internal/registry"
 	"github.com/drover/drover/internal/testenv"
 	"github.com/drover/drover/internal/testenv/nodesim"
 )
@@ -244,7 +245,7 @@ func TestDeadNodeIsMarkedAndItsPodsMove(t *testing.T) {
 	// The pods carry the default tolerations, as the API server's pod
 	// create path gives them, here of 1s.
 	template := &corev1.Pod{Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "web", Image: "web:1"}}}}
-	nodelifecycle.DefaultTolerations(template, 1)
+	registry.AddDefaultTolerations(template, 1)
 	replicas := int32(6)
 	sel := map[string]string{"app": "web"}
 	if _, err := kube.AppsV1().ReplicaSets("default").Create(c.ctx, &appsv1.ReplicaSet{
@@ -424,7 +425,7 @@ func TestTerminatingPodsOnDeadNodeAreForceDeleted(t *testing.T) {
 		"deleted":  boundPod("deleted", "lost", forever),
 		"tolerant": boundPod("tolerant", "lost"),
 	}
-	nodelifecycle.DefaultTolerations(pods["tolerant"], 1)
+	registry.AddDefaultTolerations(pods["tolerant"], 1)
 	for _, p := range pods {
 		p.Spec.TerminationGracePeriodSeconds = &one
 		if _, err := kube.CoreV1().Pods("default").Create(c.ctx, p, metav1.CreateOptions{}); err != nil {

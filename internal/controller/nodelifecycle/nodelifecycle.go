@@ -15,7 +15,7 @@
 //     a control plane cut off from its nodes must not evict the cluster.
 //   - Pods on a node with a NoExecute taint they do not tolerate are
 //     deleted at once; those that tolerate it for tolerationSeconds when
-//     that runs out (DefaultTolerations gives every pod a short toleration).
+//     that runs out (the API server gives every new pod a short one: registry.AddDefaultTolerations).
 //   - A terminating pod on a node that is not Ready cannot be confirmed
 //     gone by its agent: once its grace period has elapsed it is deleted
 //     with grace period 0, so its controller's count settles.
@@ -44,10 +44,6 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
 )
-
-// DefaultTolerationSeconds is Drover's default tolerationSeconds for the
-// not-ready and unreachable NoExecute taints (upstream: 300).
-const DefaultTolerationSeconds int64 = 5
 
 // Options are the controller's timings; zero fields take the defaults.
 type Options struct {
