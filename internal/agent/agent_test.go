@@ -498,3 +498,37 @@ func get(t *testing.T, url string) (string, int) {
 	b, _ := io.ReadAll(resp.Body)
 	return string(b), resp.StatusCode
 }
+
+// A sandbox that dies is replaced and its containers start again in the new
+// one, their restart count going on.
+func TestDeadSandboxIsReplaced(t *testing.T) {
+	env := testenv.Start(t)
+	rt := sim.New(sim.Config{})
+	startAgent(t, env, rt, Config{})
+	ctx := context.Background()
+	createPod(t, env, simPod("phoenix", nil))
+	before := waitPod(t, env, "phoenix", 20*time.Second, podReady)
+	sbs, err := rt.ListPodSandboxes(ctx, runtime.PodSandboxFilter{Labels: map[string]string{runtime.LabelPodUID: string(before.UID)}})
+	if err != nil || len(sbs) != 1 {
+		t.Fatalf("sandboxes %+v %v", sbs, err)
+	}
+	if err := rt.StopPodSandbox(ctx, sbs[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	after := waitPod(t, env, "phoenix", 20*time.Second, func(p *corev1.Pod) error {
+		if err := podReady(p); err != nil {
+			return err
+		}
+		if p.Status.ContainerStatuses[0].RestartCount != 1 {
+			return fmt.Errorf("restartCount %d", p.Status.ContainerStatuses[0].RestartCount)
+		}
+		return nil
+	})
+	if after.Status.PodIP == "" {
+		t.Error("no pod IP after the sandbox was replaced")
+	}
+	ready := runtime.SandboxReady
+	if sbs, _ := rt.ListPodSandboxes(ctx, runtime.PodSandboxFilter{State: &ready}); len(sbs) != 1 || sbs[0].Metadata.Attempt != 1 {
+		t.Errorf("ready sandboxes %+v, want one, attempt 1", sbs)
+	}
+}

@@ -382,6 +382,14 @@ func (r *podRun) ensureSandbox(ctx context.Context) error {
 		r.st.volumes = paths
 	}
 	if ready == nil {
+		// A sandbox that died (its pause process, its network) takes its
+		// containers down with it; a new one starts them again. The old
+		// ones stay listed, stopped, so attempts keep counting.
+		for _, s := range sbs {
+			if err := m.rt.StopPodSandbox(ctx, s.ID); err != nil {
+				return err
+			}
+		}
 		r.sbCfg = m.sandboxConfig(pod, next)
 		if err := os.MkdirAll(r.sbCfg.LogDirectory, 0o755); err != nil {
 			return fmt.Errorf("log directory: %w", err)
