@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -64,6 +65,8 @@ func TestCRI(t *testing.T) {
 		Spec:       corev1.PodSpec{NodeName: "node-1", TerminationGracePeriodSeconds: &grace, Containers: []corev1.Container{webContainer("web", 8080, "")}},
 	}
 	web.Spec.Containers[0].Env = []corev1.EnvVar{{Name: "VERSION", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}}}}
+	web.Spec.Containers[0].Lifecycle = &corev1.Lifecycle{PreStop: &corev1.LifecycleHandler{
+		HTTPGet: &corev1.HTTPGetAction{Path: "/prestop", Port: intstr.FromInt32(8080)}}}
 	pair := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: "pair", Namespace: "default"},
 		Spec: corev1.PodSpec{
@@ -220,9 +223,30 @@ func TestCRI(t *testing.T) {
 		})
 	})
 
-	t.Run("DeletionRemovesPodAndSandbox", func(t *testing.T) {
+	t.Run("DeletionRunsPreStopThenSIGTERMAndRemovesPod", func(t *testing.T) {
+		// Follow the log through the deletion: the preStop hook's request,
+		// then the app's reaction to SIGTERM.
+		resp, err := http.Get("http://" + a.info.Addr + "/containerLogs/default/web/web?follow=true")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		logs := make(chan string, 1)
+		go func() {
+			b, _ := io.ReadAll(resp.Body)
+			logs <- string(b)
+		}()
 		if err := env.Kube.CoreV1().Pods("default").Delete(ctx, "web", metav1.DeleteOptions{}); err != nil {
 			t.Fatal(err)
+		}
+		select {
+		case out := <-logs:
+			pre, term := strings.Index(out, "GET /prestop"), strings.Index(out, "web: shutting down")
+			if pre < 0 || term < pre {
+				t.Errorf("followed log %q, want the preStop request and then the SIGTERM shutdown", out)
+			}
+		case <-time.After(time.Minute):
+			t.Fatal("followed log did not end with the container")
 		}
 		testenv.Eventually(t, time.Minute, func() error {
 			_, err := env.Kube.CoreV1().Pods("default").Get(ctx, "web", metav1.GetOptions{})
