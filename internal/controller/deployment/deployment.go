@@ -71,7 +71,7 @@ func Run(ctx context.Context, client kubernetes.Interface, logger *slog.Logger, 
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
+	broadcaster := record.NewBroadcaster() // shut down after the workers stop (WithContext would stop it first)
 	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: client.CoreV1().Events("")})
 	defer broadcaster.Shutdown()
 

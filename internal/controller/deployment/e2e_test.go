@@ -20,6 +20,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/util/retry"
 	cmdutil "k8s.io/kubectl/pkg/cmd/util"
 	"k8s.io/kubectl/pkg/polymorphichelpers"
 
@@ -156,6 +157,7 @@ type watcher struct {
 	events     int
 	maxLive    int
 	minAvail   int
+	exclusive  bool // live pods of two templates at once is a violation
 	stop       func()
 	done       chan struct{}
 }
@@ -239,6 +241,9 @@ func watchPods(t testing.TB, kube kubernetes.Interface, app string, maxLive, min
 				c := w.countsLocked()
 				if c.live > w.maxLive {
 					w.violations = append(w.violations, fmt.Sprintf("event %d (%s %s): %d live pods > %d", w.events, ev.Type, p.Name, c.live, w.maxLive))
+				}
+				if w.exclusive && len(c.byHash) > 1 {
+					w.violations = append(w.violations, fmt.Sprintf("event %d (%s %s): pods of two templates live: %v", w.events, ev.Type, p.Name, c.byHash))
 				}
 				if c.available < w.minAvail {
 					w.violations = append(w.violations, fmt.Sprintf("event %d (%s %s): %d available pods < %d", w.events, ev.Type, p.Name, c.available, w.minAvail))
@@ -489,3 +494,162 @@ func TestStalledRolloutHaltsThenRollsBackAutomatically(t *testing.T) {
 	}
 	w.check(t)
 }
+
+func setImage(image string) map[string]any {
+	return map[string]any{"spec": map[string]any{"template": map[string]any{"spec": map[string]any{
+		"containers": []map[string]any{{"name": "web", "image": image}}}}}}
+}
+
+func TestRecreateNeverRunsTwoVersions(t *testing.T) {
+	kube := start(t)
+	ctx := context.Background()
+	d := newDeployment("rec", 4, 0, 0)
+	d.Spec.Strategy = appsv1.DeploymentStrategy{Type: appsv1.RecreateDeploymentStrategyType}
+	if _, err := kube.AppsV1().Deployments(ns).Create(ctx, d, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitRolledOut(t, kube, "rec", 60*time.Second)
+	w := watchPods(t, kube, "rec", 4, 0)
+	w.exclusive = true
+	patch(t, kube, "rec", setImage("web:2"))
+	waitRolledOut(t, kube, "rec", 60*time.Second)
+	var hash2 string
+	for _, rs := range replicaSets(t, kube, "rec") {
+		if *rs.Spec.Replicas == 4 {
+			hash2 = rs.Labels[appsv1.DefaultDeploymentUniqueLabelKey]
+		}
+	}
+	waitPods(t, w, hash2, 4, 30*time.Second)
+	w.check(t)
+}
+
+func TestScaleMidRolloutIsProportional(t *testing.T) {
+	kube := start(t)
+	ctx := context.Background()
+	if _, err := kube.AppsV1().Deployments(ns).Create(ctx, newDeployment("prop", 10, 3, 0), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitRolledOut(t, kube, "prop", 60*time.Second)
+	hash1 := replicaSets(t, kube, "prop")[0].Labels[appsv1.DefaultDeploymentUniqueLabelKey]
+	// A version that never gets ready stalls at old 10, new 3.
+	patch(t, kube, "prop", map[string]any{"spec": map[string]any{"template": map[string]any{
+		"metadata": map[string]any{"annotations": map[string]string{nodesim.NeverReady: "true"}},
+		"spec":     map[string]any{"containers": []map[string]any{{"name": "web", "image": "web:2"}}}}}})
+	sizes := func() (old, new int32, err error) {
+		rss := replicaSets(t, kube, "prop")
+		if len(rss) != 2 {
+			return 0, 0, fmt.Errorf("%d ReplicaSets", len(rss))
+		}
+		for _, rs := range rss {
+			if rs.Labels[appsv1.DefaultDeploymentUniqueLabelKey] == hash1 {
+				old = *rs.Spec.Replicas
+			} else {
+				new = *rs.Spec.Replicas
+			}
+		}
+		return old, new, nil
+	}
+	want := func(o, n int32) func() error {
+		return func() error {
+			old, new, err := sizes()
+			if err == nil && (old != o || new != n) {
+				err = fmt.Errorf("old %d new %d, want %d %d", old, new, o, n)
+			}
+			return err
+		}
+	}
+	testenv.Eventually(t, 30*time.Second, want(10, 3))
+	// kubectl scale to 20: 23 pods allowed (surge 3), 10 more spread as
+	// 10:3 of the 13 the ReplicaSets were sized for → 18 and 5.
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		sc, err := kube.AppsV1().Deployments(ns).GetScale(ctx, "prop", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		sc.Spec.Replicas = 20
+		_, err = kube.AppsV1().Deployments(ns).UpdateScale(ctx, "prop", sc, metav1.UpdateOptions{})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 30*time.Second, want(18, 5))
+	for _, rs := range replicaSets(t, kube, "prop") {
+		if rs.Annotations[deployment.DesiredReplicasAnnotation] != "20" || rs.Annotations[deployment.MaxReplicasAnnotation] != "23" {
+			t.Fatalf("%s annotations %v", rs.Name, rs.Annotations)
+		}
+	}
+}
+
+func TestPauseResumeRestartHistoryLimitAndAdoption(t *testing.T) {
+	kube := start(t)
+	ctx := context.Background()
+	d := newDeployment("life", 2, 1, 0)
+	d.Spec.RevisionHistoryLimit = ptr(int32(1))
+	if _, err := kube.AppsV1().Deployments(ns).Create(ctx, d, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitRolledOut(t, kube, "life", 60*time.Second)
+
+	// Paused: a template change creates nothing.
+	patch(t, kube, "life", map[string]any{"spec": map[string]any{"paused": true}})
+	patch(t, kube, "life", setImage("web:2"))
+	testenv.Eventually(t, 30*time.Second, func() error {
+		got, err := kube.AppsV1().Deployments(ns).Get(ctx, "life", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		c := deployment.Condition(got.Status, appsv1.DeploymentProgressing)
+		if got.Status.ObservedGeneration != got.Generation || c == nil || c.Reason != deployment.ReasonPaused || c.Message != "Deployment is paused" {
+			return fmt.Errorf("observed %d/%d Progressing %+v", got.Status.ObservedGeneration, got.Generation, c)
+		}
+		return nil
+	})
+	if n := len(replicaSets(t, kube, "life")); n != 1 {
+		t.Fatalf("paused deployment made %d ReplicaSets", n)
+	}
+	// Resumed: it rolls out.
+	patch(t, kube, "life", map[string]any{"spec": map[string]any{"paused": false}})
+	waitRolledOut(t, kube, "life", 60*time.Second)
+
+	// kubectl rollout restart: an annotation on the template.
+	patch(t, kube, "life", map[string]any{"spec": map[string]any{"template": map[string]any{"metadata": map[string]any{
+		"annotations": map[string]string{"kubectl.kubernetes.io/restartedAt": time.Now().Format(time.RFC3339)}}}}})
+	waitRolledOut(t, kube, "life", 60*time.Second)
+
+	// Three revisions, history limit 1: the current and one old remain.
+	testenv.Eventually(t, 30*time.Second, func() error {
+		rss := replicaSets(t, kube, "life")
+		var revs []string
+		for _, rs := range rss {
+			revs = append(revs, rs.Annotations[deployment.RevisionAnnotation])
+		}
+		if len(rss) != 2 {
+			return fmt.Errorf("revisions %v", revs)
+		}
+		return nil
+	})
+	got, _ := kube.AppsV1().Deployments(ns).Get(ctx, "life", metav1.GetOptions{})
+	if got.Annotations[deployment.RevisionAnnotation] != "3" {
+		t.Fatalf("deployment revision %q", got.Annotations[deployment.RevisionAnnotation])
+	}
+
+	// An orphaned ReplicaSet matching the selector is adopted back.
+	for _, rs := range replicaSets(t, kube, "life") {
+		rs.OwnerReferences = nil
+		if _, err := kube.AppsV1().ReplicaSets(ns).Update(ctx, &rs, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testenv.Eventually(t, 30*time.Second, func() error {
+		for _, rs := range replicaSets(t, kube, "life") {
+			if ref := metav1.GetControllerOf(&rs); ref == nil || ref.UID != got.UID {
+				return fmt.Errorf("%s not adopted: %v", rs.Name, rs.OwnerReferences)
+			}
+		}
+		return nil
+	})
+	waitRolledOut(t, kube, "life", 30*time.Second)
+}
+
+func ptr[T any](v T) *T { return &v }
