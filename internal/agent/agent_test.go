@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -530,5 +532,49 @@ func TestDeadSandboxIsReplaced(t *testing.T) {
 	ready := runtime.SandboxReady
 	if sbs, _ := rt.ListPodSandboxes(ctx, runtime.PodSandboxFilter{State: &ready}); len(sbs) != 1 || sbs[0].Metadata.Attempt != 1 {
 		t.Errorf("ready sandboxes %+v, want one, attempt 1", sbs)
+	}
+}
+
+// A pod whose volume refers to a ConfigMap that does not exist yet waits in
+// ContainerCreating with a FailedMount event, and starts once it exists,
+// with the files in place (envFrom on it resolves then too).
+func TestConfigMapVolumeAndEnv(t *testing.T) {
+	env := testenv.Start(t)
+	dir := t.TempDir()
+	startAgent(t, env, sim.New(sim.Config{}), Config{DataDir: dir})
+	ctx := context.Background()
+	p := simPod("configured", nil)
+	p.Spec.Volumes = []corev1.Volume{{Name: "cfg", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
+		LocalObjectReference: corev1.LocalObjectReference{Name: "settings"}}}}}
+	p.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "cfg", MountPath: "/etc/settings"}}
+	p.Spec.Containers[0].EnvFrom = []corev1.EnvFromSource{{ConfigMapRef: &corev1.ConfigMapEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: "settings"}}}}
+	p = createPod(t, env, p)
+	waitPod(t, env, "configured", 20*time.Second, func(p *corev1.Pod) error {
+		if len(p.Status.ContainerStatuses) == 0 || p.Status.ContainerStatuses[0].State.Waiting == nil ||
+			p.Status.ContainerStatuses[0].State.Waiting.Reason != ReasonContainerCreating {
+			return fmt.Errorf("statuses %+v", p.Status.ContainerStatuses)
+		}
+		return nil
+	})
+	testenv.Eventually(t, 10*time.Second, func() error {
+		evs, err := env.Kube.CoreV1().Events("default").List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return err
+		}
+		for _, e := range evs.Items {
+			if e.InvolvedObject.Name == "configured" && e.Reason == "FailedMount" {
+				return nil
+			}
+		}
+		return errors.New("no FailedMount event")
+	})
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "settings", Namespace: "default"}, Data: map[string]string{"color": "blue"}}
+	if _, err := env.Kube.CoreV1().ConfigMaps("default").Create(ctx, cm, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitPod(t, env, "configured", 30*time.Second, podReady)
+	b, err := os.ReadFile(filepath.Join(dir, "pods", string(p.UID), "volumes", "cfg", "color"))
+	if err != nil || string(b) != "blue" {
+		t.Errorf("configMap file: %q %v", b, err)
 	}
 }

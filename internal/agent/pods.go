@@ -30,6 +30,9 @@ import (
 // creates.
 const managedBy = "drover"
 
+// errVolumes marks a failure to set up a pod's volumes.
+var errVolumes = errors.New("volumes")
+
 // defaultGrace is the termination grace period when a pod names none.
 const defaultGrace = 30 * time.Second
 
@@ -295,6 +298,17 @@ func (m *podManager) syncPod(ctx context.Context, pod *corev1.Pod, st *podState)
 		},
 	}
 	if err := r.ensureSandbox(ctx); err != nil {
+		// Say so on the pod (its containers wait in ContainerCreating, as
+		// with the kubelet) and try again with backoff.
+		reason := "FailedCreatePodSandBox"
+		if errors.Is(err, errVolumes) {
+			reason = "FailedMount"
+		}
+		m.a.event(pod, corev1.EventTypeWarning, reason, "%v", err)
+		status := computeStatus(pod, podView{HostIP: m.a.cfg.NodeIP, RuntimeName: m.a.runtimeName, Now: now})
+		if _, werr := m.writeStatus(ctx, pod, st, status); werr != nil {
+			m.a.log.Warn("update status", "pod", pod.Namespace+"/"+pod.Name, "err", werr)
+		}
 		return 0, err
 	}
 	cs, err := m.rt.ListContainers(ctx, runtime.ContainerFilter{Labels: uidLabels(pod.UID)})
@@ -374,7 +388,7 @@ func (r *podRun) ensureSandbox(ctx context.Context) error {
 	if r.st.volumes == nil {
 		paths, skipped, err := setupVolumes(m.a.volumesDir(pod.UID), pod, r.lookup)
 		if err != nil {
-			return fmt.Errorf("volumes: %w", err)
+			return fmt.Errorf("%w: %w", errVolumes, err)
 		}
 		if len(skipped) > 0 {
 			m.a.log.Debug("volumes not supported, not mounted", "pod", pod.Namespace+"/"+pod.Name, "volumes", skipped)
@@ -599,7 +613,6 @@ func (m *podManager) ensureImage(ctx context.Context, c *corev1.Container) error
 // probe runs the running container's due probes and kills it when its
 // liveness or startup probe has failed.
 func (r *podRun) probe(ctx context.Context, c *corev1.Container, v containerView) containerView {
-	id := v.Current.ID
 	_, answerer := r.m.rt.(probeAnswerer)
 	readiness := c.ReadinessProbe
 	if readiness == nil && answerer {
@@ -627,7 +640,6 @@ func (r *podRun) probe(ctx context.Context, c *corev1.Container, v containerView
 	if readiness != nil {
 		v.Ready = r.runProbe(ctx, c, v, Readiness, readiness).OK
 	}
-	_ = id
 	return v
 }
 
