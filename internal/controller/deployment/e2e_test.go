@@ -653,3 +653,31 @@ func TestPauseResumeRestartHistoryLimitAndAdoption(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// BenchmarkDeployment1000 measures a 1,000-replica Deployment from
+// creation to all pods available (kubectl rollout status done), then a
+// rolling update of it (25%/25%) to done, on simulated nodes with the real
+// ReplicaSet controller.
+func BenchmarkDeployment1000(b *testing.B) {
+	const n = 1000
+	kube := start(b)
+	ctx := context.Background()
+	var created, updated time.Duration
+	for i := 0; b.Loop(); i++ {
+		name := fmt.Sprintf("bench%d", i)
+		d := newDeployment(name, n, 0, 0)
+		d.Spec.Strategy.RollingUpdate = nil // defaults: 25% / 25%
+		begin := time.Now()
+		if _, err := kube.AppsV1().Deployments(ns).Create(ctx, d, metav1.CreateOptions{}); err != nil {
+			b.Fatal(err)
+		}
+		waitRolledOut(b, kube, name, 5*time.Minute)
+		created += time.Since(begin)
+		begin = time.Now()
+		patch(b, kube, name, setImage("web:2"))
+		waitRolledOut(b, kube, name, 5*time.Minute)
+		updated += time.Since(begin)
+	}
+	b.ReportMetric(float64(n*b.N)/created.Seconds(), "pods-available/s")
+	b.ReportMetric(updated.Seconds()/float64(b.N), "s/rolling-update")
+}
