@@ -97,12 +97,12 @@ func Run(ctx context.Context, client kubernetes.Interface, logger *slog.Logger, 
 		{dInf.Informer(), cache.ResourceEventHandlerFuncs{
 			AddFunc:    c.enqueue,
 			UpdateFunc: func(_, obj any) { c.enqueue(obj) },
-			DeleteFunc: c.enqueue,
+			DeleteFunc: func(obj any) { c.forget("deployment", obj); c.enqueue(obj) },
 		}},
 		{rsInf.Informer(), cache.ResourceEventHandlerFuncs{
 			AddFunc:    c.rsChanged,
 			UpdateFunc: func(old, obj any) { c.rsChanged(old); c.rsChanged(obj) },
-			DeleteFunc: c.rsChanged,
+			DeleteFunc: func(obj any) { c.forget("replicaset", obj); c.rsChanged(obj) },
 		}},
 		{podInf.Informer(), cache.ResourceEventHandlerFuncs{
 			DeleteFunc: c.podDeleted,
@@ -249,6 +249,17 @@ func (c *controller) remember(kind string, obj metav1.Object) {
 	if rv > c.written[key] {
 		c.written[key] = rv
 	}
+}
+
+// forget drops the record of writes to a deleted object.
+func (c *controller) forget(kind string, obj any) {
+	key, err := cache.DeletionHandlingMetaNamespaceKeyFunc(obj)
+	if err != nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.written, kind+"/"+key)
 }
 
 // fresh reports whether the cached obj is at least as new as our last

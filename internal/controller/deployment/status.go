@@ -149,8 +149,36 @@ func timedOut(d *appsv1.Deployment, st *appsv1.DeploymentStatus, now time.Time) 
 // status → ReplicaSetUpdated (refreshing lastUpdateTime, the deadline's
 // base); no progress for progressDeadlineSeconds → False,
 // ProgressDeadlineExceeded. Without a deadline there is no Progressing
-// condition. A rollout already complete is not re-examined.
+// condition. A rollout already complete is not re-examined. A
+// ReplicaFailure condition of the new ReplicaSet (else of an old one) is
+// copied as the Deployment's ReplicaFailure.
 func RolloutStatus(d *appsv1.Deployment, allRSs []*appsv1.ReplicaSet, newRS *appsv1.ReplicaSet, now metav1.Time) appsv1.DeploymentStatus {
+	st := progressStatus(d, allRSs, newRS, now)
+	if f := replicaFailure(allRSs, newRS); f != nil {
+		SetCondition(&st, *f)
+	} else {
+		RemoveCondition(&st, appsv1.DeploymentReplicaFailure)
+	}
+	return st
+}
+
+// replicaFailure is the ReplicaFailure condition to report, or nil.
+func replicaFailure(allRSs []*appsv1.ReplicaSet, newRS *appsv1.ReplicaSet) *appsv1.DeploymentCondition {
+	for _, rs := range append([]*appsv1.ReplicaSet{newRS}, allRSs...) {
+		if rs == nil {
+			continue
+		}
+		for _, c := range rs.Status.Conditions {
+			if c.Type == appsv1.ReplicaSetReplicaFailure {
+				return &appsv1.DeploymentCondition{Type: appsv1.DeploymentReplicaFailure, Status: c.Status, Reason: c.Reason,
+					Message: c.Message, LastUpdateTime: c.LastTransitionTime, LastTransitionTime: c.LastTransitionTime}
+			}
+		}
+	}
+	return nil
+}
+
+func progressStatus(d *appsv1.Deployment, allRSs []*appsv1.ReplicaSet, newRS *appsv1.ReplicaSet, now metav1.Time) appsv1.DeploymentStatus {
 	st := CalculateStatus(d, allRSs, newRS, now)
 	if !HasProgressDeadline(d) {
 		RemoveCondition(&st, appsv1.DeploymentProgressing)

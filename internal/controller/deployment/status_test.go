@@ -182,3 +182,22 @@ func TestPausedCondition(t *testing.T) {
 		t.Fatal("a timeout must not be overwritten by a pause")
 	}
 }
+
+func TestRolloutStatusReplicaFailure(t *testing.T) {
+	d := dep(2, "1", "1").obj()
+	n, o := rs("n", 2, 2, 0).obj(), rs("o", 1, 1, 1).obj()
+	o.Status.Conditions = []appsv1.ReplicaSetCondition{{Type: appsv1.ReplicaSetReplicaFailure, Status: corev1.ConditionTrue, Reason: "FailedCreate", Message: "old"}}
+	st := RolloutStatus(d, []*appsv1.ReplicaSet{o, n}, n, metav1.NewTime(epoch))
+	if c := Condition(st, appsv1.DeploymentReplicaFailure); c == nil || c.Message != "old" || c.Reason != "FailedCreate" {
+		t.Fatalf("from the old RS: %+v", c)
+	}
+	n.Status.Conditions = []appsv1.ReplicaSetCondition{{Type: appsv1.ReplicaSetReplicaFailure, Status: corev1.ConditionTrue, Reason: "FailedCreate", Message: "new"}}
+	if c := Condition(RolloutStatus(d, []*appsv1.ReplicaSet{o, n}, n, metav1.NewTime(epoch)), appsv1.DeploymentReplicaFailure); c.Message != "new" {
+		t.Fatalf("the new RS's failure comes first: %+v", c)
+	}
+	d.Status = st
+	o.Status.Conditions, n.Status.Conditions = nil, nil
+	if c := Condition(RolloutStatus(d, []*appsv1.ReplicaSet{o, n}, n, metav1.NewTime(epoch)), appsv1.DeploymentReplicaFailure); c != nil {
+		t.Fatalf("failure gone: %+v", c)
+	}
+}
