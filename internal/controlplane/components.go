@@ -11,6 +11,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
+	"github.com/drover/drover/internal/controller/deployment"
 	"github.com/drover/drover/internal/controller/disruption"
 	"github.com/drover/drover/internal/controller/endpoints"
 	"github.com/drover/drover/internal/controller/gc"
@@ -80,6 +81,9 @@ func builtinComponents() []Component {
 		}},
 		{Name: "disruption-controller", LeaderOnly: true, Run: func(ctx context.Context, c Clients, log *slog.Logger) error {
 			return disruption.Run(ctx, c.Kube, log)
+		}},
+		{Name: "deployment-controller", LeaderOnly: true, Run: func(ctx context.Context, c Clients, log *slog.Logger) error {
+			return deployment.Run(ctx, c.Kube, log, deployment.Options{})
 		}},
 		{Name: "replicaset-controller", LeaderOnly: true, Run: func(ctx context.Context, c Clients, log *slog.Logger) error {
 			return replicaset.Run(ctx, c.Kube, log, replicaset.Options{})
