@@ -1,0 +1,167 @@
+package metricsapi
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// The part of kubelet's Summary API (stats/v1alpha1) that metrics need,
+// decoded on its own so this package does not depend on the agent's.
+
+type summary struct {
+	Node nodeStats  `json:"node"`
+	Pods []podStats `json:"pods"`
+}
+
+type nodeStats struct {
+	NodeName  string       `json:"nodeName"`
+	StartTime metav1.Time  `json:"startTime"`
+	CPU       *cpuStats    `json:"cpu,omitempty"`
+	Memory    *memoryStats `json:"memory,omitempty"`
+}
+
+type podRef struct {
+	Name      string `json:"name"`
+	Namespace string `json:"namespace"`
+	UID       string `json:"uid"`
+}
+
+type podStats struct {
+	PodRef     podRef           `json:"podRef"`
+	StartTime  metav1.Time      `json:"startTime"`
+	Containers []containerStats `json:"containers"`
+}
+
+type containerStats struct {
+	Name      string       `json:"name"`
+	StartTime metav1.Time  `json:"startTime"`
+	CPU       *cpuStats    `json:"cpu,omitempty"`
+	Memory    *memoryStats `json:"memory,omitempty"`
+}
+
+type cpuStats struct {
+	Time                 metav1.Time `json:"time"`
+	UsageNanoCores       *uint64     `json:"usageNanoCores,omitempty"`
+	UsageCoreNanoSeconds *uint64     `json:"usageCoreNanoSeconds,omitempty"`
+}
+
+type memoryStats struct {
+	Time            metav1.Time `json:"time"`
+	WorkingSetBytes *uint64     `json:"workingSetBytes,omitempty"`
+}
+
+// maxSummaryBytes bounds a summary read from an agent.
+const maxSummaryBytes = 64 << 20
+
+func readSummary(r io.Reader) (*summary, error) {
+	var s summary
+	if err := json.NewDecoder(io.LimitReader(r, maxSummaryBytes)).Decode(&s); err != nil {
+		return nil, fmt.Errorf("decoding stats summary: %w", err)
+	}
+	return &s, nil
+}
+
+// podKey names a pod.
+type podKey struct{ Namespace, Name string }
+
+// nodePoint is a node's latest usage.
+type nodePoint struct {
+	Timestamp time.Time
+	Window    time.Duration
+	CPUNano   uint64 // nanocores
+	Memory    uint64 // working set bytes
+}
+
+// podPoint is a pod's latest usage, per container.
+type podPoint struct {
+	UID        string
+	Timestamp  time.Time
+	Window     time.Duration
+	Containers []containerPoint
+}
+
+// containerPoint is a container's latest usage.
+type containerPoint struct {
+	Name    string
+	CPUNano uint64
+	Memory  uint64
+}
+
+// cpuKey names a CPU counter on a node: the node itself (zero key) or a
+// container of a pod.
+type cpuKey struct{ PodUID, Container string }
+
+// cpuSample is a cumulative CPU reading, kept to compute the next rate.
+type cpuSample struct {
+	Start      time.Time // of the node or container; a restart resets the counter
+	At         time.Time
+	Cumulative uint64 // core-nanoseconds
+}
+
+// batch is what one summary yields.
+type batch struct {
+	node    *nodePoint
+	pods    map[podKey]podPoint
+	samples map[cpuKey]cpuSample
+}
+
+// decodeSummary turns a summary into points. CPU rates come from the
+// cumulative counters of prev (the previous scrape of the same node) when
+// they continue; otherwise from the agent's own rate, with fallbackWindow
+// as the window. A pod is reported only when every container it lists
+// has CPU and memory, as metrics-server does.
+func decodeSummary(s *summary, prev map[cpuKey]cpuSample, fallbackWindow time.Duration) batch {
+	b := batch{pods: map[podKey]podPoint{}, samples: map[cpuKey]cpuSample{}}
+	if cpu, win, at, ok := rate(cpuKey{}, s.Node.StartTime.Time, s.Node.CPU, prev, b.samples, fallbackWindow); ok && s.Node.Memory != nil && s.Node.Memory.WorkingSetBytes != nil {
+		b.node = &nodePoint{Timestamp: at, Window: win, CPUNano: cpu, Memory: *s.Node.Memory.WorkingSetBytes}
+	}
+	for _, p := range s.Pods {
+		if len(p.Containers) == 0 {
+			continue
+		}
+		pt := podPoint{UID: p.PodRef.UID}
+		complete := true
+		for _, c := range p.Containers {
+			cpu, win, at, ok := rate(cpuKey{p.PodRef.UID, c.Name}, c.StartTime.Time, c.CPU, prev, b.samples, fallbackWindow)
+			if !ok || c.Memory == nil || c.Memory.WorkingSetBytes == nil {
+				complete = false
+				continue
+			}
+			pt.Containers = append(pt.Containers, containerPoint{Name: c.Name, CPUNano: cpu, Memory: *c.Memory.WorkingSetBytes})
+			if at.After(pt.Timestamp) {
+				pt.Timestamp = at
+			}
+			pt.Window = max(pt.Window, win)
+		}
+		if complete {
+			b.pods[podKey{p.PodRef.Namespace, p.PodRef.Name}] = pt
+		}
+	}
+	return b
+}
+
+// rate is the CPU usage of one counter in nanocores, the window it was
+// measured over and when; it records the counter's sample in next.
+func rate(k cpuKey, start time.Time, c *cpuStats, prev, next map[cpuKey]cpuSample, fallbackWindow time.Duration) (nano uint64, window time.Duration, at time.Time, ok bool) {
+	if c == nil {
+		return 0, 0, time.Time{}, false
+	}
+	at = c.Time.Time
+	if c.UsageCoreNanoSeconds != nil {
+		cur := cpuSample{Start: start, At: at, Cumulative: *c.UsageCoreNanoSeconds}
+		next[k] = cur
+		if p, seen := prev[k]; seen && p.Start.Equal(start) && cur.At.After(p.At) && cur.Cumulative >= p.Cumulative {
+			window = cur.At.Sub(p.At)
+			used := float64(cur.Cumulative - p.Cumulative)
+			return uint64(used * 1e9 / float64(window.Nanoseconds())), window, at, true
+		}
+	}
+	if c.UsageNanoCores != nil {
+		return *c.UsageNanoCores, fallbackWindow, at, true
+	}
+	return 0, 0, time.Time{}, false
+}
