@@ -396,4 +396,3 @@ func ForceDeleteAt(pod *corev1.Pod, node *corev1.Node) (at time.Time, ok bool) {
 	}
 	return pod.DeletionTimestamp.Time, true
 }
-

@@ -361,4 +361,3 @@ func TestForceDeleteAt(t *testing.T) {
 		t.Error("a pod not being deleted is not force-deleted")
 	}
 }
-

@@ -19,8 +19,8 @@ import (
 
 	"github.com/drover/drover/internal/controller/nodelifecycle"
 	"github.com/drover/drover/internal/controller/replicaset"
-	"github.com/drover/drover/internal/scheduler"
 	"github.com/drover/drover/internal/registry"
+	"github.com/drover/drover/internal/scheduler"
 	"github.com/drover/drover/internal/testenv"
 	"github.com/drover/drover/internal/testenv/nodesim"
 )
