@@ -325,24 +325,31 @@ func (a *agent) newLease(now metav1.MicroTime) *coordinationv1.Lease {
 
 // heartbeat renews the lease every HeartbeatInterval and the node status
 // every NodeStatusInterval (or at once when the runtime's readiness
-// changes), until ctx ends.
+// changes or the lease is renewed again after failures), until ctx ends.
 func (a *agent) heartbeat(ctx context.Context) {
 	tick := time.NewTicker(a.cfg.HeartbeatInterval)
 	defer tick.Stop()
 	lastStatus := time.Now()
 	lastReady := true
+	leaseFailed := false
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
 		}
-		if err := a.renewLease(ctx); err != nil && ctx.Err() == nil {
-			a.log.Warn("lease renewal failed", "err", err)
+		renewed := a.renewLease(ctx)
+		if renewed != nil && ctx.Err() == nil {
+			a.log.Warn("lease renewal failed", "err", renewed)
 		}
+		// Back in touch after missed renewals: the node lifecycle
+		// controller may have marked the node Unknown meanwhile, so say
+		// at once that it is alive rather than at the next interval.
+		reconnected := renewed == nil && leaseFailed
+		leaseFailed = renewed != nil
 		rs := a.runtimeStatus(ctx)
 		ready := rs.RuntimeReady && rs.NetworkReady
-		if ready != lastReady || time.Since(lastStatus) >= a.cfg.NodeStatusInterval {
+		if ready != lastReady || reconnected || time.Since(lastStatus) >= a.cfg.NodeStatusInterval {
 			if err := a.updateNodeStatus(ctx); err != nil {
 				if ctx.Err() == nil {
 					a.log.Warn("node status update failed", "err", err)
