@@ -53,6 +53,7 @@ func newRootCommand() *cobra.Command {
 		newVersionCommand(),
 		newAgentCommand(),
 		newUpCommand(),
+		newImageCommand(),
 		newPauseCommand(),
 	)
 	return root
