@@ -89,6 +89,11 @@ type Config struct {
 	// BackoffBase, BackoffCap and BackoffReset are the CrashLoopBackOff
 	// policy (see Backoff); defaults 10s, 5m and 10m as upstream.
 	BackoffBase, BackoffCap, BackoffReset time.Duration
+	// EndpointDrainDelay is how long a terminating Service backend keeps
+	// running after it left the Service's ready endpoints, before its
+	// preStop hooks and SIGTERM (see drainEndpoints); default
+	// DefaultEndpointDrainDelay, negative turns the wait off.
+	EndpointDrainDelay time.Duration
 	// ResyncInterval is how often each pod is compared with its runtime
 	// state (to see containers exit); default DefaultResyncInterval.
 	ResyncInterval time.Duration
@@ -162,6 +167,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.BackoffReset <= 0 {
 		c.BackoffReset = DefaultBackoffReset
+	}
+	if c.EndpointDrainDelay == 0 {
+		c.EndpointDrainDelay = DefaultEndpointDrainDelay
 	}
 	if c.ResyncInterval <= 0 {
 		c.ResyncInterval = DefaultResyncInterval

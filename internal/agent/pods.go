@@ -779,6 +779,7 @@ func (m *podManager) terminate(ctx context.Context, key string, pod *corev1.Pod,
 	for _, c := range pod.Spec.Containers {
 		m.a.event(pod, corev1.EventTypeNormal, "Killing", "Stopping container %s", c.Name)
 	}
+	m.drainEndpoints(ctx, pod, deadline)
 	err := m.stopContainers(ctx, pod, deadline)
 	if err == nil {
 		err = m.killPod(ctx, pod.UID, 0)
