@@ -117,7 +117,7 @@ func Decide(in Input, hist *History) Decision {
 	}
 	d.Rescale = desired != current && !(in.Scale.SpecReplicas == 0 && minReplicas != 0)
 	if !d.Rescale {
-		desired = current
+		desired, d.Reason = current, ""
 	}
 	d.Desired = desired
 	st.CurrentReplicas = current
