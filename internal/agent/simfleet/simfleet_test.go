@@ -1,0 +1,108 @@
+package simfleet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/drover/drover/internal/testenv"
+)
+
+func TestFleetRegistersNodesAndRunsPods(t *testing.T) {
+	env := testenv.Start(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan []string, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, Config{
+			Nodes: 3, NamePrefix: "fleet-", Client: env.Kube, DataDir: t.TempDir(),
+			HeartbeatInterval: 200 * time.Millisecond,
+			Ready:             func(n []string) { ready <- n },
+		})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	select {
+	case names := <-ready:
+		if len(names) != 3 || names[2] != "fleet-2" {
+			t.Fatalf("Ready got %v, want fleet-0..fleet-2", names)
+		}
+	case err := <-done:
+		t.Fatalf("Run returned before Ready: %v", err)
+	case <-time.After(time.Minute):
+		t.Fatal("fleet not ready within a minute")
+	}
+
+	for i := range 3 {
+		n, err := env.Kube.CoreV1().Nodes().Get(ctx, NodeName("fleet-", i), metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := n.Status.Capacity[corev1.ResourcePods]; got.Value() != DefaultPods {
+			t.Errorf("%s pods capacity %s, want %d", n.Name, got.String(), DefaultPods)
+		}
+		if got := n.Status.Capacity[corev1.ResourceCPU]; got.String() != DefaultCPU {
+			t.Errorf("%s cpu capacity %s, want %s", n.Name, got.String(), DefaultCPU)
+		}
+		if _, err := env.Kube.CoordinationV1().Leases(corev1.NamespaceNodeLease).Get(ctx, n.Name, metav1.GetOptions{}); err != nil {
+			t.Errorf("lease of %s: %v", n.Name, err)
+		}
+	}
+
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "default"},
+		Spec: corev1.PodSpec{NodeName: "fleet-1", Containers: []corev1.Container{{Name: "app", Image: "example.local/app:1"}}},
+	}
+	if _, err := env.Kube.CoreV1().Pods("default").Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 30*time.Second, func() error {
+		p, err := env.Kube.CoreV1().Pods("default").Get(ctx, "p", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if p.Status.Phase != corev1.PodRunning {
+			return fmt.Errorf("phase %q", p.Status.Phase)
+		}
+		if p.Status.PodIP == "" || p.Status.PodIP[:6] != "10.64." {
+			return fmt.Errorf("pod IP %q, want one in fleet-1's 10.64.1.0/24", p.Status.PodIP)
+		}
+		for _, c := range p.Status.Conditions {
+			if c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue {
+				return nil
+			}
+		}
+		return errors.New("not Ready")
+	})
+}
+
+func TestConfigRejectsBadSizes(t *testing.T) {
+	for _, n := range []int{0, -1, MaxNodes + 1} {
+		if err := Run(context.Background(), Config{Nodes: n}); err == nil {
+			t.Errorf("Run with %d nodes: no error", n)
+		}
+	}
+}
+
+func TestSubnetsAreDistinct(t *testing.T) {
+	seen := map[string]int{}
+	for i := range MaxNodes {
+		s := Subnet(i)
+		if j, ok := seen[s]; ok {
+			t.Fatalf("nodes %d and %d share subnet %s", j, i, s)
+		}
+		seen[s] = i
+	}
+	if got := Subnet(MaxNodes - 1); got != "10.127.255.0/24" {
+		t.Errorf("last subnet %s, want 10.127.255.0/24", got)
+	}
+}
