@@ -28,6 +28,7 @@ func newAgentCommand() *cobra.Command {
 		caFile     string
 		socket     string
 		podSubnet  string
+		fleet      simFleetFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "agent",
@@ -56,6 +57,9 @@ adopts them.`,
 			}
 			if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 				return fmt.Errorf("data dir: %w", err)
+			}
+			if fleet.cfg.Nodes > 0 {
+				return fleet.run(cmd, rtName, restCfg, cfg)
 			}
 			why := "chosen with --runtime"
 			if rtName == "" {
@@ -97,6 +101,7 @@ adopts them.`,
 	f.DurationVar(&cfg.HeartbeatInterval, "heartbeat-interval", agent.DefaultHeartbeatInterval, "how often the node's lease is renewed")
 	f.DurationVar(&cfg.BackoffBase, "crashloop-backoff-base", agent.DefaultBackoffBase, "first CrashLoopBackOff delay")
 	f.DurationVar(&cfg.BackoffCap, "crashloop-backoff-cap", agent.DefaultBackoffCap, "longest CrashLoopBackOff delay")
+	fleet.add(f)
 	return cmd
 }
 

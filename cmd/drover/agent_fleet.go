@@ -1,0 +1,91 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"github.com/drover/drover/internal/agent"
+	"github.com/drover/drover/internal/agent/simfleet"
+	"github.com/drover/drover/internal/runtime/sim"
+)
+
+// Client rate limits of a simulated fleet: its nodes share one client, so
+// client-go's default of 5 requests/s would throttle all of them together.
+const fleetQPS, fleetBurst = 5000, 10000
+
+// simFleetFlags are `drover agent --nodes N` and its companions.
+type simFleetFlags struct {
+	cfg         simfleet.Config
+	cpu, memory string
+	pods        int
+}
+
+func (s *simFleetFlags) add(f *pflag.FlagSet) {
+	f.IntVar(&s.cfg.Nodes, "nodes", 0, "run this many simulated nodes in one process (with --runtime sim), named PREFIX0, PREFIX1, ...")
+	f.StringVar(&s.cfg.NamePrefix, "node-name-prefix", simfleet.DefaultNamePrefix, "prefix of the simulated nodes' names (with --nodes)")
+	f.StringVar(&s.cpu, "sim-cpu", simfleet.DefaultCPU, "CPU capacity of each simulated node (with --nodes)")
+	f.StringVar(&s.memory, "sim-memory", simfleet.DefaultMemory, "memory capacity of each simulated node (with --nodes)")
+	f.IntVar(&s.pods, "sim-pods", simfleet.DefaultPods, "pod capacity of each simulated node (with --nodes)")
+	f.IntVar(&s.cfg.Workers, "sim-workers", simfleet.DefaultWorkers, "pod sync workers per simulated node (with --nodes)")
+}
+
+// run is `drover agent --runtime sim --nodes N`: a fleet of simulated
+// nodes sharing one client, with no workload of its own, like KWOK.
+func (s *simFleetFlags) run(cmd *cobra.Command, rtName string, restCfg *rest.Config, acfg agent.Config) error {
+	if rtName != sim.Name {
+		return errors.New("--nodes needs --runtime sim")
+	}
+	capacity, err := simCapacity(s.cpu, s.memory, s.pods)
+	if err != nil {
+		return err
+	}
+	restCfg = rest.CopyConfig(restCfg)
+	restCfg.QPS, restCfg.Burst = fleetQPS, fleetBurst
+	restCfg.UserAgent = "drover-simfleet"
+	client, err := kubernetes.NewForConfig(restCfg)
+	if err != nil {
+		return fmt.Errorf("client: %w", err)
+	}
+	cfg := s.cfg
+	cfg.Capacity = capacity
+	cfg.Client = client
+	cfg.HeartbeatInterval = acfg.HeartbeatInterval
+	cfg.DataDir = filepath.Join(acfg.DataDir, "simfleet")
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	out := cmd.OutOrStdout()
+	cfg.Ready = func(nodes []string) {
+		fmt.Fprintf(out, "%d simulated nodes registered (%s .. %s)\n", len(nodes), nodes[0], nodes[len(nodes)-1])
+	}
+	return simfleet.Run(cmd.Context(), cfg)
+}
+
+// simCapacity is a simulated node's capacity from the flags' values.
+func simCapacity(cpu, memory string, pods int) (corev1.ResourceList, error) {
+	c, err := resource.ParseQuantity(cpu)
+	if err != nil {
+		return nil, fmt.Errorf("--sim-cpu %q: %w", cpu, err)
+	}
+	m, err := resource.ParseQuantity(memory)
+	if err != nil {
+		return nil, fmt.Errorf("--sim-memory %q: %w", memory, err)
+	}
+	if pods <= 0 {
+		return nil, fmt.Errorf("--sim-pods %d: want at least 1", pods)
+	}
+	return corev1.ResourceList{
+		corev1.ResourceCPU:    c,
+		corev1.ResourceMemory: m,
+		corev1.ResourcePods:   *resource.NewQuantity(int64(pods), resource.DecimalSI),
+	}, nil
+}
