@@ -60,7 +60,7 @@ func TestFleetRegistersNodesAndRunsPods(t *testing.T) {
 
 	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "default"},
-		Spec: corev1.PodSpec{NodeName: "fleet-1", Containers: []corev1.Container{{Name: "app", Image: "example.local/app:1"}}},
+		Spec:       corev1.PodSpec{NodeName: "fleet-1", Containers: []corev1.Container{{Name: "app", Image: "example.local/app:1"}}},
 	}
 	if _, err := env.Kube.CoreV1().Pods("default").Create(ctx, pod, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
