@@ -1,0 +1,244 @@
+package hpa_test
+
+import (
+	"context"
+	"fmt"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv1 "k8s.io/api/autoscaling/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
+
+	"github.com/drover/drover/internal/agent"
+	"github.com/drover/drover/internal/controller/hpa"
+	"github.com/drover/drover/internal/controller/replicaset"
+	"github.com/drover/drover/internal/metricsapi"
+	"github.com/drover/drover/internal/runtime/sim"
+	"github.com/drover/drover/internal/testenv"
+)
+
+// run starts fn in the background until the test ends and checks it
+// returns nil.
+func run(t *testing.T, name string, fn func(ctx context.Context) error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- fn(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	})
+}
+
+func startAgent(t *testing.T, env *testenv.Env, node string) {
+	t.Helper()
+	ready := make(chan agent.Info, 1)
+	run(t, "agent", func(ctx context.Context) error {
+		return agent.Run(ctx, agent.Config{
+			NodeName: node, Client: env.Kube, Runtime: sim.New(sim.Config{}), DataDir: t.TempDir(),
+			Logger: testenv.Logger(t), HeartbeatInterval: 100 * time.Millisecond, ResyncInterval: 50 * time.Millisecond,
+			ListenAddr: "127.0.0.1:0", NodeIP: "127.0.0.1",
+			Ready: func(i agent.Info) { ready <- i },
+		})
+	})
+	select {
+	case <-ready:
+	case <-time.After(30 * time.Second):
+		t.Fatal("agent not ready in 30s")
+	}
+}
+
+// setLoad sets the CPU the ReplicaSet's pods use (the sim annotation on
+// its template) and replaces its pods so the load takes effect; it
+// returns when every replica is a ready pod with the new load.
+func setLoad(t *testing.T, env *testenv.Env, milliCPU string) time.Time {
+	t.Helper()
+	ctx := context.Background()
+	patch := fmt.Sprintf(`{"spec":{"template":{"metadata":{"annotations":{%q:%q}}}}}`, sim.AnnotationCPUMillicores, milliCPU)
+	if _, err := env.Kube.AppsV1().ReplicaSets("default").Patch(ctx, "web", types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := env.Kube.CoreV1().Pods("default").DeleteCollection(ctx, metav1.DeleteOptions{GracePeriodSeconds: new(int64)},
+		metav1.ListOptions{LabelSelector: "app=web"}); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 20*time.Second, func() error {
+		rs, err := env.Kube.AppsV1().ReplicaSets("default").Get(ctx, "web", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		pods, err := env.Kube.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "app=web"})
+		if err != nil {
+			return err
+		}
+		ready := 0
+		for _, p := range pods.Items {
+			if p.Annotations[sim.AnnotationCPUMillicores] != milliCPU || p.DeletionTimestamp != nil {
+				return fmt.Errorf("pod %s still has the old load", p.Name)
+			}
+			for _, c := range p.Status.Conditions {
+				if c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue {
+					ready++
+				}
+			}
+		}
+		if ready != int(*rs.Spec.Replicas) {
+			return fmt.Errorf("%d of %d pods ready with load %sm", ready, *rs.Spec.Replicas, milliCPU)
+		}
+		return nil
+	})
+	return time.Now()
+}
+
+func replicas(t *testing.T, env *testenv.Env) int32 {
+	rs, err := env.Kube.AppsV1().ReplicaSets("default").Get(context.Background(), "web", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return *rs.Spec.Replicas
+}
+
+// TestScalesReplicaSetOnCPU runs the whole pipeline: sim agent →
+// /stats/summary → metrics API → HPA controller → scale subresource →
+// ReplicaSet controller → pods. It uses the default metric resolution and
+// sync period, with the scale-down stabilization window shortened to 10s.
+func TestScalesReplicaSetOnCPU(t *testing.T) {
+	env := testenv.Start(t)
+	ctx := context.Background()
+	log := testenv.Logger(t)
+	startAgent(t, env, "node-1")
+	run(t, "replicaset", func(ctx context.Context) error { return replicaset.Run(ctx, env.Kube, log, replicaset.Options{}) })
+
+	metrics := metricsapi.New(env.Kube, log, metricsapi.Options{})
+	run(t, "metrics", metrics.Run)
+	msrv := httptest.NewServer(metrics.Handler())
+	t.Cleanup(msrv.Close)
+	source, err := hpa.NewAPIMetrics(&rest.Config{Host: msrv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, "hpa", func(ctx context.Context) error {
+		return hpa.Run(ctx, env.Kube, env.Config, log, hpa.Options{Metrics: source, DownscaleStabilization: 10 * time.Second})
+	})
+
+	// One pod requesting 200m and using 100m: 50%, on target.
+	one := int32(1)
+	labels := map[string]string{"app": "web"}
+	_, err = env.Kube.AppsV1().ReplicaSets("default").Create(ctx, &appsv1.ReplicaSet{
+		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "default"},
+		Spec: appsv1.ReplicaSetSpec{
+			Replicas: &one,
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels, Annotations: map[string]string{sim.AnnotationCPUMillicores: "100", sim.AnnotationMemory: "32Mi"}},
+				Spec: corev1.PodSpec{NodeName: "node-1", Containers: []corev1.Container{{
+					Name: "app", Image: "example.local/web:1",
+					Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("200m")}},
+				}}},
+			},
+		},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// An autoscaling/v1 HPA, as `kubectl autoscale --cpu-percent=50` makes.
+	fifty := int32(50)
+	_, err = env.Kube.AutoscalingV1().HorizontalPodAutoscalers("default").Create(ctx, &autoscalingv1.HorizontalPodAutoscaler{
+		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "default"},
+		Spec: autoscalingv1.HorizontalPodAutoscalerSpec{
+			ScaleTargetRef: autoscalingv1.CrossVersionObjectReference{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: "web"},
+			MinReplicas:    &one, MaxReplicas: 4, TargetCPUUtilizationPercentage: &fifty,
+		},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// At target: the HPA reports 50% and keeps one replica.
+	hpas := env.Kube.AutoscalingV2().HorizontalPodAutoscalers("default")
+	testenv.Eventually(t, 30*time.Second, func() error {
+		h, err := hpas.Get(ctx, "web", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if len(h.Status.CurrentMetrics) != 1 || h.Status.CurrentMetrics[0].Resource == nil || h.Status.CurrentMetrics[0].Resource.Current.AverageUtilization == nil {
+			return fmt.Errorf("no current CPU yet: %+v", h.Status)
+		}
+		if u := *h.Status.CurrentMetrics[0].Resource.Current.AverageUtilization; u < 48 || u > 52 {
+			return fmt.Errorf("utilization %d%%, want 50%%", u)
+		}
+		return nil
+	})
+	if n := replicas(t, env); n != 1 {
+		t.Fatalf("replicas = %d at target, want 1", n)
+	}
+
+	// Load rises to 400m per pod (200%): scale up, to 4 at once.
+	up := setLoad(t, env, "400")
+	testenv.Eventually(t, 30*time.Second, func() error {
+		if n := replicas(t, env); n <= 1 {
+			return fmt.Errorf("replicas = %d", n)
+		}
+		return nil
+	})
+	upAfter := time.Since(up)
+	if n := replicas(t, env); n != 4 {
+		t.Errorf("scaled up to %d, want 4 (ceil(1 × 200%% / 50%%))", n)
+	}
+
+	// Load drops to 20m (10%): scale down once the window has passed.
+	down := setLoad(t, env, "20")
+	testenv.Eventually(t, 40*time.Second, func() error {
+		if n := replicas(t, env); n != 1 {
+			return fmt.Errorf("replicas = %d", n)
+		}
+		return nil
+	})
+	downAfter := time.Since(down)
+	t.Logf("load rise to first scale-up: %.1fs; load drop to scale-down: %.1fs (10s window)", upAfter.Seconds(), downAfter.Seconds())
+
+	h, err := hpas.Get(ctx, "web", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.Status.LastScaleTime == nil || h.Status.DesiredReplicas != 1 || h.Status.ObservedGeneration == nil {
+		t.Errorf("status = %+v", h.Status)
+	}
+	for _, typ := range []autoscalingv2.HorizontalPodAutoscalerConditionType{autoscalingv2.AbleToScale, autoscalingv2.ScalingActive, autoscalingv2.ScalingLimited} {
+		found := false
+		for _, c := range h.Status.Conditions {
+			found = found || c.Type == typ
+		}
+		if !found {
+			t.Errorf("no %s condition: %+v", typ, h.Status.Conditions)
+		}
+	}
+	// kubectl describe hpa shows these events.
+	testenv.Eventually(t, 10*time.Second, func() error {
+		evs, err := env.Kube.CoreV1().Events("default").List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.kind=HorizontalPodAutoscaler,involvedObject.name=web"})
+		if err != nil {
+			return err
+		}
+		var msgs []string
+		for _, e := range evs.Items {
+			if e.Reason == "SuccessfulRescale" && e.Source.Component == hpa.ControllerName {
+				msgs = append(msgs, e.Message)
+			}
+		}
+		all := strings.Join(msgs, "\n")
+		if !strings.Contains(all, "New size: 4; reason: cpu resource utilization (percentage of request) above target") ||
+			!strings.Contains(all, "New size: 1; reason: All metrics below target") {
+			return fmt.Errorf("rescale events: %q", msgs)
+		}
+		return nil
+	})
+}
