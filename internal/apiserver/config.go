@@ -31,6 +31,12 @@ type Config struct {
 	ServiceCIDR string
 	// Metrics, if set, observes every request.
 	Metrics Observer
+	// MaxRequestsInFlight and MaxMutatingRequestsInFlight bound concurrent
+	// read-only and mutating requests, as upstream's flags of those names:
+	// beyond them a request gets 429 with Retry-After. Watches and other
+	// long-running requests do not count; system:masters keep a reserved
+	// tenth. 0 means 400 and 200; negative means no limit.
+	MaxRequestsInFlight, MaxMutatingRequestsInFlight int
 }
 
 // Observer records one served request (see package metrics).

@@ -28,6 +28,7 @@ type server struct {
 	discovery *discovery
 	extra     map[string]http.Handler
 	alloc     *allocator
+	inflight  *inflightLimiter
 }
 
 // New returns the API server's HTTP handler. Extra handlers (e.g. /metrics,
@@ -59,6 +60,7 @@ func New(cfg Config) (*Server, error) {
 		store:     &objectStore{s: cfg.Storage},
 		resources: map[schema.GroupVersionResource]*registry.Resource{},
 		extra:     map[string]http.Handler{},
+		inflight:  newInflightLimiter(cfg.MaxRequestsInFlight, cfg.MaxMutatingRequestsInFlight),
 	}
 	for _, res := range cfg.Resources {
 		gvr := res.GroupVersionResource()
@@ -136,10 +138,17 @@ func (s *server) serve(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, s.version())
 		return
 	}
-	if _, ok := s.cfg.Authenticator.Authenticate(r); !ok {
+	user, ok := s.cfg.Authenticator.Authenticate(r)
+	if !ok {
 		writeError(w, apierrors.NewUnauthorized("Unauthorized"))
 		return
 	}
+	release, ok := s.inflight.acquire(r, user)
+	if !ok {
+		writeTooManyRequests(w)
+		return
+	}
+	defer release()
 	for prefix, h := range s.extra {
 		if strings.HasPrefix(path, prefix) {
 			h.ServeHTTP(w, r)

@@ -1,0 +1,121 @@
+package apiserver
+
+import (
+	"net/http"
+	"slices"
+	"strconv"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+
+	"github.com/drover/drover/internal/auth"
+)
+
+// Upstream's defaults (--max-requests-inflight, --max-mutating-requests-inflight).
+const (
+	defaultMaxRequestsInFlight         = 400
+	defaultMaxMutatingRequestsInFlight = 200
+)
+
+// mastersGroup is the admin group; it keeps a reserved share of each limit.
+const mastersGroup = "system:masters"
+
+// retryAfterSeconds is what a rejected client is told to wait, as upstream.
+const retryAfterSeconds = 1
+
+// inflightLimiter bounds concurrent requests, as upstream's max-in-flight
+// filter does: read-only and mutating requests have separate pools, and a
+// request that finds its pool full is rejected at once (429, Retry-After)
+// rather than queued. Long-running requests (watches, logs, exec) are not
+// counted. system:masters have, besides the shared pool, a reserved one
+// (a tenth of the limit, at least 1) that others cannot use, so that an
+// admin's kubectl works during a flood from other identities.
+type inflightLimiter struct {
+	readOnly, mutating pool
+}
+
+// pool is one limit: shared slots, then slots only masters may take.
+// A nil channel means no limit.
+type pool struct {
+	shared, reserved chan struct{}
+}
+
+func newPool(limit int) pool {
+	if limit <= 0 {
+		return pool{}
+	}
+	reserve := max(1, limit/10)
+	return pool{shared: make(chan struct{}, limit), reserved: make(chan struct{}, reserve)}
+}
+
+// newInflightLimiter returns a limiter; a limit of 0 takes upstream's
+// default, a negative one means unlimited.
+func newInflightLimiter(readOnly, mutating int) *inflightLimiter {
+	if readOnly == 0 {
+		readOnly = defaultMaxRequestsInFlight
+	}
+	if mutating == 0 {
+		mutating = defaultMaxMutatingRequestsInFlight
+	}
+	return &inflightLimiter{readOnly: newPool(readOnly), mutating: newPool(mutating)}
+}
+
+// acquire takes a slot for r from u, returning the function that gives it
+// back; ok is false when the request must be rejected.
+func (l *inflightLimiter) acquire(r *http.Request, u *auth.User) (release func(), ok bool) {
+	if isLongRunning(r) {
+		return func() {}, true
+	}
+	p := &l.readOnly
+	if isMutating(r.Method) {
+		p = &l.mutating
+	}
+	if p.shared == nil {
+		return func() {}, true
+	}
+	select {
+	case p.shared <- struct{}{}:
+		return func() { <-p.shared }, true
+	default:
+	}
+	if u != nil && slices.Contains(u.Groups, mastersGroup) {
+		select {
+		case p.reserved <- struct{}{}:
+			return func() { <-p.reserved }, true
+		default:
+		}
+	}
+	return nil, false
+}
+
+// isMutating reports whether method changes state.
+func isMutating(method string) bool {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions:
+		return false
+	}
+	return true
+}
+
+// isLongRunning reports whether r is a watch or a streaming subresource,
+// which may last for hours and so is not counted against the limits.
+func isLongRunning(r *http.Request) bool {
+	info, ok := parseRequestInfo(r)
+	if !ok {
+		return false
+	}
+	if info.Verb == "watch" {
+		return true
+	}
+	switch info.Subresource {
+	case "log", "exec", "attach", "portforward", "proxy":
+		return true
+	}
+	return false
+}
+
+// writeTooManyRequests rejects a request beyond the limits as upstream
+// does: 429, Retry-After, and a Status with reason TooManyRequests.
+func writeTooManyRequests(w http.ResponseWriter) {
+	w.Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds))
+	writeError(w, apierrors.NewTooManyRequests("Too many requests, please try again later.", retryAfterSeconds))
+}
