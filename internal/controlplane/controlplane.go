@@ -88,6 +88,10 @@ type Config struct {
 	// Ready, if set, is called once the API server serves and the built-in
 	// namespaces exist. It runs on Run's goroutine and should return quickly.
 	Ready func(Info)
+	// MaxRequestsInFlight and MaxMutatingRequestsInFlight bound concurrent
+	// read-only and mutating requests (429 beyond); 0 means 400 and 200,
+	// negative means no limit (see apiserver.Config).
+	MaxRequestsInFlight, MaxMutatingRequestsInFlight int
 }
 
 // Info describes a serving control plane.
@@ -105,6 +109,9 @@ type Info struct {
 	// JoinToken lets other servers join (--join URL --token T); empty for
 	// a single server.
 	JoinToken string
+	// NodeToken lets agents join (drover agent --server URL --token T);
+	// it is kept in DataDir/node-token.
+	NodeToken string
 }
 
 // Run starts the control plane and serves until ctx is done, then shuts down
@@ -177,6 +184,10 @@ func run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
+	nodeTok, err := EnsureNodeToken(cfg.DataDir, ca.CertPEM())
+	if err != nil {
+		return err
+	}
 	authn := auth.NewTokenAuthenticator()
 	authn.Add(token, auth.User{Name: AdminUser, Groups: []string{AdminGroup}})
 
@@ -198,6 +209,9 @@ func run(ctx context.Context, cfg Config) error {
 		Logger:        log.With("component", "apiserver"),
 		GitVersion:    cfg.Version,
 		Metrics:       apiMetrics,
+
+		MaxRequestsInFlight:         cfg.MaxRequestsInFlight,
+		MaxMutatingRequestsInFlight: cfg.MaxMutatingRequestsInFlight,
 	})
 	if err != nil {
 		return fmt.Errorf("api server: %w", err)
@@ -206,7 +220,7 @@ func run(ctx context.Context, cfg Config) error {
 	baseCtx, cancelBase := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelBase()
 	srv := &http.Server{
-		Handler: cluster.handler(handler, ca, authn, token),
+		Handler: NewNodeJoinHandler(cluster.handler(handler, ca, authn, token), ca, cfg.DataDir, log.With("component", "nodejoin")),
 		TLSConfig: &tls.Config{
 			MinVersion:   tls.VersionTLS12,
 			Certificates: []tls.Certificate{serving},
@@ -299,7 +313,7 @@ func run(ctx context.Context, cfg Config) error {
 	}
 
 	if cfg.Ready != nil {
-		info := Info{Addr: ln.Addr(), URL: url, KubeconfigPath: kubeconfig, RestConfig: rest.CopyConfig(restCfg), ServerName: cluster.name}
+		info := Info{Addr: ln.Addr(), URL: url, KubeconfigPath: kubeconfig, RestConfig: rest.CopyConfig(restCfg), ServerName: cluster.name, NodeToken: nodeTok.String()}
 		if cluster.joinTok.Secret != "" {
 			info.JoinToken = cluster.joinTok.String()
 		}
