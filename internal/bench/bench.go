@@ -1,0 +1,631 @@
+// Package bench measures Drover end to end on simulated nodes: it starts a
+// control plane (or targets one by kubeconfig) and a fleet of simulated
+// nodes, creates Deployments of sim pods, waits (by watch) until every pod
+// is Running and Ready, and reports throughput, pod startup latency, the API
+// server's request latency by verb (from its own histograms, diffed over
+// the run), memory, etcd size and CPU time.
+//
+//	res, err := bench.Run(ctx, bench.Config{Nodes: 500, Pods: 10000})
+//	res.WriteTable(os.Stdout)
+package bench
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/drover/drover/internal/agent/simfleet"
+	"github.com/drover/drover/internal/controlplane"
+)
+
+// Defaults for Config.
+const (
+	DefaultNodes       = 100
+	DefaultPods        = 3000
+	DefaultDeployments = 1
+	DefaultConcurrency = 16
+	DefaultTimeout     = 10 * time.Minute
+	DefaultNamespace   = "drover-bench"
+	DefaultNodePrefix  = "bench-"
+	// clientQPS lifts client-go's rate limits for the bench's own clients.
+	clientQPS, clientBurst = 5000, 10000
+)
+
+// Fleet modes: where the simulated nodes run.
+const (
+	// FleetInProcess runs the fleet in this process.
+	FleetInProcess = "in-process"
+	// FleetChild runs the fleet as `EXE agent --runtime sim --nodes N` in
+	// a child process, so that the server's memory and CPU are measured
+	// apart from the fleet's.
+	FleetChild = "child"
+	// FleetNone starts no nodes: they exist already (e.g. kwok, or a
+	// separate `drover agent --nodes`).
+	FleetNone = "none"
+)
+
+// Config shapes a run. Zero fields take the defaults.
+type Config struct {
+	Nodes, Pods, Deployments int
+	// Concurrency is how many Deployments are created at once.
+	Concurrency int
+	// Kubeconfig targets an existing cluster; empty starts a control plane
+	// in a temporary directory in this process.
+	Kubeconfig string
+	// Fleet is FleetInProcess (default), FleetChild or FleetNone.
+	Fleet string
+	// Executable is the drover binary for FleetChild; default
+	// os.Executable().
+	Executable string
+	// Namespace the workload is created in; default DefaultNamespace.
+	Namespace string
+	// NodePrefix names the simulated nodes; default DefaultNodePrefix.
+	NodePrefix string
+	// Timeout bounds the whole run; default DefaultTimeout.
+	Timeout time.Duration
+	// Logger receives progress; default slog.Default(). The control
+	// plane's own logs are dropped below Warn.
+	Logger *slog.Logger
+	// Started, if set, is called with the API server's client config once
+	// nodes are ready and before the workload is created (to start a
+	// profile, say).
+	Started func(*rest.Config)
+}
+
+// Result is what a run measured. Durations are in seconds, sizes in bytes.
+type Result struct {
+	Nodes       int `json:"nodes"`
+	Pods        int `json:"pods"`
+	Deployments int `json:"deployments"`
+	// Seconds is from the first create to the last pod Ready.
+	Seconds    float64 `json:"seconds"`
+	PodsPerSec float64 `json:"podsPerSecond"`
+	// SchedulerPodsPerSec is pods over the span from the first pod bound
+	// to the last (as the watch saw them).
+	SchedulerPodsPerSec float64 `json:"schedulerPodsPerSecond"`
+	// SecondsToAllScheduled is from the first create to the last bind.
+	SecondsToAllScheduled float64 `json:"secondsToAllScheduled"`
+	// Startup is pod creation to Ready (watch-observed times) in seconds.
+	Startup Percentiles `json:"podStartupSeconds"`
+	// API is the API server's request latency by verb over the run, from
+	// apiserver_request_duration_seconds (WATCH excluded).
+	API map[string]APILatency `json:"apiLatencySeconds"`
+	// PeakRSS is this process's VmHWM; with the fleet in process it holds
+	// control plane, fleet and bench together.
+	PeakRSS int64 `json:"peakRSSBytes"`
+	// FleetPeakRSS is the child fleet's VmHWM (FleetChild only).
+	FleetPeakRSS int64 `json:"fleetPeakRSSBytes,omitempty"`
+	// EtcdDBSize is the embedded etcd's database file (own control plane only).
+	EtcdDBSize int64 `json:"etcdDBSizeBytes,omitempty"`
+	// CPUSeconds is user+system CPU of this process over the whole run
+	// (start-up included); FleetCPUSeconds the child fleet's.
+	CPUSeconds      float64 `json:"cpuSeconds"`
+	FleetCPUSeconds float64 `json:"fleetCPUSeconds,omitempty"`
+	// WorkloadCPUSeconds is this process's CPU from the first create to
+	// the last Ready.
+	WorkloadCPUSeconds float64 `json:"workloadCPUSeconds"`
+	Fleet              string  `json:"fleet"`
+}
+
+// Percentiles of a latency distribution, in seconds.
+type Percentiles struct {
+	P50 float64 `json:"p50"`
+	P90 float64 `json:"p90"`
+	P99 float64 `json:"p99"`
+	Max float64 `json:"max"`
+}
+
+// APILatency is one verb's request count and latency percentiles.
+type APILatency struct {
+	Count float64 `json:"count"`
+	P50   float64 `json:"p50"`
+	P99   float64 `json:"p99"`
+}
+
+func (c *Config) setDefaults() error {
+	if c.Nodes <= 0 {
+		c.Nodes = DefaultNodes
+	}
+	if c.Pods <= 0 {
+		c.Pods = DefaultPods
+	}
+	if c.Deployments <= 0 {
+		c.Deployments = DefaultDeployments
+	}
+	if c.Deployments > c.Pods {
+		return fmt.Errorf("bench: %d deployments for %d pods", c.Deployments, c.Pods)
+	}
+	if c.Concurrency <= 0 {
+		c.Concurrency = DefaultConcurrency
+	}
+	switch c.Fleet {
+	case "":
+		c.Fleet = FleetInProcess
+	case FleetInProcess, FleetChild, FleetNone:
+	default:
+		return fmt.Errorf("bench: fleet %q: want %s, %s or %s", c.Fleet, FleetInProcess, FleetChild, FleetNone)
+	}
+	if c.Namespace == "" {
+		c.Namespace = DefaultNamespace
+	}
+	if c.NodePrefix == "" {
+		c.NodePrefix = DefaultNodePrefix
+	}
+	if c.Timeout <= 0 {
+		c.Timeout = DefaultTimeout
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return nil
+}
+
+// Run performs one benchmark run and returns its figures.
+func Run(ctx context.Context, cfg Config) (*Result, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	log := cfg.Logger
+	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
+	defer cancel()
+	var bg sync.WaitGroup
+	defer bg.Wait()
+	defer cancel() // runs before bg.Wait: stops the control plane and fleet
+
+	res := &Result{Nodes: cfg.Nodes, Pods: cfg.Pods, Deployments: cfg.Deployments, Fleet: cfg.Fleet}
+	var (
+		restCfg    *rest.Config
+		kubeconfig = cfg.Kubeconfig
+		dataDir    string
+		bgErr      = make(chan error, 2)
+	)
+	if kubeconfig == "" {
+		dir, err := os.MkdirTemp("", "drover-bench-")
+		if err != nil {
+			return nil, fmt.Errorf("bench: %w", err)
+		}
+		defer os.RemoveAll(dir)
+		dataDir = dir
+		ready := make(chan controlplane.Info, 1)
+		bg.Go(func() {
+			err := controlplane.Run(ctx, controlplane.Config{
+				DataDir: dir, Listen: "127.0.0.1:0", Version: "bench",
+				Logger: slog.New(quietHandler{log.Handler()}),
+				Ready:  func(i controlplane.Info) { ready <- i },
+			})
+			if err == nil && ctx.Err() == nil {
+				err = errors.New("stopped")
+			}
+			if err != nil {
+				bgErr <- fmt.Errorf("bench: control plane: %w", err)
+			}
+		})
+		select {
+		case info := <-ready:
+			restCfg, kubeconfig = info.RestConfig, info.KubeconfigPath
+		case err := <-bgErr:
+			return nil, err
+		case <-ctx.Done():
+			return nil, fmt.Errorf("bench: control plane did not start: %w", ctx.Err())
+		}
+		log.Info("control plane ready", "dataDir", dir)
+	} else {
+		c, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+		if err != nil {
+			return nil, fmt.Errorf("bench: kubeconfig: %w", err)
+		}
+		restCfg = c
+	}
+	restCfg = rest.CopyConfig(restCfg)
+	restCfg.QPS, restCfg.Burst = clientQPS, clientBurst
+	restCfg.UserAgent = "drover-bench"
+	client, err := kubernetes.NewForConfig(restCfg)
+	if err != nil {
+		return nil, fmt.Errorf("bench: client: %w", err)
+	}
+
+	// The fleet.
+	var child *exec.Cmd
+	switch cfg.Fleet {
+	case FleetInProcess:
+		fleetClient, err := kubernetes.NewForConfig(withAgent(restCfg, "drover-simfleet"))
+		if err != nil {
+			return nil, fmt.Errorf("bench: client: %w", err)
+		}
+		bg.Go(func() {
+			err := simfleet.Run(ctx, simfleet.Config{Nodes: cfg.Nodes, NamePrefix: cfg.NodePrefix, Client: fleetClient})
+			if err == nil && ctx.Err() == nil {
+				err = errors.New("stopped")
+			}
+			if err != nil {
+				bgErr <- fmt.Errorf("bench: fleet: %w", err)
+			}
+		})
+	case FleetChild:
+		exe := cfg.Executable
+		if exe == "" {
+			if exe, err = os.Executable(); err != nil {
+				return nil, fmt.Errorf("bench: %w", err)
+			}
+		}
+		fleetDir, err := os.MkdirTemp("", "drover-bench-fleet-")
+		if err != nil {
+			return nil, fmt.Errorf("bench: %w", err)
+		}
+		defer os.RemoveAll(fleetDir)
+		child = exec.Command(exe, "agent", "--runtime", "sim", "--nodes", strconv.Itoa(cfg.Nodes),
+			"--node-name-prefix", cfg.NodePrefix, "--kubeconfig", kubeconfig, "--data-dir", fleetDir, "--log-level", "warn")
+		var stderr bytes.Buffer
+		child.Stderr = &stderr
+		if err := child.Start(); err != nil {
+			return nil, fmt.Errorf("bench: fleet: %w", err)
+		}
+		childDone := make(chan struct{})
+		bg.Go(func() {
+			err := child.Wait()
+			close(childDone)
+			if ctx.Err() == nil {
+				bgErr <- fmt.Errorf("bench: fleet process exited (%v): %s", err, strings.TrimSpace(stderr.String()))
+			}
+		})
+		defer func() {
+			child.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-childDone:
+			case <-time.After(10 * time.Second):
+				child.Process.Kill()
+			}
+		}()
+	}
+	log.Info("waiting for nodes", "nodes", cfg.Nodes, "fleet", cfg.Fleet)
+	if err := waitNodesReady(ctx, client, cfg.NodePrefix, cfg.Nodes, bgErr); err != nil {
+		return nil, err
+	}
+	log.Info("nodes ready", "nodes", cfg.Nodes)
+
+	if err := ensureNamespace(ctx, client, cfg.Namespace); err != nil {
+		return nil, err
+	}
+	before, err := scrapeAPILatency(ctx, client)
+	if err != nil {
+		return nil, err
+	}
+	tracker, err := startTracker(ctx, client, cfg.Namespace, cfg.Pods)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Started != nil {
+		cfg.Started(rest.CopyConfig(restCfg))
+	}
+
+	cpu0 := cpuSeconds()
+	start := time.Now()
+	log.Info("creating workload", "pods", cfg.Pods, "deployments", cfg.Deployments)
+	if err := createDeployments(ctx, client, cfg); err != nil {
+		return nil, err
+	}
+	select {
+	case <-tracker.done:
+	case err := <-bgErr:
+		return nil, err
+	case <-ctx.Done():
+		s := tracker.summary()
+		return nil, fmt.Errorf("bench: %d of %d pods Ready (%d scheduled) when the run ended: %w", s.ready, cfg.Pods, s.scheduled, ctx.Err())
+	}
+	if err := tracker.err(); err != nil {
+		return nil, err
+	}
+	res.WorkloadCPUSeconds = cpuSeconds() - cpu0
+	log.Info("all pods ready", "seconds", time.Since(start).Seconds())
+
+	after, err := scrapeAPILatency(ctx, client)
+	if err != nil {
+		return nil, err
+	}
+	res.API = map[string]APILatency{}
+	for verb, h := range diff(after, before) {
+		if h.Count() > 0 {
+			res.API[verb] = APILatency{Count: h.Count(), P50: h.Quantile(0.5), P99: h.Quantile(0.99)}
+		}
+	}
+	tracker.fill(res, start)
+	res.PeakRSS = vmHWM("self")
+	res.CPUSeconds = cpuSeconds()
+	if child != nil {
+		pid := strconv.Itoa(child.Process.Pid)
+		res.FleetPeakRSS = vmHWM(pid)
+		res.FleetCPUSeconds = procCPUSeconds(pid)
+	}
+	if dataDir != "" {
+		res.EtcdDBSize = etcdDBSize(filepath.Join(dataDir, controlplane.EtcdDir))
+	}
+	if cfg.Kubeconfig != "" {
+		// Leave the cluster as found; the namespace controller removes the rest.
+		_ = client.CoreV1().Namespaces().Delete(context.WithoutCancel(ctx), cfg.Namespace, metav1.DeleteOptions{})
+	}
+	return res, nil
+}
+
+func withAgent(c *rest.Config, agent string) *rest.Config {
+	c = rest.CopyConfig(c)
+	c.UserAgent = agent
+	return c
+}
+
+// quietHandler drops records below Warn (the control plane's chatter).
+type quietHandler struct{ slog.Handler }
+
+func (h quietHandler) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= slog.LevelWarn && h.Handler.Enabled(ctx, l)
+}
+func (h quietHandler) WithAttrs(a []slog.Attr) slog.Handler {
+	return quietHandler{h.Handler.WithAttrs(a)}
+}
+func (h quietHandler) WithGroup(n string) slog.Handler { return quietHandler{h.Handler.WithGroup(n)} }
+
+func ensureNamespace(ctx context.Context, client kubernetes.Interface, ns string) error {
+	_, err := client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{})
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("bench: namespace %s: %w", ns, err)
+	}
+	return nil
+}
+
+// Split divides pods among n Deployments as evenly as possible.
+func Split(pods, n int) []int {
+	out := make([]int, n)
+	for i := range out {
+		out[i] = pods / n
+		if i < pods%n {
+			out[i]++
+		}
+	}
+	return out
+}
+
+// Deployment is the bench's Deployment i with replicas sim pods.
+func Deployment(ns string, i, replicas int) *appsv1.Deployment {
+	name := fmt.Sprintf("bench-%d", i)
+	labels := map[string]string{"app": name}
+	r := int32(replicas)
+	var zero int64
+	return &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: &r,
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec: corev1.PodSpec{
+					TerminationGracePeriodSeconds: &zero,
+					Containers: []corev1.Container{{
+						Name:  "app",
+						Image: "example.local/bench:1",
+						Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{
+							corev1.ResourceCPU:    resource.MustParse("10m"),
+							corev1.ResourceMemory: resource.MustParse("16Mi"),
+						}},
+					}},
+				},
+			},
+		},
+	}
+}
+
+func createDeployments(ctx context.Context, client kubernetes.Interface, cfg Config) error {
+	sizes := Split(cfg.Pods, cfg.Deployments)
+	sem := make(chan struct{}, cfg.Concurrency)
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		first error
+	)
+	for i, n := range sizes {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			_, err := client.AppsV1().Deployments(cfg.Namespace).Create(ctx, Deployment(cfg.Namespace, i, n), metav1.CreateOptions{})
+			if err != nil {
+				mu.Lock()
+				if first == nil {
+					first = fmt.Errorf("bench: create deployment %d: %w", i, err)
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	return first
+}
+
+// waitNodesReady watches nodes until want nodes named prefix* are Ready.
+func waitNodesReady(ctx context.Context, client kubernetes.Interface, prefix string, want int, bgErr <-chan error) error {
+	ready := map[string]bool{}
+	for {
+		list, err := client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return fmt.Errorf("bench: list nodes: %w", err)
+		}
+		for i := range list.Items {
+			n := &list.Items[i]
+			ready[n.Name] = strings.HasPrefix(n.Name, prefix) && nodeReady(n)
+		}
+		if count(ready) >= want {
+			return nil
+		}
+		w, err := client.CoreV1().Nodes().Watch(ctx, metav1.ListOptions{ResourceVersion: list.ResourceVersion})
+		if err != nil {
+			return fmt.Errorf("bench: watch nodes: %w", err)
+		}
+		for done := false; !done; {
+			select {
+			case ev, ok := <-w.ResultChan():
+				if !ok {
+					done = true
+					break
+				}
+				if n, ok := ev.Object.(*corev1.Node); ok {
+					ready[n.Name] = strings.HasPrefix(n.Name, prefix) && nodeReady(n)
+					if count(ready) >= want {
+						w.Stop()
+						return nil
+					}
+				}
+			case err := <-bgErr:
+				w.Stop()
+				return err
+			case <-ctx.Done():
+				w.Stop()
+				return fmt.Errorf("bench: %d of %d nodes Ready: %w", count(ready), want, ctx.Err())
+			}
+		}
+	}
+}
+
+func count(m map[string]bool) int {
+	n := 0
+	for _, v := range m {
+		if v {
+			n++
+		}
+	}
+	return n
+}
+
+func nodeReady(n *corev1.Node) bool {
+	for _, c := range n.Status.Conditions {
+		if c.Type == corev1.NodeReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// scrapeAPILatency reads the API server's request-duration histograms by verb.
+func scrapeAPILatency(ctx context.Context, client kubernetes.Interface) (map[string]Histogram, error) {
+	body, err := client.CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("bench: scrape /metrics: %w", err)
+	}
+	return parseHistograms(bytes.NewReader(body), "apiserver_request_duration_seconds", "verb")
+}
+
+// vmHWM is a process's peak resident set size in bytes, from
+// /proc/PID/status; 0 if unknown.
+func vmHWM(pid string) int64 {
+	b, err := os.ReadFile("/proc/" + pid + "/status")
+	if err != nil {
+		return 0
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			f := strings.Fields(rest)
+			if len(f) > 0 {
+				kb, _ := strconv.ParseInt(f[0], 10, 64)
+				return kb << 10
+			}
+		}
+	}
+	return 0
+}
+
+// cpuSeconds is this process's user+system CPU time.
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return tv(ru.Utime) + tv(ru.Stime)
+}
+
+func tv(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }
+
+// procCPUSeconds is another process's user+system CPU from /proc/PID/stat
+// (clock ticks of 1/100 s, Linux's USER_HZ).
+func procCPUSeconds(pid string) float64 {
+	b, err := os.ReadFile("/proc/" + pid + "/stat")
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(s[i+1:])
+	// Fields after the command: state is [0], utime [11], stime [12].
+	if len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseFloat(f[11], 64)
+	st, _ := strconv.ParseFloat(f[12], 64)
+	return (u + st) / 100
+}
+
+// etcdDBSize is the size of the bbolt database file under dir.
+func etcdDBSize(dir string) int64 {
+	var size int64
+	filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && d.Name() == "db" {
+			if info, err := d.Info(); err == nil {
+				size += info.Size()
+			}
+		}
+		return nil
+	})
+	return size
+}
+
+// WriteTable prints the result for people.
+func (r *Result) WriteTable(w io.Writer) {
+	fmt.Fprintf(w, "nodes %d, pods %d, deployments %d, fleet %s\n", r.Nodes, r.Pods, r.Deployments, r.Fleet)
+	fmt.Fprintf(w, "  end to end          %8.2f s   %8.1f pods/s\n", r.Seconds, r.PodsPerSec)
+	fmt.Fprintf(w, "  scheduler           %8.2f s   %8.1f pods/s (first to last bind)\n", r.SecondsToAllScheduled, r.SchedulerPodsPerSec)
+	fmt.Fprintf(w, "  pod startup (s)     p50 %.3f  p90 %.3f  p99 %.3f  max %.3f\n", r.Startup.P50, r.Startup.P90, r.Startup.P99, r.Startup.Max)
+	verbs := make([]string, 0, len(r.API))
+	for v := range r.API {
+		verbs = append(verbs, v)
+	}
+	sort.Strings(verbs)
+	for _, v := range verbs {
+		a := r.API[v]
+		fmt.Fprintf(w, "  API %-7s %8.0f requests   p50 %6.1f ms  p99 %6.1f ms\n", v, a.Count, a.P50*1000, a.P99*1000)
+	}
+	fmt.Fprintf(w, "  peak RSS            %8.0f MiB", float64(r.PeakRSS)/(1<<20))
+	if r.FleetPeakRSS > 0 {
+		fmt.Fprintf(w, " (control plane + bench); fleet %.0f MiB", float64(r.FleetPeakRSS)/(1<<20))
+	} else if r.Fleet == FleetInProcess {
+		fmt.Fprint(w, " (control plane + fleet + bench)")
+	}
+	fmt.Fprintln(w)
+	if r.EtcdDBSize > 0 {
+		fmt.Fprintf(w, "  etcd db             %8.1f MiB\n", float64(r.EtcdDBSize)/(1<<20))
+	}
+	fmt.Fprintf(w, "  CPU                 %8.1f s (%.1f s during the workload)", r.CPUSeconds, r.WorkloadCPUSeconds)
+	if r.FleetCPUSeconds > 0 {
+		fmt.Fprintf(w, "; fleet %.1f s", r.FleetCPUSeconds)
+	}
+	fmt.Fprintln(w)
+}
