@@ -12,6 +12,7 @@ import (
 
 	"github.com/drover/drover/internal/storage"
 	"github.com/drover/drover/internal/storage/embedded"
+	"github.com/drover/drover/internal/storage/storagetest"
 )
 
 // TestQuorumLoss runs three members, then stops two: the store on the last
@@ -84,10 +85,10 @@ func TestQuorumLoss(t *testing.T) {
 			break
 		}
 		if ev.Type != storage.Progress {
-			t.Fatalf("unexpected watch event %s", describe(ev))
+			t.Fatalf("unexpected watch event %s", storagetest.Describe(ev))
 		}
 	}
-	waitFor(t, func() bool {
+	storagetest.WaitFor(t, func() bool {
 		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		defer cancel()
 		_, err := last.Get(rctx, "/ha/k")

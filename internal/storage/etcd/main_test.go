@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"sync"
+
 	"testing"
 	"time"
 
@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/drover/drover/internal/storage/embedded"
+	"github.com/drover/drover/internal/storage/storagetest"
 )
 
 // member is the etcd member every test and benchmark in this package shares.
@@ -64,23 +65,8 @@ func newStore(tb testing.TB, opts Options) *Store {
 	return s
 }
 
-var (
-	prefixMu sync.Mutex
-	prefixes = map[testing.TB]string{}
-)
-
-// prefix returns a key prefix unique to the test, also across -count runs
-// on the shared member.
-func prefix(tb testing.TB) string {
-	prefixMu.Lock()
-	defer prefixMu.Unlock()
-	p, ok := prefixes[tb]
-	if !ok {
-		p = fmt.Sprintf("/test/%d/%s/", len(prefixes), tb.Name())
-		prefixes[tb] = p
-	}
-	return p
-}
+// prefix returns a key prefix unique to the test.
+func prefix(tb testing.TB) string { return storagetest.Prefix(tb) }
 
 func testContext(tb testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
