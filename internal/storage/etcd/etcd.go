@@ -210,6 +210,18 @@ func (s *Store) Revision(ctx context.Context) (int64, error) {
 	return resp.Header.Revision, nil
 }
 
+// RequestProgress asks etcd to send every open watch of this Store a
+// Progress event at the current revision (after any changes it has still to
+// deliver). A watch cache calls it to learn, without waiting for the next
+// periodic Progress, that it has seen everything up to a revision.
+func (s *Store) RequestProgress(ctx context.Context) error {
+	// The require-leader metadata selects the gRPC stream Watch uses.
+	if err := s.client.RequestProgress(leader(ctx)); err != nil {
+		return mapErr("request progress", err)
+	}
+	return nil
+}
+
 // Compact discards history before revision.
 func (s *Store) Compact(ctx context.Context, revision int64) error {
 	if _, err := s.client.Compact(leader(ctx), revision); err != nil {

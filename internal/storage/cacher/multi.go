@@ -1,0 +1,117 @@
+package cacher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/drover/drover/internal/storage"
+)
+
+// Multi is a storage.Interface with one Cacher per prefix in front of an
+// inner store: lists and watches under a cached prefix go to its Cacher (the
+// longest matching prefix wins), everything else to the inner store.
+type Multi struct {
+	inner   storage.Interface
+	cachers []*Cacher // longest prefix first
+}
+
+var _ storage.Interface = (*Multi)(nil)
+
+// NewMulti starts a Cacher with opts for each of prefixes (opts.Prefix is
+// ignored) in front of inner. Multi owns inner: Close closes it too.
+func NewMulti(inner storage.Interface, opts Options, prefixes ...string) (*Multi, error) {
+	m := &Multi{inner: inner}
+	for _, p := range prefixes {
+		o := opts
+		o.Prefix = p
+		c, err := New(inner, o)
+		if err != nil {
+			for _, c := range m.cachers {
+				c.Close()
+			}
+			return nil, fmt.Errorf("cacher: %w", err)
+		}
+		m.cachers = append(m.cachers, c)
+	}
+	slices.SortFunc(m.cachers, func(a, b *Cacher) int { return len(b.opts.Prefix) - len(a.opts.Prefix) })
+	return m, nil
+}
+
+// Cacher returns the cacher that serves prefix, or nil.
+func (m *Multi) Cacher(prefix string) *Cacher {
+	for _, c := range m.cachers {
+		if strings.HasPrefix(prefix, c.opts.Prefix) {
+			return c
+		}
+	}
+	return nil
+}
+
+func (m *Multi) route(prefix string) storage.Interface {
+	if c := m.Cacher(prefix); c != nil {
+		return c
+	}
+	return m.inner
+}
+
+// Get reads the inner store.
+func (m *Multi) Get(ctx context.Context, key string) (storage.KeyValue, error) {
+	return m.inner.Get(ctx, key)
+}
+
+// List reads prefix's cacher, or the inner store.
+func (m *Multi) List(ctx context.Context, prefix string, opts storage.ListOptions) (storage.ListResult, error) {
+	return m.route(prefix).List(ctx, prefix, opts)
+}
+
+// Count reads the inner store.
+func (m *Multi) Count(ctx context.Context, prefix string) (int64, error) {
+	return m.inner.Count(ctx, prefix)
+}
+
+// Create writes to the inner store.
+func (m *Multi) Create(ctx context.Context, key string, value []byte) (int64, error) {
+	return m.inner.Create(ctx, key, value)
+}
+
+// Update writes to the inner store.
+func (m *Multi) Update(ctx context.Context, key string, value []byte, expectedRevision int64) (int64, error) {
+	return m.inner.Update(ctx, key, value, expectedRevision)
+}
+
+// Delete writes to the inner store.
+func (m *Multi) Delete(ctx context.Context, key string, expectedRevision int64) (storage.KeyValue, int64, error) {
+	return m.inner.Delete(ctx, key, expectedRevision)
+}
+
+// Watch watches prefix's cacher, or the inner store.
+func (m *Multi) Watch(ctx context.Context, prefix string, fromRevision int64) (<-chan storage.Event, error) {
+	return m.route(prefix).Watch(ctx, prefix, fromRevision)
+}
+
+// Revision reads the inner store's current revision.
+func (m *Multi) Revision(ctx context.Context) (int64, error) { return m.inner.Revision(ctx) }
+
+// Compact compacts the inner store and every cacher's event window.
+func (m *Multi) Compact(ctx context.Context, revision int64) error {
+	if err := m.inner.Compact(ctx, revision); err != nil {
+		return err
+	}
+	for _, c := range m.cachers {
+		c.compacted(revision)
+	}
+	return nil
+}
+
+// Close stops the cachers, then closes the inner store.
+func (m *Multi) Close() error {
+	var errs []error
+	for _, c := range m.cachers {
+		errs = append(errs, c.Close())
+	}
+	errs = append(errs, m.inner.Close())
+	return errors.Join(errs...)
+}
