@@ -142,6 +142,11 @@ func run(ctx context.Context, cfg Config) error {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
+	// It holds the CA key and the admin token: only its owner may look in,
+	// even when it existed before with wider permissions.
+	if err := os.Chmod(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
 	// Bind first: a taken port should fail before anything else starts.
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
