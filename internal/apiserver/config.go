@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/drover/drover/internal/auth"
+	"github.com/drover/drover/internal/authz"
 	"github.com/drover/drover/internal/registry"
 	"github.com/drover/drover/internal/storage"
 )
@@ -31,6 +32,9 @@ type Config struct {
 	ServiceCIDR string
 	// Metrics, if set, observes every request.
 	Metrics Observer
+	// Authorizer decides on every authenticated request (403 when it does
+	// not allow); nil allows everything.
+	Authorizer authz.Authorizer
 	// MaxRequestsInFlight and MaxMutatingRequestsInFlight bound concurrent
 	// read-only and mutating requests, as upstream's flags of those names:
 	// beyond them a request gets 429 with Retry-After. Watches and other

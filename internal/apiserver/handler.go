@@ -68,6 +68,8 @@ func (h *handler) serve() {
 	case verb == "watch":
 		h.watch(ctx)
 		return
+	case verb == "create" && sub == "" && h.res.GroupVersion.Group == "authorization.k8s.io":
+		code, out, err = h.accessReview(ctx)
 	case verb == "create" && sub == "":
 		code, out, err = h.create(ctx)
 	case verb == "update":
@@ -206,7 +208,11 @@ func (s *server) createObject(ctx context.Context, res *registry.Resource, obj r
 	if res.PrepareForCreate != nil {
 		res.PrepareForCreate(obj)
 	}
-	errs := apivalidation.ValidateObjectMetaAccessor(acc, res.Namespaced, apivalidation.NameIsDNSSubdomain, field.NewPath("metadata"))
+	nameFn := apivalidation.NameIsDNSSubdomain
+	if res.ValidateName != nil {
+		nameFn = res.ValidateName
+	}
+	errs := apivalidation.ValidateObjectMetaAccessor(acc, res.Namespaced, nameFn, field.NewPath("metadata"))
 	if res.Validate != nil {
 		errs = append(errs, res.Validate(obj)...)
 	}

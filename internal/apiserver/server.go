@@ -149,6 +149,10 @@ func (s *server) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer release()
+	r = r.WithContext(withUser(r.Context(), user))
+	if !s.authorize(w, r, user) {
+		return
+	}
 	for prefix, h := range s.extra {
 		if strings.HasPrefix(path, prefix) {
 			h.ServeHTTP(w, r)

@@ -1,7 +1,8 @@
 package registry
 
 // All returns every resource Drover serves, in a stable order: core/v1,
-// then apps/v1, autoscaling, coordination, discovery and policy. Each call
+// then apps/v1, autoscaling, coordination, discovery, policy, rbac and
+// authorization (access reviews, answered and never stored). Each call
 // returns fresh descriptions; autoscaling/v1 HPAs point at the
 // autoscaling/v2 entry of the same list as their storage.
 func All() []*Resource {
@@ -23,5 +24,6 @@ func All() []*Resource {
 		Leases(),
 		EndpointSlices(),
 		PodDisruptionBudgets(),
+		Roles(), ClusterRoles(), RoleBindings(), ClusterRoleBindings(), SelfSubjectAccessReviews(), SubjectAccessReviews(),
 	}
 }

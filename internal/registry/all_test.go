@@ -21,22 +21,28 @@ func TestAllDescriptions(t *testing.T) {
 		status, scale  bool
 	}
 	want := map[schema.GroupVersionResource]names{
-		{Version: "v1", Resource: "namespaces"}:                                     {"Namespace", "namespace", []string{"ns"}, nil, false, true, false},
-		{Version: "v1", Resource: "pods"}:                                           {"Pod", "pod", []string{"po"}, []string{"all"}, true, true, false},
-		{Version: "v1", Resource: "nodes"}:                                          {"Node", "node", []string{"no"}, nil, false, true, false},
-		{Version: "v1", Resource: "services"}:                                       {"Service", "service", []string{"svc"}, []string{"all"}, true, true, false},
-		{Version: "v1", Resource: "endpoints"}:                                      {"Endpoints", "endpoints", []string{"ep"}, nil, true, false, false},
-		{Version: "v1", Resource: "events"}:                                         {"Event", "event", []string{"ev"}, nil, true, false, false},
-		{Version: "v1", Resource: "configmaps"}:                                     {"ConfigMap", "configmap", []string{"cm"}, nil, true, false, false},
-		{Version: "v1", Resource: "secrets"}:                                        {"Secret", "secret", nil, nil, true, false, false},
-		{Version: "v1", Resource: "serviceaccounts"}:                                {"ServiceAccount", "serviceaccount", []string{"sa"}, nil, true, false, false},
-		{Group: "apps", Version: "v1", Resource: "deployments"}:                     {"Deployment", "deployment", []string{"deploy"}, []string{"all"}, true, true, true},
-		{Group: "apps", Version: "v1", Resource: "replicasets"}:                     {"ReplicaSet", "replicaset", []string{"rs"}, []string{"all"}, true, true, true},
-		{Group: "autoscaling", Version: "v2", Resource: "horizontalpodautoscalers"}: {"HorizontalPodAutoscaler", "horizontalpodautoscaler", []string{"hpa"}, []string{"all"}, true, true, false},
-		{Group: "autoscaling", Version: "v1", Resource: "horizontalpodautoscalers"}: {"HorizontalPodAutoscaler", "horizontalpodautoscaler", []string{"hpa"}, []string{"all"}, true, true, false},
-		{Group: "coordination.k8s.io", Version: "v1", Resource: "leases"}:           {"Lease", "lease", nil, nil, true, false, false},
-		{Group: "discovery.k8s.io", Version: "v1", Resource: "endpointslices"}:      {"EndpointSlice", "endpointslice", nil, nil, true, false, false},
-		{Group: "policy", Version: "v1", Resource: "poddisruptionbudgets"}:          {"PodDisruptionBudget", "poddisruptionbudget", []string{"pdb"}, nil, true, true, false},
+		{Version: "v1", Resource: "namespaces"}:                                              {"Namespace", "namespace", []string{"ns"}, nil, false, true, false},
+		{Version: "v1", Resource: "pods"}:                                                    {"Pod", "pod", []string{"po"}, []string{"all"}, true, true, false},
+		{Version: "v1", Resource: "nodes"}:                                                   {"Node", "node", []string{"no"}, nil, false, true, false},
+		{Version: "v1", Resource: "services"}:                                                {"Service", "service", []string{"svc"}, []string{"all"}, true, true, false},
+		{Version: "v1", Resource: "endpoints"}:                                               {"Endpoints", "endpoints", []string{"ep"}, nil, true, false, false},
+		{Version: "v1", Resource: "events"}:                                                  {"Event", "event", []string{"ev"}, nil, true, false, false},
+		{Version: "v1", Resource: "configmaps"}:                                              {"ConfigMap", "configmap", []string{"cm"}, nil, true, false, false},
+		{Version: "v1", Resource: "secrets"}:                                                 {"Secret", "secret", nil, nil, true, false, false},
+		{Version: "v1", Resource: "serviceaccounts"}:                                         {"ServiceAccount", "serviceaccount", []string{"sa"}, nil, true, false, false},
+		{Group: "apps", Version: "v1", Resource: "deployments"}:                              {"Deployment", "deployment", []string{"deploy"}, []string{"all"}, true, true, true},
+		{Group: "apps", Version: "v1", Resource: "replicasets"}:                              {"ReplicaSet", "replicaset", []string{"rs"}, []string{"all"}, true, true, true},
+		{Group: "autoscaling", Version: "v2", Resource: "horizontalpodautoscalers"}:          {"HorizontalPodAutoscaler", "horizontalpodautoscaler", []string{"hpa"}, []string{"all"}, true, true, false},
+		{Group: "autoscaling", Version: "v1", Resource: "horizontalpodautoscalers"}:          {"HorizontalPodAutoscaler", "horizontalpodautoscaler", []string{"hpa"}, []string{"all"}, true, true, false},
+		{Group: "coordination.k8s.io", Version: "v1", Resource: "leases"}:                    {"Lease", "lease", nil, nil, true, false, false},
+		{Group: "discovery.k8s.io", Version: "v1", Resource: "endpointslices"}:               {"EndpointSlice", "endpointslice", nil, nil, true, false, false},
+		{Group: "policy", Version: "v1", Resource: "poddisruptionbudgets"}:                   {"PodDisruptionBudget", "poddisruptionbudget", []string{"pdb"}, nil, true, true, false},
+		{Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "roles"}:               {"Role", "role", nil, nil, true, false, false},
+		{Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "clusterroles"}:        {"ClusterRole", "clusterrole", nil, nil, false, false, false},
+		{Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "rolebindings"}:        {"RoleBinding", "rolebinding", nil, nil, true, false, false},
+		{Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "clusterrolebindings"}: {"ClusterRoleBinding", "clusterrolebinding", nil, nil, false, false, false},
+		{Group: "authorization.k8s.io", Version: "v1", Resource: "selfsubjectaccessreviews"}: {"SelfSubjectAccessReview", "selfsubjectaccessreview", nil, nil, false, false, false},
+		{Group: "authorization.k8s.io", Version: "v1", Resource: "subjectaccessreviews"}:     {"SubjectAccessReview", "subjectaccessreview", nil, nil, false, false, false},
 	}
 
 	all := All()
@@ -67,6 +73,9 @@ func TestAllDescriptions(t *testing.T) {
 		if err != nil || !containsGVK(gvks, r.GroupVersionKind()) {
 			t.Errorf("%v: New() is %T (kinds %v, %v)", gvr, r.New(), gvks, err)
 		}
+		if reflect.DeepEqual(r.Verbs, []string{"create"}) {
+			continue // a virtual, create-only resource: no list, no table
+		}
 		lists, _, err := scheme.Scheme.ObjectKinds(r.NewList())
 		if err != nil || !containsGVK(lists, r.GroupVersion.WithKind(r.Kind+"List")) || !meta.IsListType(r.NewList()) {
 			t.Errorf("%v: NewList() is %T (kinds %v, %v)", gvr, r.NewList(), lists, err)
@@ -80,7 +89,7 @@ func TestAllDescriptions(t *testing.T) {
 		}
 		hasAge := false
 		for _, c := range r.TableColumns {
-			hasAge = hasAge || c.Name == "Age"
+			hasAge = hasAge || c.Name == "Age" || c.Name == "Created At" // roles show CREATED AT
 		}
 		if hasAge == r.OwnNameColumn { // events show LAST SEEN instead of AGE
 			t.Errorf("%v: Age column present = %v", gvr, hasAge)

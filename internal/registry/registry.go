@@ -38,6 +38,9 @@ type Resource struct {
 	ShortNames []string
 	Categories []string // e.g. "all" for kubectl get all
 	Namespaced bool
+	// ValidateName, if set, replaces the server's DNS-subdomain check of
+	// metadata.name (RBAC names are path segments: "system:discovery").
+	ValidateName func(name string, prefix bool) []string
 
 	// New returns an empty typed object (e.g. &appsv1.Deployment{}); NewList its list.
 	New     func() runtime.Object

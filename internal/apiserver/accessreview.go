@@ -1,0 +1,82 @@
+package apiserver
+
+import (
+	"context"
+	"net/http"
+
+	authorizationv1 "k8s.io/api/authorization/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime"
+
+	"github.com/drover/drover/internal/auth"
+	"github.com/drover/drover/internal/authz"
+)
+
+// accessReview serves POST selfsubjectaccessreviews and
+// subjectaccessreviews (authorization.k8s.io/v1): the review is answered
+// from the server's authorizer and returned with its status, never stored,
+// as upstream does (kubectl auth can-i creates a SelfSubjectAccessReview).
+func (h *handler) accessReview(ctx context.Context) (int, runtime.Object, error) {
+	obj, err := h.decodeBody()
+	if err != nil {
+		return 0, nil, err
+	}
+	if h.res.Validate != nil {
+		if errs := h.res.Validate(obj); len(errs) > 0 {
+			return 0, nil, apierrors.NewInvalid(h.res.GroupVersionKind().GroupKind(), "", errs)
+		}
+	}
+	var (
+		user   auth.User
+		res    *authorizationv1.ResourceAttributes
+		nonRes *authorizationv1.NonResourceAttributes
+		status *authorizationv1.SubjectAccessReviewStatus
+	)
+	switch review := obj.(type) {
+	case *authorizationv1.SelfSubjectAccessReview:
+		u, ok := userFrom(ctx)
+		if !ok {
+			return 0, nil, apierrors.NewBadRequest("no user present on request")
+		}
+		user = authenticatedUser(u)
+		res, nonRes, status = review.Spec.ResourceAttributes, review.Spec.NonResourceAttributes, &review.Status
+	case *authorizationv1.SubjectAccessReview:
+		user = auth.User{Name: review.Spec.User, Groups: review.Spec.Groups}
+		res, nonRes, status = review.Spec.ResourceAttributes, review.Spec.NonResourceAttributes, &review.Status
+	default:
+		return 0, nil, apierrors.NewMethodNotSupported(groupResource(h.res), "create")
+	}
+	*status = h.s.review(ctx, reviewAttributes(user, res, nonRes))
+	obj.GetObjectKind().SetGroupVersionKind(h.res.GroupVersionKind())
+	return http.StatusCreated, obj, nil
+}
+
+// reviewAttributes turns a review's spec into authorizer attributes.
+func reviewAttributes(u auth.User, res *authorizationv1.ResourceAttributes, nonRes *authorizationv1.NonResourceAttributes) authz.Attributes {
+	a := authz.Attributes{User: u}
+	if res != nil {
+		a.ResourceRequest = true
+		a.Verb, a.APIGroup, a.APIVersion = res.Verb, res.Group, res.Version
+		a.Resource, a.Subresource, a.Namespace, a.Name = res.Resource, res.Subresource, res.Namespace, res.Name
+		return a
+	}
+	a.Verb, a.Path = nonRes.Verb, nonRes.Path
+	return a
+}
+
+// review asks the authorizer; no authorizer allows everything.
+func (s *server) review(ctx context.Context, a authz.Attributes) authorizationv1.SubjectAccessReviewStatus {
+	if s.cfg.Authorizer == nil {
+		return authorizationv1.SubjectAccessReviewStatus{Allowed: true}
+	}
+	decision, reason, err := s.cfg.Authorizer.Authorize(ctx, a)
+	st := authorizationv1.SubjectAccessReviewStatus{
+		Allowed: decision == authz.DecisionAllow,
+		Denied:  decision == authz.DecisionDeny,
+		Reason:  reason,
+	}
+	if err != nil {
+		st.EvaluationError = err.Error()
+	}
+	return st
+}
