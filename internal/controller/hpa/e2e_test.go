@@ -27,7 +27,7 @@ import (
 
 // run starts fn in the background until the test ends and checks it
 // returns nil.
-func run(t *testing.T, name string, fn func(ctx context.Context) error) {
+func run(t testing.TB, name string, fn func(ctx context.Context) error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- fn(ctx) }()
@@ -39,7 +39,7 @@ func run(t *testing.T, name string, fn func(ctx context.Context) error) {
 	})
 }
 
-func startAgent(t *testing.T, env *testenv.Env, node string) {
+func startAgent(t testing.TB, env *testenv.Env, node string) {
 	t.Helper()
 	ready := make(chan agent.Info, 1)
 	run(t, "agent", func(ctx context.Context) error {
@@ -60,7 +60,7 @@ func startAgent(t *testing.T, env *testenv.Env, node string) {
 // setLoad sets the CPU the ReplicaSet's pods use (the sim annotation on
 // its template) and replaces its pods so the load takes effect; it
 // returns when every replica is a ready pod with the new load.
-func setLoad(t *testing.T, env *testenv.Env, milliCPU string) time.Time {
+func setLoad(t testing.TB, env *testenv.Env, milliCPU string) time.Time {
 	t.Helper()
 	ctx := context.Background()
 	patch := fmt.Sprintf(`{"spec":{"template":{"metadata":{"annotations":{%q:%q}}}}}`, sim.AnnotationCPUMillicores, milliCPU)
@@ -99,7 +99,7 @@ func setLoad(t *testing.T, env *testenv.Env, milliCPU string) time.Time {
 	return time.Now()
 }
 
-func replicas(t *testing.T, env *testenv.Env) int32 {
+func replicas(t testing.TB, env *testenv.Env) int32 {
 	rs, err := env.Kube.AppsV1().ReplicaSets("default").Get(context.Background(), "web", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -112,6 +112,29 @@ func replicas(t *testing.T, env *testenv.Env) int32 {
 // ReplicaSet controller → pods. It uses the default metric resolution and
 // sync period, with the scale-down stabilization window shortened to 10s.
 func TestScalesReplicaSetOnCPU(t *testing.T) {
+	up, down := scaleUpAndDown(t, 10*time.Second)
+	t.Logf("load rise to first scale-up: %.1fs; load drop to scale-down: %.1fs (10s window)", up.Seconds(), down.Seconds())
+}
+
+// BenchmarkReaction measures, with the default metric resolution and sync
+// period, the seconds from a load rise (new pods at 200% of their CPU
+// request, ready) to the first scale-up, and from a load drop to the
+// scale-down with a 10s stabilization window. Run with -benchtime=1x: one
+// iteration takes about 20s.
+func BenchmarkReaction(b *testing.B) {
+	var up, down time.Duration
+	for range b.N {
+		u, d := scaleUpAndDown(b, 10*time.Second)
+		up, down = up+u, down+d
+	}
+	b.ReportMetric(up.Seconds()/float64(b.N), "s-to-scale-up")
+	b.ReportMetric(down.Seconds()/float64(b.N), "s-to-scale-down")
+}
+
+// scaleUpAndDown raises a ReplicaSet's load, waits for the HPA to scale
+// it up, drops the load, waits for the scale-down, checks status and
+// events, and returns how long each reaction took.
+func scaleUpAndDown(t testing.TB, window time.Duration) (upAfter, downAfter time.Duration) {
 	env := testenv.Start(t)
 	ctx := context.Background()
 	log := testenv.Logger(t)
@@ -127,7 +150,7 @@ func TestScalesReplicaSetOnCPU(t *testing.T) {
 		t.Fatal(err)
 	}
 	run(t, "hpa", func(ctx context.Context) error {
-		return hpa.Run(ctx, env.Kube, env.Config, log, hpa.Options{Metrics: source, DownscaleStabilization: 10 * time.Second})
+		return hpa.Run(ctx, env.Kube, env.Config, log, hpa.Options{Metrics: source, DownscaleStabilization: window})
 	})
 
 	// One pod requesting 200m and using 100m: 50%, on target.
@@ -190,7 +213,7 @@ func TestScalesReplicaSetOnCPU(t *testing.T) {
 		}
 		return nil
 	})
-	upAfter := time.Since(up)
+	upAfter = time.Since(up)
 	if n := replicas(t, env); n != 4 {
 		t.Errorf("scaled up to %d, want 4 (ceil(1 × 200%% / 50%%))", n)
 	}
@@ -203,16 +226,20 @@ func TestScalesReplicaSetOnCPU(t *testing.T) {
 		}
 		return nil
 	})
-	downAfter := time.Since(down)
-	t.Logf("load rise to first scale-up: %.1fs; load drop to scale-down: %.1fs (10s window)", upAfter.Seconds(), downAfter.Seconds())
+	downAfter = time.Since(down)
 
-	h, err := hpas.Get(ctx, "web", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if h.Status.LastScaleTime == nil || h.Status.DesiredReplicas != 1 || h.Status.ObservedGeneration == nil {
-		t.Errorf("status = %+v", h.Status)
-	}
+	// The status follows the rescale.
+	var h *autoscalingv2.HorizontalPodAutoscaler
+	testenv.Eventually(t, 10*time.Second, func() error {
+		h, err = hpas.Get(ctx, "web", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if h.Status.LastScaleTime == nil || h.Status.DesiredReplicas != 1 || h.Status.ObservedGeneration == nil {
+			return fmt.Errorf("status = %+v", h.Status)
+		}
+		return nil
+	})
 	for _, typ := range []autoscalingv2.HorizontalPodAutoscalerConditionType{autoscalingv2.AbleToScale, autoscalingv2.ScalingActive, autoscalingv2.ScalingLimited} {
 		found := false
 		for _, c := range h.Status.Conditions {
@@ -241,4 +268,5 @@ func TestScalesReplicaSetOnCPU(t *testing.T) {
 		}
 		return nil
 	})
+	return upAfter, downAfter
 }
