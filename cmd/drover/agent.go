@@ -1,12 +1,12 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
-	"time"
 
 	"github.com/spf13/cobra"
 	"k8s.io/client-go/kubernetes"
@@ -15,6 +15,7 @@ import (
 
 	"github.com/drover/drover/internal/agent"
 	"github.com/drover/drover/internal/agent/noderuntime"
+	"github.com/drover/drover/internal/controlplane"
 	"github.com/drover/drover/internal/image/pauseproc"
 )
 
@@ -25,7 +26,6 @@ func newAgentCommand() *cobra.Command {
 		kubeconfig string
 		server     string
 		token      string
-		caFile     string
 		socket     string
 		podSubnet  string
 		fleet      simFleetFlags
@@ -42,21 +42,32 @@ Drover's own, started in DATA_DIR/containerd); process runs containers as host
 processes; sim simulates them. The default is cri where containerd is
 installed, else process.
 
+With --server URL --token NODE_TOKEN (printed by "drover server", kept in its
+DATA_DIR/node-token) the agent joins: it trusts only the CA the token's hash
+names, and gets a client certificate for the identity system:node:NAME (group
+system:nodes), kept in DATA_DIR/pki and reused on restart (--token may then be
+left out) until a third of its life is left.
+
 Stopping the agent (SIGTERM) leaves containers running; a restarted agent
 adopts them.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log := slog.Default()
-			restCfg, err := agentRestConfig(kubeconfig, server, token, caFile)
+			// It holds the node's key and the pods' secret volumes.
+			if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+				return fmt.Errorf("data dir: %w", err)
+			}
+			if err := os.Chmod(cfg.DataDir, 0o700); err != nil {
+				return fmt.Errorf("data dir: %w", err)
+			}
+			restCfg, err := agentRestConfig(cmd.Context(), kubeconfig, server, token, cfg.NodeName, cfg.DataDir, log)
 			if err != nil {
 				return err
 			}
+			restCfg.UserAgent = "drover-agent"
 			client, err := kubernetes.NewForConfig(restCfg)
 			if err != nil {
 				return fmt.Errorf("client: %w", err)
-			}
-			if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
-				return fmt.Errorf("data dir: %w", err)
 			}
 			if fleet.cfg.Nodes > 0 {
 				return fleet.run(cmd, rtName, restCfg, cfg)
@@ -92,8 +103,7 @@ adopts them.`,
 	f.StringVar(&cfg.DataDir, "data-dir", filepath.Join(defaultDataDir(), "agent"), "directory for the agent's state: pod volumes, logs, containerd")
 	f.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig file to reach the API server (e.g. the admin kubeconfig)")
 	f.StringVar(&server, "server", "", "API server URL (with --token)")
-	f.StringVar(&token, "token", "", "bearer token to authenticate to --server")
-	f.StringVar(&caFile, "certificate-authority", "", "CA certificate file to verify --server")
+	f.StringVar(&token, "token", "", "node join token printed by the server (default $DROVER_NODE_TOKEN); optional once DATA_DIR/pki holds a node certificate")
 	f.StringVar(&socket, "containerd-socket", "", "use the containerd listening on this socket instead of starting one")
 	f.StringVar(&podSubnet, "pod-subnet", "", "CIDR pod IPs come from on this node (default 10.244.0.0/24 for containerd, 10.88.0.0/16 for sim, a 127.0.0.0/8 range for process)")
 	f.StringVar(&cfg.ListenAddr, "listen", agent.DefaultListenAddr, "HOST:PORT of the agent's HTTP endpoint (logs, stats)")
@@ -105,9 +115,15 @@ adopts them.`,
 	return cmd
 }
 
-// agentRestConfig builds the client configuration from --kubeconfig or
-// --server and --token.
-func agentRestConfig(kubeconfig, server, token, caFile string) (*rest.Config, error) {
+// agentPKIDir holds the agent's node credentials inside its data dir.
+const agentPKIDir = "pki"
+
+// agentRestConfig builds the client configuration from --kubeconfig, or
+// joins --server with the node token for a node certificate.
+func agentRestConfig(ctx context.Context, kubeconfig, server, token, nodeName, dataDir string, log *slog.Logger) (*rest.Config, error) {
+	if token == "" {
+		token = os.Getenv("DROVER_NODE_TOKEN")
+	}
 	switch {
 	case kubeconfig != "" && server != "":
 		return nil, errors.New("give either --kubeconfig or --server, not both")
@@ -118,12 +134,10 @@ func agentRestConfig(kubeconfig, server, token, caFile string) (*rest.Config, er
 		}
 		return c, nil
 	case server != "":
-		if token == "" {
-			return nil, errors.New("--server needs --token")
-		}
-		c := &rest.Config{Host: server, BearerToken: token, Timeout: 30 * time.Second}
-		c.TLSClientConfig.CAFile = caFile
-		return c, nil
+		return controlplane.NodeCredentials(ctx, controlplane.NodeJoin{
+			Server: server, Token: token, NodeName: nodeName,
+			Dir: filepath.Join(dataDir, agentPKIDir), Logger: log,
+		})
 	}
 	return nil, errors.New("give --kubeconfig FILE, or --server URL and --token TOKEN")
 }

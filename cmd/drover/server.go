@@ -57,6 +57,8 @@ of an HA cluster, keeping its objects.
 				fmt.Fprintf(out, "Drover API server is serving at %s\n", info.URL)
 				fmt.Fprintf(out, "Admin kubeconfig: %s\n", info.KubeconfigPath)
 				fmt.Fprintf(out, "Try: drover kubectl --kubeconfig %s get namespaces\n", info.KubeconfigPath)
+				fmt.Fprintf(out, "Node token (also in %s):\n%s\n", filepath.Join(cfg.DataDir, controlplane.NodeTokenFile), info.NodeToken)
+				fmt.Fprintf(out, "Add a node: drover agent --server %s --token <node token>\n", info.URL)
 				if info.JoinToken != "" {
 					fmt.Fprintf(out, "Server %s. Join token (also in %s):\n%s\n", info.ServerName,
 						filepath.Join(cfg.DataDir, controlplane.JoinTokenFile), info.JoinToken)
@@ -80,7 +82,9 @@ of an HA cluster, keeping its objects.
 	f.StringVar(&cfg.Cluster.Token, "token", "", "join token printed by the first server (default $DROVER_TOKEN)")
 	f.IntVar(&cfg.Cluster.PeerPort, "etcd-peer-port", 0, "port of this server's etcd peer listener in an HA cluster (default the API port + 1)")
 	f.StringVar(&cfg.Cluster.Name, "name", "", "this server's name in the cluster (default <hostname>-<random>, kept in DATA_DIR/server-name)")
-	cmd.AddCommand(newServerMembersCommand(), newServerRemoveCommand())
+	f.IntVar(&cfg.MaxRequestsInFlight, "max-requests-inflight", 0, "most read-only requests served at once, watches excepted; beyond it 429 (0: 400, negative: no limit)")
+	f.IntVar(&cfg.MaxMutatingRequestsInFlight, "max-mutating-requests-inflight", 0, "most mutating requests served at once; beyond it 429 (0: 200, negative: no limit)")
+	cmd.AddCommand(newServerMembersCommand(), newServerRemoveCommand(), newRotateNodeTokenCommand())
 	return cmd
 }
 
@@ -157,5 +161,28 @@ bring it back, wipe its data dir and start it again with --join.`,
 		},
 	}
 	cmd.Flags().StringVar(&kubeconfig, "kubeconfig", "", "admin kubeconfig (default $KUBECONFIG, else ~/.drover/admin.kubeconfig)")
+	return cmd
+}
+
+func newRotateNodeTokenCommand() *cobra.Command {
+	var dataDir string
+	cmd := &cobra.Command{
+		Use:   "rotate-node-token",
+		Short: "Replace the token agents join with (DATA_DIR/node-token) and print the new one",
+		Long: `Replace the node join token in DATA_DIR/node-token with a fresh one and print
+it. A running server accepts only the new token from its next join on; nodes
+that already joined keep their certificates. The server join token (for
+--join) is a different token and is not changed.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			tok, err := controlplane.RotateNodeToken(dataDir)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), tok.String())
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&dataDir, "data-dir", defaultDataDir(), "the server's data directory")
 	return cmd
 }

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/spf13/cobra"
 	"k8s.io/client-go/kubernetes"
@@ -76,7 +77,11 @@ leaves the node's containers running; the next "drover up" adopts them.`,
 				Run: func(ctx context.Context, c controlplane.Clients, log *slog.Logger) error {
 					cfg := node
 					cfg.Logger = log
-					client, err := kubernetes.NewForConfig(agentClientConfig(c))
+					restCfg, err := upAgentConfig(ctx, c, server.DataDir, node.NodeName, log)
+					if err != nil {
+						return err
+					}
+					client, err := kubernetes.NewForConfig(restCfg)
 					if err != nil {
 						return err
 					}
@@ -101,11 +106,23 @@ leaves the node's containers running; the next "drover up" adopts them.`,
 	return cmd
 }
 
-// agentClientConfig is the admin's client configuration as the in-process
-// agent uses it: its own user agent, the same throttling as a separate agent.
-func agentClientConfig(c controlplane.Clients) *rest.Config {
-	cfg := rest.CopyConfig(c.Config)
+// upAgentConfig is the in-process agent's client configuration: it joins
+// like any agent, with the node token in the data dir, for a node
+// certificate (never the admin's credentials), and throttles as a
+// separate agent does.
+func upAgentConfig(ctx context.Context, c controlplane.Clients, dataDir, nodeName string, log *slog.Logger) (*rest.Config, error) {
+	token, err := os.ReadFile(filepath.Join(dataDir, controlplane.NodeTokenFile))
+	if err != nil {
+		return nil, fmt.Errorf("node token: %w", err)
+	}
+	cfg, err := controlplane.NodeCredentials(ctx, controlplane.NodeJoin{
+		Server: c.Config.Host, Token: strings.TrimSpace(string(token)), NodeName: nodeName,
+		Dir: filepath.Join(dataDir, "agent", agentPKIDir), Logger: log,
+	})
+	if err != nil {
+		return nil, err
+	}
 	cfg.UserAgent = "drover-agent"
 	cfg.QPS, cfg.Burst = 50, 100
-	return cfg
+	return cfg, nil
 }
