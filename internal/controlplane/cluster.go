@@ -244,6 +244,11 @@ func (c *clusterSetup) join(ctx context.Context, cfg Config, peerURL string) err
 	if err := auth.WriteJoinToken(filepath.Join(cfg.DataDir, JoinTokenFile), tok); err != nil {
 		return err
 	}
+	if nodeTok, err := auth.ParseJoinToken(resp.NodeToken); err == nil {
+		if err := auth.WriteJoinToken(filepath.Join(cfg.DataDir, NodeTokenFile), nodeTok); err != nil {
+			return err
+		}
+	}
 	c.joinFrom = resp
 	return nil
 }

@@ -11,6 +11,8 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -53,6 +55,9 @@ type joinResponse struct {
 	CACert     string `json:"caCert"`
 	CAKey      string `json:"caKey"`
 	AdminToken string `json:"adminToken"`
+	// NodeToken is the cluster's node join token, so that agents may join
+	// through any server.
+	NodeToken string `json:"nodeToken,omitempty"`
 	// InitialCluster is etcd's "name=peerURL,..." including the joiner,
 	// which starts its member with cluster state "existing".
 	InitialCluster string `json:"initialCluster,omitempty"`
@@ -120,6 +125,9 @@ func (h *clusterHandler) join(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	resp := joinResponse{CACert: string(h.ca.CertPEM()), CAKey: string(keyPEM), AdminToken: h.admin}
+	if nodeTok, err := os.ReadFile(filepath.Join(h.c.dataDir, NodeTokenFile)); err == nil {
+		resp.NodeToken = strings.TrimSpace(string(nodeTok))
+	}
 	if req.PeerURL != "" {
 		if !h.c.ha() || h.c.etcd == nil {
 			httpError(w, http.StatusConflict, "this server has no HA etcd cluster to join (start the first server with --cluster-init)")

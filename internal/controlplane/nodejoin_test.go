@@ -171,3 +171,19 @@ func assertModes(t *testing.T, want map[string]os.FileMode) {
 		}
 	}
 }
+
+// TestNodeTokenSharedByJoinedServers: a server that joins an HA cluster
+// takes the cluster's node token, so an agent may join through any server.
+func TestNodeTokenSharedByJoinedServers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts two control planes")
+	}
+	a := startWith(t, filepath.Join(t.TempDir(), "a"), Config{Cluster: Cluster{Init: true, Name: "a", PeerPort: freePortNumber(t)}})
+	b := startWith(t, filepath.Join(t.TempDir(), "b"), Config{Cluster: Cluster{JoinURL: a.info.URL, Token: a.info.JoinToken, Name: "b", PeerPort: freePortNumber(t)}})
+	if b.info.NodeToken != a.info.NodeToken {
+		t.Fatalf("joined server's node token %q, want the first server's %q", b.info.NodeToken, a.info.NodeToken)
+	}
+	if _, err := NodeCredentials(context.Background(), NodeJoin{Server: b.info.URL, Token: a.info.NodeToken, NodeName: "via-b", Dir: t.TempDir()}); err != nil {
+		t.Errorf("node join through the second server: %v", err)
+	}
+}
