@@ -267,7 +267,12 @@ func listTree(snap snapshot, prefix string, opts storage.ListOptions) storage.Li
 	if opts.StartKey > prefix {
 		start = opts.StartKey
 	}
-	res := storage.ListResult{Revision: snap.rev, Items: []storage.KeyValue{}}
+	// The tree may hold keys outside prefix: a guess, capped by the limit.
+	size := snap.tree.Len()
+	if opts.Limit > 0 {
+		size = min(size, int(opts.Limit))
+	}
+	res := storage.ListResult{Revision: snap.rev, Items: make([]storage.KeyValue, 0, size)}
 	snap.tree.AscendGreaterOrEqual(storage.KeyValue{Key: start}, func(kv storage.KeyValue) bool {
 		if !strings.HasPrefix(kv.Key, prefix) {
 			return false

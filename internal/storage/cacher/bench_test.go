@@ -1,0 +1,179 @@
+package cacher
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+
+	"github.com/drover/drover/internal/storage"
+	"github.com/drover/drover/internal/storage/storagetest"
+)
+
+// Each benchmark runs the same work on the etcd store alone (store=etcd)
+// and through a cacher of the prefix in front of it (store=cacher).
+
+// value1K is a stored object of typical size.
+var value1K = bytes.Repeat([]byte("x"), 1024)
+
+// stores runs f on etcd and on a cacher for p.
+func stores(b *testing.B, p string, f func(b *testing.B, s storage.Interface, inner storage.Interface)) {
+	b.Run("store=etcd", func(b *testing.B) {
+		s := newEtcd(b, 0)
+		f(b, s, s)
+	})
+	b.Run("store=cacher", func(b *testing.B) {
+		c, inner := newCacher(b, Options{Prefix: p})
+		f(b, c, inner)
+	})
+}
+
+func BenchmarkList(b *testing.B) {
+	for _, n := range []int{1000, 10000} {
+		b.Run(fmt.Sprintf("keys=%d", n), func(b *testing.B) {
+			p := storagetest.Prefix(b)
+			fill(b, newEtcd(b, 0), p, n)
+			stores(b, p, func(b *testing.B, s, _ storage.Interface) {
+				ctx := context.Background()
+				for b.Loop() {
+					res, err := s.List(ctx, p, storage.ListOptions{})
+					if err != nil {
+						b.Fatal(err)
+					}
+					if len(res.Items) != n {
+						b.Fatalf("listed %d keys, want %d", len(res.Items), n)
+					}
+				}
+			})
+		})
+	}
+}
+
+// BenchmarkListPage reads the first 500 keys of 10000, as client-go's
+// paginated lists do.
+func BenchmarkListPage(b *testing.B) {
+	p := storagetest.Prefix(b)
+	fill(b, newEtcd(b, 0), p, 10000)
+	stores(b, p, func(b *testing.B, s, _ storage.Interface) {
+		ctx := context.Background()
+		for b.Loop() {
+			res, err := s.List(ctx, p, storage.ListOptions{Limit: 500})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if len(res.Items) != 500 || res.Remaining != 9500 {
+				b.Fatalf("listed %d keys, %d remaining", len(res.Items), res.Remaining)
+			}
+		}
+	})
+}
+
+// BenchmarkUpdate is the write path, with the cacher watching the prefix.
+func BenchmarkUpdate(b *testing.B) {
+	p := storagetest.Prefix(b)
+	stores(b, p, func(b *testing.B, s, inner storage.Interface) {
+		ctx := context.Background()
+		key := p + b.Name()
+		rev := storagetest.MustCreate(b, inner, key, string(value1K))
+		for b.Loop() {
+			var err error
+			if rev, err = s.Update(ctx, key, value1K, rev); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// BenchmarkWatchFanOut measures one write until each watcher of its
+// prefix has received it.
+func BenchmarkWatchFanOut(b *testing.B) {
+	for _, watchers := range []int{100, 1000} {
+		b.Run(fmt.Sprintf("watchers=%d", watchers), func(b *testing.B) {
+			p := storagetest.Prefix(b)
+			stores(b, p, func(b *testing.B, s, inner storage.Interface) {
+				fanOut(b, s, inner, p+b.Name()+"/", watchers)
+			})
+		})
+	}
+}
+
+func fanOut(b *testing.B, s, inner storage.Interface, p string, watchers int) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	from, err := inner.Revision(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	seen := make([]chan int64, watchers)
+	for i := range seen {
+		events, err := s.Watch(ctx, p, from)
+		if err != nil {
+			b.Fatal(err)
+		}
+		seen[i] = make(chan int64, 1)
+		go func(out chan<- int64) {
+			for ev := range events {
+				switch ev.Type {
+				case storage.Added, storage.Modified:
+					out <- ev.Revision
+				case storage.Error:
+					panic(ev.Err)
+				}
+			}
+		}(seen[i])
+	}
+	key := p + "k"
+	rev := storagetest.MustCreate(b, inner, key, string(value1K))
+	for _, ch := range seen {
+		<-ch // every watcher is established
+	}
+	for b.Loop() {
+		if rev, err = s.Update(ctx, key, value1K, rev); err != nil {
+			b.Fatal(err)
+		}
+		for _, ch := range seen {
+			for got := <-ch; got != rev; got = <-ch {
+			}
+		}
+	}
+}
+
+// BenchmarkWatchOpen opens and closes a watch from the current revision,
+// as every client watch request does.
+func BenchmarkWatchOpen(b *testing.B) {
+	p := storagetest.Prefix(b)
+	stores(b, p, func(b *testing.B, s, inner storage.Interface) {
+		rev := storagetest.MustCreate(b, inner, p+b.Name(), "v")
+		for b.Loop() {
+			ctx, cancel := context.WithCancel(context.Background())
+			if _, err := s.Watch(ctx, p, rev); err != nil {
+				b.Fatal(err)
+			}
+			cancel()
+		}
+	})
+}
+
+// fill creates n keys of 1 KiB under p, a few at a time in parallel.
+func fill(b *testing.B, s storage.Interface, p string, n int) {
+	b.Helper()
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for w := range 8 {
+		wg.Go(func() {
+			for i := w; i < n; i += 8 {
+				if _, err := s.Create(ctx, fmt.Sprintf("%s%08d", p, i), value1K); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		b.Fatal(err)
+	}
+}
