@@ -26,6 +26,7 @@ import (
 
 	"github.com/drover/drover/internal/apiserver"
 	"github.com/drover/drover/internal/auth"
+	"github.com/drover/drover/internal/authz"
 	"github.com/drover/drover/internal/registry"
 	"github.com/drover/drover/internal/storage"
 	"github.com/drover/drover/internal/storage/embedded"
@@ -59,6 +60,22 @@ type Env struct {
 // the test ends.
 func Start(t testing.TB) *Env {
 	t.Helper()
+	return StartWith(t, Options{})
+}
+
+// Options change what StartWith runs.
+type Options struct {
+	// Authorizer, if set, authorizes every request (the admin is in
+	// system:masters); nil allows everything. An authorizer that reads
+	// the API (authz.Cache) can be started after StartWith with Env.Kube.
+	Authorizer authz.Authorizer
+	// Users are further bearer tokens and who they identify.
+	Users map[string]auth.User
+}
+
+// StartWith is Start with options.
+func StartWith(t testing.TB, opts Options) *Env {
+	t.Helper()
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	member, err := embedded.Start(context.Background(), embedded.Config{DataDir: t.TempDir(), Name: "testenv", Logger: quiet})
 	if err != nil {
@@ -71,10 +88,14 @@ func Start(t testing.TB) *Env {
 	})
 	authn := auth.NewTokenAuthenticator()
 	authn.Add(AdminToken, auth.User{Name: "admin", Groups: []string{"system:masters"}})
+	for token, u := range opts.Users {
+		authn.Add(token, u)
+	}
 	handler, err := apiserver.New(apiserver.Config{
 		Storage:       store,
 		Resources:     registry.All(),
 		Authenticator: authn,
+		Authorizer:    opts.Authorizer,
 		Logger:        quiet,
 	})
 	if err != nil {
