@@ -55,6 +55,7 @@ func newRootCommand() *cobra.Command {
 		newUpCommand(),
 		newImageCommand(),
 		newPauseCommand(),
+		newKubeconfigCommand(),
 		newBenchCommand(),
 	)
 	return root
