@@ -1,0 +1,53 @@
+package apiserver
+
+import (
+	"net/http/httptest"
+	"strings"
+	"testing"
+)
+
+func TestCheckNesting(t *testing.T) {
+	deep := func(n int) string { return strings.Repeat("[", n) + strings.Repeat("]", n) }
+	for _, tc := range []struct {
+		name string
+		in   string
+		ok   bool
+	}{
+		{"empty", "", true},
+		{"flat object", `{"a":1,"b":[1,2]}`, true},
+		{"at the limit", deep(maxBodyNesting), true},
+		{"one beyond", deep(maxBodyNesting + 1), false},
+		{"objects beyond", strings.Repeat(`{"a":`, maxBodyNesting+1) + "1" + strings.Repeat("}", maxBodyNesting+1), false},
+		{"brackets in strings do not count", `{"a":"` + strings.Repeat("[{", 1000) + `"}`, true},
+		{"escaped quote keeps the string open", `{"a":"\"` + strings.Repeat("[", 1000) + `"}`, true},
+		{"escaped backslash closes it", `{"a":"\\"` + strings.Repeat("[", maxBodyNesting+1) + `}`, false},
+		{"unbalanced closers are the decoder's business", strings.Repeat("]", 1000), true},
+	} {
+		if err := checkNesting([]byte(tc.in)); (err == nil) != tc.ok {
+			t.Errorf("%s: err %v, want ok=%v", tc.name, err, tc.ok)
+		}
+	}
+}
+
+func TestIsLongRunning(t *testing.T) {
+	for _, tc := range []struct {
+		method, target string
+		want           bool
+	}{
+		{"GET", "/api/v1/namespaces/a/pods?watch=true", true},
+		{"GET", "/api/v1/namespaces/a/pods?watch=1", true},
+		{"GET", "/apis/apps/v1/deployments?watch=true", true},
+		{"GET", "/api/v1/namespaces/a/pods/p/log?follow=true", true},
+		{"GET", "/api/v1/namespaces/a/pods/p/log", true},
+		{"POST", "/api/v1/namespaces/a/pods/p/exec", true},
+		{"GET", "/api/v1/namespaces/a/pods", false},
+		{"GET", "/api/v1/namespaces/a/pods?watch=false", false},
+		{"POST", "/api/v1/namespaces/a/pods", false},
+		{"GET", "/healthz", false},
+	} {
+		r := httptest.NewRequest(tc.method, tc.target, nil)
+		if got := isLongRunning(r); got != tc.want {
+			t.Errorf("%s %s: long-running %v, want %v", tc.method, tc.target, got, tc.want)
+		}
+	}
+}
