@@ -29,6 +29,11 @@ func readBody(r *http.Request, limit int64) ([]byte, error) {
 	if int64(len(data)) > limit {
 		return nil, apierrors.NewRequestEntityTooLargeError(fmt.Sprintf("limit is %d bytes", limit))
 	}
+	if isJSONType(mediaType(r)) { // YAML is checked once converted, in toJSON
+		if err := checkNesting(data); err != nil {
+			return nil, err
+		}
+	}
 	return data, nil
 }
 
@@ -55,6 +60,9 @@ func toJSON(body []byte, contentType string) ([]byte, error) {
 		j, err := yaml.YAMLToJSON(body)
 		if err != nil {
 			return nil, apierrors.NewBadRequest(fmt.Sprintf("error decoding YAML: %v", err))
+		}
+		if err := checkNesting(j); err != nil {
+			return nil, err
 		}
 		return j, nil
 	}
