@@ -1,0 +1,139 @@
+package apiserver_test
+
+import (
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/drover/drover/internal/apiserver"
+	"github.com/drover/drover/internal/auth"
+	"github.com/drover/drover/internal/registry"
+)
+
+// TestMaxRequestsInFlight holds requests in a mounted handler to fill the
+// limits exactly: beyond them a request gets 429 with Retry-After and a
+// TooManyRequests Status; read-only and mutating pools are apart; watches
+// do not count; the admin has a reserved slot others cannot take; slots
+// come back when requests end.
+func TestMaxRequestsInFlight(t *testing.T) {
+	authn := auth.NewTokenAuthenticator()
+	authn.Add(adminToken, auth.User{Name: "admin", Groups: []string{"system:masters"}})
+	authn.Add("flood-token", auth.User{Name: "flood", Groups: []string{"system:authenticated"}})
+	h, err := apiserver.New(apiserver.Config{
+		Storage: shared.store, Resources: registry.All(), Authenticator: authn,
+		Logger:              slog.New(slog.NewTextHandler(io.Discard, nil)),
+		MaxRequestsInFlight: 2, MaxMutatingRequestsInFlight: 1, // a reserve of 1 each for the admin
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	entered := make(chan string, 16)
+	unblock := make(chan struct{})
+	h.Mount("/block/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		entered <- r.Method + " " + r.URL.Path
+		<-unblock
+		w.WriteHeader(http.StatusOK)
+	}))
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	var wg sync.WaitGroup
+	t.Cleanup(func() {
+		select {
+		case <-unblock:
+		default:
+			close(unblock)
+		}
+		wg.Wait()
+	})
+
+	do := func(method, path, token string) *http.Response {
+		t.Helper()
+		req, _ := http.NewRequest(method, srv.URL+path, nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	// hold starts a request that blocks in the handler, and waits until it is in.
+	hold := func(method, token string) {
+		t.Helper()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req, _ := http.NewRequest(method, srv.URL+"/block/x", nil)
+			req.Header.Set("Authorization", "Bearer "+token)
+			if resp, err := http.DefaultClient.Do(req); err == nil {
+				resp.Body.Close()
+			}
+		}()
+		select {
+		case <-entered:
+		case <-time.After(30 * time.Second):
+			t.Fatalf("%s by %s was not admitted", method, token)
+		}
+	}
+	want429 := func(resp *http.Response, what string) {
+		t.Helper()
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusTooManyRequests {
+			t.Fatalf("%s: %d, want 429", what, resp.StatusCode)
+		}
+		if got := resp.Header.Get("Retry-After"); got != "1" {
+			t.Errorf("%s: Retry-After %q, want 1", what, got)
+		}
+		var st metav1.Status
+		if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+			t.Fatal(err)
+		}
+		if st.Reason != metav1.StatusReasonTooManyRequests || st.Code != 429 || st.Details == nil || st.Details.RetryAfterSeconds != 1 {
+			t.Errorf("%s: status %+v, want reason TooManyRequests with retryAfterSeconds 1", what, st)
+		}
+	}
+	// admitted: anything but 429 (authorization may still say 403 to the
+	// flood's identity).
+	admitted := func(resp *http.Response, what string) {
+		t.Helper()
+		defer resp.Body.Close()
+		if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusUnauthorized {
+			b, _ := io.ReadAll(resp.Body)
+			t.Fatalf("%s: %d %s, want it admitted", what, resp.StatusCode, b)
+		}
+	}
+
+	// Fill the read-only pool with another identity's requests.
+	hold(http.MethodGet, "flood-token")
+	hold(http.MethodGet, "flood-token")
+	want429(do(http.MethodGet, "/api/v1/namespaces", "flood-token"), "third read-only request")
+	// The mutating pool is apart.
+	hold(http.MethodPost, "flood-token")
+	want429(do(http.MethodPost, "/block/x", "flood-token"), "second mutating request")
+	// Watches are long-running and do not count.
+	watch := do(http.MethodGet, "/api/v1/namespaces?watch=true&timeoutSeconds=1", "flood-token")
+	admitted(watch, "watch while the pool is full")
+	// The admin still gets in, through its reserve.
+	admin := do(http.MethodGet, "/api/v1/namespaces", adminToken)
+	if admin.StatusCode != http.StatusOK {
+		t.Fatalf("admin list during the flood: %d, want 200", admin.StatusCode)
+	}
+	admin.Body.Close()
+	hold(http.MethodGet, adminToken) // takes the read-only reserve
+	want429(do(http.MethodGet, "/api/v1/namespaces", adminToken), "admin beyond its reserve")
+	hold(http.MethodPost, adminToken) // the mutating reserve
+	want429(do(http.MethodPost, "/block/y", adminToken), "admin mutating beyond its reserve")
+
+	// Slots come back when requests end.
+	close(unblock)
+	wg.Wait()
+	for i := 0; i < 3; i++ {
+		admitted(do(http.MethodGet, "/api/v1/namespaces", "flood-token"), "after the flood")
+	}
+}
