@@ -12,6 +12,7 @@ import (
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -67,11 +68,17 @@ func setLoad(t testing.TB, env *testenv.Env, milliCPU string) time.Time {
 	if _, err := env.Kube.AppsV1().ReplicaSets("default").Patch(ctx, "web", types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if err := env.Kube.CoreV1().Pods("default").DeleteCollection(ctx, metav1.DeleteOptions{GracePeriodSeconds: new(int64)},
-		metav1.ListOptions{LabelSelector: "app=web"}); err != nil {
-		t.Fatal(err)
-	}
-	testenv.Eventually(t, 20*time.Second, func() error {
+	waitLoad(t, env, milliCPU)
+	return time.Now()
+}
+
+// waitLoad waits until every replica is a ready pod with the load,
+// deleting pods with another (the ReplicaSet controller may still create
+// some from the template it saw before the change).
+func waitLoad(t testing.TB, env *testenv.Env, milliCPU string) {
+	t.Helper()
+	ctx := context.Background()
+	testenv.Eventually(t, 30*time.Second, func() error {
 		rs, err := env.Kube.AppsV1().ReplicaSets("default").Get(ctx, "web", metav1.GetOptions{})
 		if err != nil {
 			return err
@@ -82,8 +89,11 @@ func setLoad(t testing.TB, env *testenv.Env, milliCPU string) time.Time {
 		}
 		ready := 0
 		for _, p := range pods.Items {
-			if p.Annotations[sim.AnnotationCPUMillicores] != milliCPU || p.DeletionTimestamp != nil {
-				return fmt.Errorf("pod %s still has the old load", p.Name)
+			if p.Annotations[sim.AnnotationCPUMillicores] != milliCPU {
+				if err := env.Kube.CoreV1().Pods("default").Delete(ctx, p.Name, metav1.DeleteOptions{GracePeriodSeconds: new(int64)}); err != nil && !apierrors.IsNotFound(err) {
+					return err
+				}
+				return fmt.Errorf("pod %s had the old load", p.Name)
 			}
 			for _, c := range p.Status.Conditions {
 				if c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue {
@@ -96,7 +106,6 @@ func setLoad(t testing.TB, env *testenv.Env, milliCPU string) time.Time {
 		}
 		return nil
 	})
-	return time.Now()
 }
 
 func replicas(t testing.TB, env *testenv.Env) int32 {
@@ -217,6 +226,7 @@ func scaleUpAndDown(t testing.TB, window time.Duration) (upAfter, downAfter time
 	if n := replicas(t, env); n != 4 {
 		t.Errorf("scaled up to %d, want 4 (ceil(1 × 200%% / 50%%))", n)
 	}
+	waitLoad(t, env, "400")
 
 	// Load drops to 20m (10%): scale down once the window has passed.
 	down := setLoad(t, env, "20")
