@@ -26,6 +26,7 @@ import (
 
 	"github.com/drover/drover/internal/apiserver"
 	"github.com/drover/drover/internal/auth"
+	"github.com/drover/drover/internal/authz"
 	"github.com/drover/drover/internal/metrics"
 	"github.com/drover/drover/internal/registry"
 	"github.com/drover/drover/internal/storage/embedded"
@@ -207,10 +208,12 @@ func run(ctx context.Context, cfg Config) error {
 
 	// API server.
 	apiMetrics := metrics.NewAPIMetrics()
+	authzCache := authz.NewCache() // filled from the API once it serves; until then only system:masters
 	handler, err := apiserver.New(apiserver.Config{
 		Storage:       store,
 		Resources:     registry.All(),
 		Authenticator: authn,
+		Authorizer:    authz.Default(authzCache),
 		Logger:        log.With("component", "apiserver"),
 		GitVersion:    cfg.Version,
 		Metrics:       apiMetrics,
@@ -271,11 +274,20 @@ func run(ctx context.Context, cfg Config) error {
 		shutdownHTTP(srv, cancelBase, log)
 		return err
 	}
+	if err := authz.EnsureBootstrap(ctx, clients.Kube); err != nil {
+		shutdownHTTP(srv, cancelBase, log)
+		return err
+	}
 
 	// In-process components, on their own context so that shutdown stops
 	// them in order rather than all at once.
 	compCtx, stopComponents := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopComponents()
+	// The authorizer's informers are clients too: they stop with the components.
+	if err := authzCache.Start(compCtx, clients.Kube); err != nil {
+		shutdownHTTP(srv, cancelBase, log)
+		return err
+	}
 	compErr := make(chan error, 1)
 	var wg sync.WaitGroup
 	repair := Component{Name: "service-allocation-repair", LeaderOnly: true, Run: func(ctx context.Context, _ Clients, log *slog.Logger) error {
