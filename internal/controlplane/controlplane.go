@@ -225,6 +225,7 @@ func run(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("api server: %w", err)
 	}
 	handler.Mount("/metrics", apiMetrics.Handler())
+	handler.Mount(PprofPrefix, pprofHandler(authn))
 	baseCtx, cancelBase := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelBase()
 	srv := &http.Server{
