@@ -177,3 +177,31 @@ func fill(b *testing.B, s storage.Interface, p string, n int) {
 		b.Fatal(err)
 	}
 }
+
+// BenchmarkListAfterWriteElsewhere lists 1000 keys right after a write
+// outside the prefix: the cacher has to learn from a progress request that
+// it is up to date before it may answer.
+func BenchmarkListAfterWriteElsewhere(b *testing.B) {
+	p := storagetest.Prefix(b)
+	fill(b, newEtcd(b, 0), p+"in/", 1000)
+	stores(b, p+"in/", func(b *testing.B, s, inner storage.Interface) {
+		ctx := context.Background()
+		i := 0
+		for b.Loop() {
+			i++
+			if _, err := inner.Create(ctx, fmt.Sprintf("%sout/%s/%d", p, b.Name(), i), nil); err != nil {
+				b.Fatal(err)
+			}
+			res, err := s.List(ctx, p+"in/", storage.ListOptions{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if len(res.Items) != 1000 {
+				b.Fatalf("listed %d keys", len(res.Items))
+			}
+		}
+		if c, ok := s.(*Cacher); ok && c.innerLists.Load() > 0 {
+			b.Errorf("%d lists fell back to etcd", c.innerLists.Load())
+		}
+	})
+}

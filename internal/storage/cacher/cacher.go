@@ -131,6 +131,9 @@ type Cacher struct {
 	fresh    chan struct{} // closed and replaced whenever rev or ready changes
 	snaps    []snapshot    // newest last
 	closed   bool
+	// progressAsked is when a progress request was last sent; the next
+	// Progress from the inner store answers it.
+	progressAsked time.Time
 
 	// Counters for tests and benchmarks.
 	cachedLists, innerLists, cachedWatches, innerWatches atomic.Int64
@@ -343,7 +346,7 @@ func (c *Cacher) freshSnapshot(ctx context.Context) (snapshot, bool) {
 // waitFresh waits until the cache has applied every change up to rev.
 func (c *Cacher) waitFresh(ctx context.Context, rev int64) bool {
 	var timeout <-chan time.Time
-	requested := false
+	started := false
 	for {
 		c.mu.Lock()
 		ready, cur, fresh := c.ready, c.rev, c.fresh
@@ -354,17 +357,15 @@ func (c *Cacher) waitFresh(ctx context.Context, rev int64) bool {
 		if cur >= rev {
 			return true
 		}
-		if !requested {
-			// The changes up to rev may all be outside the prefix: ask the
-			// inner store to tell the cache's watch how far it has got.
-			requested = true
-			if pr, ok := c.inner.(progressRequester); ok {
-				_ = pr.RequestProgress(ctx)
-			}
+		if !started {
+			started = true
 			timer := time.NewTimer(c.opts.FreshnessTimeout)
 			defer timer.Stop()
 			timeout = timer.C
 		}
+		// The changes up to rev may all be outside the prefix: ask the inner
+		// store to tell the cache's watch how far it has got.
+		c.requestProgress(ctx)
 		select {
 		case <-fresh:
 		case <-timeout:
@@ -372,6 +373,30 @@ func (c *Cacher) waitFresh(ctx context.Context, rev int64) bool {
 		case <-ctx.Done():
 			return false
 		}
+	}
+}
+
+// progressRetry is how long a progress request may go unanswered before
+// another one is sent.
+const progressRetry = 50 * time.Millisecond
+
+// requestProgress asks the inner store for a Progress event on the cache's
+// watch, unless a request is already on its way: many waiting lists share
+// one request.
+func (c *Cacher) requestProgress(ctx context.Context) {
+	pr, ok := c.inner.(progressRequester)
+	if !ok {
+		return
+	}
+	c.mu.Lock()
+	if time.Since(c.progressAsked) < progressRetry {
+		c.mu.Unlock()
+		return
+	}
+	c.progressAsked = time.Now()
+	c.mu.Unlock()
+	if err := pr.RequestProgress(ctx); err != nil {
+		c.opts.Logger.Debug("cacher: progress request failed", "prefix", c.opts.Prefix, "err", err)
 	}
 }
 

@@ -114,6 +114,7 @@ func (c *Cacher) follow(events <-chan storage.Event) (int64, error) {
 			return last, ev.Err
 		case storage.Progress:
 			c.mu.Lock()
+			c.progressAsked = time.Time{}
 			if ev.Revision > c.rev {
 				c.rev = ev.Revision
 				c.wakeLocked()
