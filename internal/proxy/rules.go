@@ -8,6 +8,8 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+
+	corev1 "k8s.io/api/core/v1"
 )
 
 // DefaultChainPrefix starts the names of the iptables chains the proxy
@@ -139,7 +141,7 @@ func Rules(t Table, cfg RuleConfig, existing map[string][]string) ([]byte, map[s
 		if len(r.Backends) == 0 {
 			for _, ip := range r.ClusterIPs {
 				filter(cfg.services(), "-m", "comment", "--comment", fmt.Sprintf("%q", key+" has no endpoints"),
-					"-d", ip.String()+"/32", "-p", proto, "-m", proto, "--dport", itoa(r.Port), "-j", "REJECT")
+					"-d", ip.String()+"/32", "-p", proto, "-m", proto, "--dport", itoa(r.Port), reject(r.Protocol))
 			}
 		} else {
 			natChains = append(natChains, svcChain)
@@ -158,7 +160,7 @@ func Rules(t Table, cfg RuleConfig, existing map[string][]string) ([]byte, map[s
 		}
 		if len(r.ExternalBackends) == 0 {
 			filter(cfg.services(), "-m", "comment", "--comment", fmt.Sprintf("%q", key+" has no endpoints"),
-				"-m", "addrtype", "--dst-type", "LOCAL", "-p", proto, "-m", proto, "--dport", itoa(r.NodePort), "-j", "REJECT")
+				"-m", "addrtype", "--dst-type", "LOCAL", "-p", proto, "-m", proto, "--dport", itoa(r.NodePort), reject(r.Protocol))
 			continue
 		}
 		natChains = append(natChains, extChain)
@@ -197,8 +199,12 @@ func Rules(t Table, cfg RuleConfig, existing map[string][]string) ([]byte, map[s
 		}
 		b.WriteString("COMMIT\n")
 	}
-	write("filter", filterChains, filterRules)
+	// iptables-restore commits table by table (nft backend included). nat
+	// goes first: while a service gains its first endpoints, a connection
+	// made between the two commits finds the DNAT already there, rather
+	// than neither the DNAT nor the REJECT.
 	write("nat", natChains, natRules)
+	write("filter", filterChains, filterRules)
 	return b.Bytes(), declared, nil
 }
 
@@ -232,6 +238,17 @@ func balance(nat func(string, ...string), natChains *[]string, epChains map[stri
 		}
 		nat(c, append(dnat, "-m", proto, "-j", "DNAT", "--to-destination", b.String())...)
 	}
+}
+
+// reject is the target refusing new connections to a port without
+// endpoints. TCP gets a reset rather than kube-proxy's ICMP port
+// unreachable: the kernel rate-limits ICMP (a burst of 50), after which
+// SYNs would be dropped silently and clients wait a second to retransmit.
+func reject(proto corev1.Protocol) string {
+	if proto == corev1.ProtocolTCP {
+		return "-j REJECT --reject-with tcp-reset"
+	}
+	return "-j REJECT"
 }
 
 // ownedBy reports whether chain is one of the chains prefix names.

@@ -75,22 +75,31 @@ func TestRules(t *testing.T) {
 	has(`^-A DRT-SVC-\w{16} .*-m recent --name DRT-SEP-\w{16} --rcheck --seconds 10800 --reap -j DRT-SEP-\w{16}$`)
 	has(`^-A DRT-SEP-\w{16} .*-p tcp -m recent --name DRT-SEP-\w{16} --set -m tcp -j DNAT --to-destination 127\.0\.2\.5:5353$`)
 	// No endpoints: REJECT in filter, for both the cluster IP and node port.
-	has(`^-A DRT-SERVICES .*-d 10\.96\.0\.12/32 -p tcp -m tcp --dport 80 -j REJECT$`)
-	has(`^-A DRT-SERVICES .*--dst-type LOCAL -p tcp -m tcp --dport 30081 -j REJECT$`)
+	has(`^-A DRT-SERVICES .*-d 10\.96\.0\.12/32 -p tcp -m tcp --dport 80 -j REJECT --reject-with tcp-reset$`)
+	has(`^-A DRT-SERVICES .*--dst-type LOCAL -p tcp -m tcp --dport 30081 -j REJECT --reject-with tcp-reset$`)
 	// Stale chain of ours flushed and deleted; others' left alone.
 	has(`^-X DRT-SVC-STALE$`)
 	if strings.Contains(text, "KUBE-SVC-X") {
 		t.Errorf("touched a chain that is not ours:\n%s", text)
 	}
-	// The node-port jump is the last rule of nat DRT-SERVICES.
-	var last string
+	// The node-port jump is the last rule of nat DRT-SERVICES; nat is
+	// committed before filter.
+	var last, table string
+	var order []string
 	for _, l := range lines {
-		if strings.HasPrefix(l, "-A DRT-SERVICES ") && strings.Contains(text[strings.Index(text, "*nat"):], l) {
+		if strings.HasPrefix(l, "*") {
+			table = l[1:]
+			order = append(order, table)
+		}
+		if table == "nat" && strings.HasPrefix(l, "-A DRT-SERVICES ") {
 			last = l
 		}
 	}
 	if !strings.HasSuffix(last, "-j DRT-NODEPORTS") {
 		t.Errorf("last nat DRT-SERVICES rule = %q, want the node-port jump", last)
+	}
+	if !slices.Equal(order, []string{"nat", "filter"}) {
+		t.Errorf("tables in order %v, want nat then filter", order)
 	}
 	// Every chain jumped to is declared; declared chains are what Rules reports.
 	for _, c := range regexp.MustCompile(`-j (DRT-[\w-]+)`).FindAllStringSubmatch(text, -1) {

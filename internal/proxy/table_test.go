@@ -43,7 +43,7 @@ func terminating(serving bool) epOpt {
 		e.Conditions.Terminating = ptr(true)
 	}
 }
-func onNodeOpt(n string) epOpt { return func(e *discoveryv1.Endpoint) { e.NodeName = ptr(n) } }
+func onNodeOpt(n string) epOpt         { return func(e *discoveryv1.Endpoint) { e.NodeName = ptr(n) } }
 func nilReady(e *discoveryv1.Endpoint) { e.Conditions = discoveryv1.EndpointConditions{} }
 
 func ep(ip string, opts ...epOpt) discoveryv1.Endpoint {
