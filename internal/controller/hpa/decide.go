@@ -40,8 +40,12 @@ type Input struct {
 	// why they could not be read.
 	PodMetrics []metricsv1beta1.PodMetrics
 	MetricsErr error
-	Now        time.Time
-	Tuning     Tuning
+	// SelectingHPAs are the HPAs (namespace/name, sorted, this one
+	// included) whose targets select any of Pods: more than one is an
+	// ambiguous selector, and no HPA scales on it.
+	SelectingHPAs []string
+	Now           time.Time
+	Tuning        Tuning
 }
 
 // Event is an event to record on the HPA.
@@ -212,6 +216,12 @@ func replicasForMetrics(in Input, st *autoscalingv2.HorizontalPodAutoscalerStatu
 		msg := fmt.Sprintf("couldn't convert selector into a corresponding internal selector object: %v", err)
 		events = append(events, Event{corev1.EventTypeWarning, "InvalidSelector", msg})
 		setCondition(st, autoscalingv2.ScalingActive, corev1.ConditionFalse, "InvalidSelector", msg, in.Now)
+		return -1, "", nil, events, errors.New(msg)
+	}
+	if len(in.SelectingHPAs) > 1 {
+		msg := fmt.Sprintf("pods by selector %v are controlled by multiple HPAs: %v", in.Scale.Selector, in.SelectingHPAs)
+		events = append(events, Event{corev1.EventTypeWarning, "AmbiguousSelector", msg})
+		setCondition(st, autoscalingv2.ScalingActive, corev1.ConditionFalse, "AmbiguousSelector", msg, in.Now)
 		return -1, "", nil, events, errors.New(msg)
 	}
 	specs := h.Spec.Metrics

@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	metricsv1beta1 "k8s.io/metrics/pkg/apis/metrics/v1beta1"
 )
 
@@ -54,6 +55,7 @@ func TestDecide(t *testing.T) {
 		pods        []*corev1.Pod
 		metrics     []metricsv1beta1.PodMetrics
 		metricsErr  error
+		selecting   []string
 		hist        History
 		wantRescale bool
 		wantDesired int32
@@ -104,6 +106,11 @@ func TestDecide(t *testing.T) {
 			wantErr:    "couldn't convert selector",
 			wantConds:  map[autoscalingv2.HorizontalPodAutoscalerConditionType]string{autoscalingv2.ScalingActive: "False/InvalidSelector"},
 			wantEvents: []string{"InvalidSelector", "FailedComputeMetricsReplicas"}},
+		{name: "pods under two HPAs", hpa: cpuHPA(50, 1, 10), scale: Scale{3, 3, "app=web"}, pods: three,
+			metrics: podMetrics("a", 900, "b", 900, "c", 900), selecting: []string{"default/other", "default/web"},
+			wantErr:    "pods by selector app=web are controlled by multiple HPAs: [default/other default/web]",
+			wantConds:  map[autoscalingv2.HorizontalPodAutoscalerConditionType]string{autoscalingv2.ScalingActive: "False/AmbiguousSelector"},
+			wantEvents: []string{"AmbiguousSelector", "FailedComputeMetricsReplicas"}},
 		{name: "custom metric not served, CPU scales up anyway", hpa: withMetric(cpuHPA(50, 1, 10), autoscalingv2.MetricSpec{Type: autoscalingv2.PodsMetricSourceType}),
 			scale: Scale{3, 3, "app=web"}, pods: three, metrics: podMetrics("a", 900, "b", 900, "c", 900),
 			wantRescale: true, wantDesired: 6, wantReason: "cpu resource utilization (percentage of request) above target",
@@ -122,7 +129,7 @@ func TestDecide(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			hist := tt.hist
-			d := Decide(Input{HPA: tt.hpa, Scale: tt.scale, Pods: tt.pods, PodMetrics: tt.metrics, MetricsErr: tt.metricsErr, Now: t0, Tuning: tuning}, &hist)
+			d := Decide(Input{HPA: tt.hpa, Scale: tt.scale, Pods: tt.pods, PodMetrics: tt.metrics, MetricsErr: tt.metricsErr, SelectingHPAs: tt.selecting, Now: t0, Tuning: tuning}, &hist)
 			if d.Rescale != tt.wantRescale || d.Desired != tt.wantDesired || d.Reason != tt.wantReason {
 				t.Errorf("rescale %v to %d (%q), want %v to %d (%q)", d.Rescale, d.Desired, d.Reason, tt.wantRescale, tt.wantDesired, tt.wantReason)
 			}
@@ -212,5 +219,26 @@ func TestDecideStatusAndEvents(t *testing.T) {
 	st, ev = ScaleUnavailable(h, errors.New("replicasets.apps \"web\" not found"), t0)
 	if c := condition(st, autoscalingv2.AbleToScale); c.Status != corev1.ConditionFalse || c.Reason != "FailedGetScale" || ev.Reason != "FailedGetScale" {
 		t.Errorf("scale unavailable: %+v %+v", c, ev)
+	}
+}
+
+func TestSelectingHPAs(t *testing.T) {
+	web := mkPod("a").obj()
+	web.Labels = map[string]string{"app": "web", "tier": "front"}
+	sel := func(s string) labels.Selector {
+		l, err := labels.Parse(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	got := SelectingHPAs("default", []*corev1.Pod{web}, map[string]labels.Selector{
+		"default/web":   sel("app=web"),
+		"default/front": sel("tier=front"),
+		"default/db":    sel("app=db"),
+		"other/web":     sel("app=web"),
+	})
+	if strings.Join(got, ",") != "default/front,default/web" {
+		t.Errorf("selecting = %v", got)
 	}
 }

@@ -259,6 +259,22 @@ func scaleUpAndDown(t testing.TB, window time.Duration) (upAfter, downAfter time
 			t.Errorf("no %s condition: %+v", typ, h.Status.Conditions)
 		}
 	}
+	// kubectl get hpa shows current/target in TARGETS.
+	var table metav1.Table
+	err = env.Kube.AutoscalingV2().RESTClient().Get().Namespace("default").Resource("horizontalpodautoscalers").Name("web").
+		SetHeader("Accept", "application/json;as=Table;v=v1;g=meta.k8s.io").Do(ctx).Into(&table)
+	if err != nil {
+		t.Fatal(err)
+	}
+	targets := ""
+	for i, col := range table.ColumnDefinitions {
+		if col.Name == "Targets" && len(table.Rows) == 1 {
+			targets = fmt.Sprint(table.Rows[0].Cells[i])
+		}
+	}
+	if !strings.HasPrefix(targets, "cpu: ") || !strings.HasSuffix(targets, "%/50%") {
+		t.Errorf("TARGETS = %q, want cpu: N%%/50%%", targets)
+	}
 	// kubectl describe hpa shows these events.
 	testenv.Eventually(t, 10*time.Second, func() error {
 		evs, err := env.Kube.CoreV1().Events("default").List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.kind=HorizontalPodAutoscaler,involvedObject.name=web"})

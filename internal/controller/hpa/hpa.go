@@ -22,6 +22,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -175,8 +177,9 @@ func Run(ctx context.Context, client kubernetes.Interface, cfg *rest.Config, log
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
 			workqueue.NewTypedItemExponentialFailureRateLimiter[string](100*time.Millisecond, opts.SyncPeriod),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "hpa"}),
-		state: map[string]*hpaState{},
-		now:   time.Now,
+		state:     map[string]*hpaState{},
+		selectors: map[string]labels.Selector{},
+		now:       time.Now,
 	}
 	broadcaster := record.NewBroadcaster()
 	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: client.CoreV1().Events("")})
@@ -231,8 +234,9 @@ type controller struct {
 	queue    workqueue.TypedRateLimitingInterface[string]
 	now      func() time.Time
 
-	mu    sync.Mutex
-	state map[string]*hpaState
+	mu        sync.Mutex
+	state     map[string]*hpaState
+	selectors map[string]labels.Selector // of each HPA's target, by HPA key
 }
 
 // hpaState is what the controller keeps per HPA between syncs.
@@ -284,6 +288,7 @@ func (c *controller) sync(ctx context.Context, key string) error {
 	if apierrors.IsNotFound(err) {
 		c.mu.Lock()
 		delete(c.state, key)
+		delete(c.selectors, key)
 		c.mu.Unlock()
 		return nil
 	}
@@ -324,6 +329,11 @@ func (c *controller) reconcile(ctx context.Context, h *autoscalingv2.HorizontalP
 		if in.Pods, err = c.pods.Pods(h.Namespace).List(sel); err != nil {
 			return err
 		}
+		key := h.Namespace + "/" + h.Name
+		c.mu.Lock()
+		c.selectors[key] = sel
+		in.SelectingHPAs = SelectingHPAs(h.Namespace, in.Pods, c.selectors)
+		c.mu.Unlock()
 		if needsResourceMetrics(h) {
 			in.PodMetrics, in.MetricsErr = c.opts.Metrics.PodMetrics(ctx, h.Namespace, sel)
 		}
@@ -398,4 +408,23 @@ func needsResourceMetrics(h *autoscalingv2.HorizontalPodAutoscaler) bool {
 		}
 	}
 	return false
+}
+
+// SelectingHPAs are the keys (namespace/name, sorted) of the HPAs in
+// namespace whose target selectors select any of pods.
+func SelectingHPAs(namespace string, pods []*corev1.Pod, selectors map[string]labels.Selector) []string {
+	var keys []string
+	for key, sel := range selectors {
+		if !strings.HasPrefix(key, namespace+"/") {
+			continue
+		}
+		for _, p := range pods {
+			if sel.Matches(labels.Set(p.Labels)) {
+				keys = append(keys, key)
+				break
+			}
+		}
+	}
+	sort.Strings(keys)
+	return keys
 }
