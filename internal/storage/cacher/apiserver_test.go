@@ -21,6 +21,7 @@ import (
 	"github.com/drover/drover/internal/apiserver"
 	"github.com/drover/drover/internal/auth"
 	"github.com/drover/drover/internal/registry"
+	"github.com/drover/drover/internal/storage"
 	"github.com/drover/drover/internal/storage/embedded"
 	"github.com/drover/drover/internal/storage/etcd"
 	"github.com/drover/drover/internal/storage/storagetest"
@@ -44,37 +45,95 @@ func resourcePrefixes(resources []*registry.Resource) []string {
 	return out
 }
 
-// TestAPIServerOnCacher runs the real API server on a Multi with a cacher
-// per resource and drives it with client-go: informers sync and follow,
-// paginated lists, bookmarks, and 410 Gone for a compacted revision.
-func TestAPIServerOnCacher(t *testing.T) {
+// startAPI runs the API server on a new etcd member, through a cacher per
+// resource or on etcd alone, and returns an admin clientset and the store.
+func startAPI(tb testing.TB, cached bool) (kubernetes.Interface, storage.Interface) {
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	member, err := embedded.Start(context.Background(), embedded.Config{DataDir: t.TempDir(), Name: "cacher", Logger: quiet})
+	member, err := embedded.Start(context.Background(), embedded.Config{DataDir: tb.TempDir(), Name: "cacher", Logger: quiet})
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	t.Cleanup(func() { member.Close() })
-	inner := etcd.New(member.Client(), etcd.Options{ProgressInterval: time.Second})
-	store, err := NewMulti(inner, Options{ProgressInterval: time.Second, EventWindow: 50}, resourcePrefixes(registry.All())...)
-	if err != nil {
-		t.Fatal(err)
+	tb.Cleanup(func() { member.Close() })
+	var store storage.Interface = etcd.New(member.Client(), etcd.Options{ProgressInterval: time.Second})
+	if cached {
+		if store, err = NewMulti(store, Options{ProgressInterval: time.Second, EventWindow: 50}, resourcePrefixes(registry.All())...); err != nil {
+			tb.Fatal(err)
+		}
 	}
-	t.Cleanup(func() { store.Close() })
+	tb.Cleanup(func() { store.Close() })
 	authn := auth.NewTokenAuthenticator()
 	authn.Add("token", auth.User{Name: "admin", Groups: []string{"system:masters"}})
 	handler, err := apiserver.New(apiserver.Config{Storage: store, Resources: registry.All(), Authenticator: authn, Logger: quiet})
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	srv := httptest.NewServer(handler)
-	t.Cleanup(srv.Close)
-	kube := kubernetes.NewForConfigOrDie(&rest.Config{Host: srv.URL, BearerToken: "token", QPS: -1})
+	tb.Cleanup(srv.Close)
+	return kubernetes.NewForConfigOrDie(&rest.Config{Host: srv.URL, BearerToken: "token", QPS: -1}), store
+}
+
+// BenchmarkAPIWatchFanOut measures an update through the API server until
+// every one of its HTTP watchers has received it.
+func BenchmarkAPIWatchFanOut(b *testing.B) {
+	for _, watchers := range []int{100, 500} {
+		for _, cached := range []bool{false, true} {
+			name := map[bool]string{false: "etcd", true: "cacher"}[cached]
+			b.Run(fmt.Sprintf("watchers=%d/store=%s", watchers, name), func(b *testing.B) {
+				kube, _ := startAPI(b, cached)
+				ctx, cancel := context.WithCancel(context.Background())
+				defer cancel()
+				if _, err := kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{}); err != nil {
+					b.Fatal(err)
+				}
+				cms := kube.CoreV1().ConfigMaps("default")
+				cm, err := cms.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "k"}, Data: map[string]string{"v": "0"}}, metav1.CreateOptions{})
+				if err != nil {
+					b.Fatal(err)
+				}
+				seen := make([]chan string, watchers)
+				for i := range seen {
+					w, err := cms.Watch(ctx, metav1.ListOptions{ResourceVersion: cm.ResourceVersion})
+					if err != nil {
+						b.Fatal(err)
+					}
+					defer w.Stop()
+					seen[i] = make(chan string, 1)
+					go func(out chan<- string) {
+						for ev := range w.ResultChan() {
+							if ev.Type == watch.Modified {
+								out <- ev.Object.(*corev1.ConfigMap).ResourceVersion
+							}
+						}
+					}(seen[i])
+				}
+				i := 0
+				for b.Loop() {
+					i++
+					cm.Data["v"] = fmt.Sprint(i)
+					if cm, err = cms.Update(ctx, cm, metav1.UpdateOptions{}); err != nil {
+						b.Fatal(err)
+					}
+					for _, ch := range seen {
+						for got := <-ch; got != cm.ResourceVersion; got = <-ch {
+						}
+					}
+				}
+			})
+		}
+	}
+}
+
+// TestAPIServerOnCacher runs the real API server on a Multi with a cacher
+// per resource and drives it with client-go: informers sync and follow,
+// paginated lists, bookmarks, and 410 Gone for a compacted revision.
+func TestAPIServerOnCacher(t *testing.T) {
+	kube, store := startAPI(t, true)
 	ctx := storagetest.Context(t)
 	if _, err := kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	cms := kube.CoreV1().ConfigMaps("default")
-	cmCacher := store.Cacher("/registry/core/configmaps/default/")
+	cmCacher := store.(*Multi).Cacher("/registry/core/configmaps/default/")
 
 	// An informer lists and watches through the cache and follows writes.
 	factory := informers.NewSharedInformerFactoryWithOptions(kube, 0, informers.WithNamespace("default"))
