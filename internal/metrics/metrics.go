@@ -37,7 +37,8 @@ type APIMetrics struct {
 	inflight *prometheus.GaugeVec
 }
 
-// NewAPIMetrics returns metrics registered on a fresh registry.
+// NewAPIMetrics returns metrics registered on a fresh registry, with the
+// in-process components' metrics (see ObserveSchedulingAttempt).
 func NewAPIMetrics() *APIMetrics {
 	m := &APIMetrics{
 		registry: prometheus.NewRegistry(),
@@ -60,6 +61,7 @@ func NewAPIMetrics() *APIMetrics {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
+	registerComponents(m.registry)
 	// Both kinds exist from the start, at zero, as upstream's do.
 	m.inflight.WithLabelValues(ReadOnly)
 	m.inflight.WithLabelValues(Mutating)
