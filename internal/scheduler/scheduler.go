@@ -19,6 +19,8 @@ import (
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
+
+	"github.com/drover/drover/internal/metrics"
 )
 
 // Defaults for Options.
@@ -188,6 +190,7 @@ func (s *scheduler) scheduleOne(ctx context.Context) bool {
 		}
 		return true
 	}
+	start := time.Now()
 	s.mu.Lock()
 	node, err := s.cache.Schedule(pod)
 	if err == nil {
@@ -197,8 +200,10 @@ func (s *scheduler) scheduleOne(ctx context.Context) bool {
 	var fit *FitError
 	switch {
 	case err == nil:
+		metrics.ObserveSchedulingAttempt(metrics.ResultScheduled, time.Since(start))
 		s.tasks <- func() { s.bind(ctx, qp, node) }
 	case errors.As(err, &fit), errors.Is(err, ErrNoNodesAvailable):
+		metrics.ObserveSchedulingAttempt(metrics.ResultUnschedulable, time.Since(start))
 		s.tasks <- func() { s.unschedulable(ctx, qp, err.Error()) }
 	default: // already placed: the watch will tell
 		s.log.Debug("pod already placed", "pod", qp.Key, "err", err)
