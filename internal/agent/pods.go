@@ -23,6 +23,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
 
+	"github.com/drover/drover/internal/metrics"
 	"github.com/drover/drover/internal/runtime"
 )
 
@@ -56,6 +57,7 @@ type podManager struct {
 // it can be lost (agent restart) without harm.
 type podState struct {
 	uid         types.UID
+	seen        time.Time // first sync, for the pod start metric
 	probes      map[probeKey]ProbeState
 	backoff     map[string]BackoffEntry
 	volumes     map[string]string
@@ -191,7 +193,7 @@ func (m *podManager) sync(ctx context.Context, key string) (time.Duration, error
 		return 0, nil
 	}
 	if st == nil {
-		st = &podState{uid: pod.UID, probes: map[probeKey]ProbeState{}, backoff: map[string]BackoffEntry{}}
+		st = &podState{uid: pod.UID, seen: time.Now(), probes: map[probeKey]ProbeState{}, backoff: map[string]BackoffEntry{}}
 		m.states[key] = st
 	}
 	if pod.DeletionTimestamp != nil {
@@ -751,6 +753,9 @@ func (m *podManager) writeStatus(ctx context.Context, pod *corev1.Pod, st *podSt
 	}
 	if err != nil {
 		return false, fmt.Errorf("update status: %w", err)
+	}
+	if status.Phase == corev1.PodRunning && pod.Status.Phase != corev1.PodRunning && (st.written == nil || st.written.Phase != corev1.PodRunning) {
+		metrics.ObservePodStart(time.Since(st.seen))
 	}
 	st.written = &status
 	return true, nil
