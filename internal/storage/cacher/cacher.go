@@ -48,7 +48,7 @@ import (
 
 // Defaults for the zero Options.
 const (
-	DefaultEventWindow      = 10000
+	DefaultEventWindow      = 2000
 	DefaultWatcherQueue     = 1000
 	DefaultProgressInterval = 5 * time.Second
 	DefaultFreshnessTimeout = 3 * time.Second
@@ -61,7 +61,9 @@ type Options struct {
 	// others go to the inner store.
 	Prefix string
 	// EventWindow is how many recent events are kept for watches that start
-	// from an earlier revision (default DefaultEventWindow).
+	// from an earlier revision (default DefaultEventWindow). Each holds its
+	// value and previous value, so a window costs about twice its events'
+	// object size; watches from before it go to the inner store.
 	EventWindow int
 	// WatcherQueue is how many events a watcher may fall behind before it is
 	// closed (default DefaultWatcherQueue).
