@@ -296,3 +296,73 @@ func scaleUpAndDown(t testing.TB, window time.Duration) (upAfter, downAfter time
 	})
 	return upAfter, downAfter
 }
+
+// TestBringsDeploymentWithinMaxReplicas checks the scale subresource path
+// for a Deployment (as `kubectl autoscale deployment` targets) and the
+// rescale that needs no metrics: above maxReplicas.
+func TestBringsDeploymentWithinMaxReplicas(t *testing.T) {
+	env := testenv.Start(t)
+	ctx := context.Background()
+	five, one := int32(5), int32(1)
+	labels := map[string]string{"app": "api"}
+	_, err := env.Kube.AppsV1().Deployments("default").Create(ctx, &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: "api", Namespace: "default"},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: &five,
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "example.local/api:1"}}},
+			},
+		},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cpu := int32(50)
+	_, err = env.Kube.AutoscalingV2().HorizontalPodAutoscalers("default").Create(ctx, &autoscalingv2.HorizontalPodAutoscaler{
+		ObjectMeta: metav1.ObjectMeta{Name: "api", Namespace: "default"},
+		Spec: autoscalingv2.HorizontalPodAutoscalerSpec{
+			ScaleTargetRef: autoscalingv2.CrossVersionObjectReference{APIVersion: "apps/v1", Kind: "Deployment", Name: "api"},
+			MinReplicas:    &one, MaxReplicas: 3,
+			Metrics: []autoscalingv2.MetricSpec{{Type: autoscalingv2.ResourceMetricSourceType, Resource: &autoscalingv2.ResourceMetricSource{
+				Name: corev1.ResourceCPU, Target: autoscalingv2.MetricTarget{Type: autoscalingv2.UtilizationMetricType, AverageUtilization: &cpu},
+			}}},
+		},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// No metrics API at all: the metrics are never needed here.
+	source, err := hpa.NewAPIMetrics(&rest.Config{Host: "http://127.0.0.1:1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, "hpa", func(ctx context.Context) error {
+		return hpa.Run(ctx, env.Kube, env.Config, testenv.Logger(t), hpa.Options{Metrics: source})
+	})
+	testenv.Eventually(t, 20*time.Second, func() error {
+		d, err := env.Kube.AppsV1().Deployments("default").Get(ctx, "api", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if *d.Spec.Replicas != 3 {
+			return fmt.Errorf("replicas = %d, want 3", *d.Spec.Replicas)
+		}
+		h, err := env.Kube.AutoscalingV2().HorizontalPodAutoscalers("default").Get(ctx, "api", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if h.Status.CurrentReplicas != 5 || h.Status.DesiredReplicas != 3 || h.Status.LastScaleTime == nil {
+			return fmt.Errorf("status = %+v", h.Status)
+		}
+		evs, err := env.Kube.CoreV1().Events("default").List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=api,reason=SuccessfulRescale"})
+		if err != nil {
+			return err
+		}
+		if len(evs.Items) != 1 || evs.Items[0].Message != "New size: 3; reason: Current number of replicas above Spec.MaxReplicas" {
+			return fmt.Errorf("events = %+v", evs.Items)
+		}
+		return nil
+	})
+}
