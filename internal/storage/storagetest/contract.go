@@ -418,3 +418,35 @@ func testWatchClosesOnCancel(t *testing.T, s storage.Interface, p string) {
 		t.Error("Watch with a canceled context succeeded")
 	}
 }
+
+func testWatchFromFutureRevision(t *testing.T, s storage.Interface, p string) {
+	ctx := Context(t)
+	cur, err := s.Revision(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Other tests may write to the shared store too: aim a little ahead and
+	// check against what this test wrote.
+	from := cur + 2
+	events, err := s.Watch(ctx, p, from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var revs []int64
+	for i := 0; len(revs) == 0 || revs[len(revs)-1] <= from; i++ {
+		revs = append(revs, MustCreate(t, s, fmt.Sprintf("%sk%d", p, i), "v"))
+	}
+	for {
+		ev := NextEvent(t, events)
+		if ev.Type == storage.Progress {
+			if ev.Revision < from {
+				t.Fatalf("Progress at %d on a watch from %d", ev.Revision, from)
+			}
+			continue
+		}
+		if want := revs[len(revs)-1]; ev.Revision != want {
+			t.Fatalf("watch from %d: first change %s, want the create at %d (writes at %v)", from, Describe(ev), want, revs)
+		}
+		return
+	}
+}

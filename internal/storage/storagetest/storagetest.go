@@ -50,6 +50,7 @@ var cases = []contractCase{
 	{"ProgressAdvancesPastWritesElsewhere", 100 * time.Millisecond, testProgressAdvancesPastWritesElsewhere},
 	{"WatchRejectsNegativeRevision", 0, testWatchRejectsNegativeRevision},
 	{"WatchClosesOnCancel", 50 * time.Millisecond, testWatchClosesOnCancel},
+	{"WatchFromFutureRevision", 50 * time.Millisecond, testWatchFromFutureRevision},
 }
 
 // Run runs the contract suite against stores from newStore, one subtest per
