@@ -195,6 +195,17 @@ func TestMetricsAPIServesAgentUsage(t *testing.T) {
 		t.Errorf("node list by hostname label: %v %+v", err, nodes)
 	}
 
+	// kubectl get podmetrics asks for a Table.
+	raw, err := metricsclient.NewForConfigOrDie(cfg).MetricsV1beta1().RESTClient().Get().Namespace("default").Resource("pods").
+		SetHeader("Accept", "application/json;as=Table;v=v1;g=meta.k8s.io").DoRaw(ctx)
+	var table metav1.Table
+	if err != nil || json.Unmarshal(raw, &table) != nil {
+		t.Fatalf("table: %v %s", err, raw)
+	}
+	if len(table.ColumnDefinitions) != 4 || len(table.Rows) != 2 || table.Rows[1].Cells[0] != "web" || table.Rows[1].Cells[2] != "64Mi" {
+		t.Errorf("table = %+v", table)
+	}
+
 	// Discovery as client-go (and kubectl) see it.
 	dc := discovery.NewDiscoveryClientForConfigOrDie(cfg)
 	rl, err := dc.ServerResourcesForGroupVersion("metrics.k8s.io/v1beta1")

@@ -14,6 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	metricsv1beta1 "k8s.io/metrics/pkg/apis/metrics/v1beta1"
 )
@@ -105,21 +106,21 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	p := parts[1:]
 	switch {
 	case len(p) == 1 && p[0] == "nodes":
-		s.listNodes(w, sel, fsel)
+		s.listNodes(w, r, sel, fsel)
 	case len(p) == 2 && p[0] == "nodes":
-		s.getNode(w, p[1])
+		s.getNode(w, r, p[1])
 	case len(p) == 1 && p[0] == "pods":
-		s.listPods(w, "", sel, fsel)
+		s.listPods(w, r, "", sel, fsel)
 	case len(p) == 3 && p[0] == "namespaces" && p[2] == "pods":
-		s.listPods(w, p[1], sel, fsel)
+		s.listPods(w, r, p[1], sel, fsel)
 	case len(p) == 4 && p[0] == "namespaces" && p[2] == "pods":
-		s.getPod(w, p[1], p[3])
+		s.getPod(w, r, p[1], p[3])
 	default:
 		writeError(w, apierrors.NewNotFound(schema.GroupResource{}, ""))
 	}
 }
 
-func (s *Server) listNodes(w http.ResponseWriter, sel labels.Selector, fsel fields.Selector) {
+func (s *Server) listNodes(w http.ResponseWriter, r *http.Request, sel labels.Selector, fsel fields.Selector) {
 	nodes, err := s.nodes.List(sel)
 	if err != nil {
 		writeError(w, apierrors.NewInternalError(err))
@@ -141,10 +142,14 @@ func (s *Server) listNodes(w http.ResponseWriter, sel labels.Selector, fsel fiel
 	}
 	s.mu.RUnlock()
 	sort.Slice(list.Items, func(i, j int) bool { return list.Items[i].Name < list.Items[j].Name })
+	if wantsTable(r) {
+		writeJSON(w, http.StatusOK, nodeTable(list.Items))
+		return
+	}
 	writeJSON(w, http.StatusOK, list)
 }
 
-func (s *Server) getNode(w http.ResponseWriter, name string) {
+func (s *Server) getNode(w http.ResponseWriter, r *http.Request, name string) {
 	n, err := s.nodes.Get(name)
 	if err != nil {
 		writeError(w, apierrors.NewNotFound(nodesGR, name))
@@ -157,10 +162,15 @@ func (s *Server) getNode(w http.ResponseWriter, name string) {
 		writeError(w, apierrors.NewNotFound(nodesGR, name))
 		return
 	}
-	writeJSON(w, http.StatusOK, nodeMetrics(n, pt, time.Now()))
+	m := nodeMetrics(n, pt, time.Now())
+	if wantsTable(r) {
+		writeJSON(w, http.StatusOK, nodeTable([]metricsv1beta1.NodeMetrics{m}))
+		return
+	}
+	writeJSON(w, http.StatusOK, m)
 }
 
-func (s *Server) listPods(w http.ResponseWriter, ns string, sel labels.Selector, fsel fields.Selector) {
+func (s *Server) listPods(w http.ResponseWriter, r *http.Request, ns string, sel labels.Selector, fsel fields.Selector) {
 	var pods []*corev1.Pod
 	var err error
 	if ns == "" {
@@ -191,10 +201,14 @@ func (s *Server) listPods(w http.ResponseWriter, ns string, sel labels.Selector,
 		a, b := list.Items[i], list.Items[j]
 		return a.Namespace < b.Namespace || a.Namespace == b.Namespace && a.Name < b.Name
 	})
+	if wantsTable(r) {
+		writeJSON(w, http.StatusOK, podTable(list.Items))
+		return
+	}
 	writeJSON(w, http.StatusOK, list)
 }
 
-func (s *Server) getPod(w http.ResponseWriter, ns, name string) {
+func (s *Server) getPod(w http.ResponseWriter, r *http.Request, ns, name string) {
 	p, err := s.pods.Pods(ns).Get(name)
 	if err != nil {
 		writeError(w, apierrors.NewNotFound(podsGR, ns+"/"+name))
@@ -207,13 +221,18 @@ func (s *Server) getPod(w http.ResponseWriter, ns, name string) {
 		writeError(w, apierrors.NewNotFound(podsGR, ns+"/"+name))
 		return
 	}
-	writeJSON(w, http.StatusOK, podMetrics(p, pt, time.Now()))
+	m := podMetrics(p, pt, time.Now())
+	if wantsTable(r) {
+		writeJSON(w, http.StatusOK, podTable([]metricsv1beta1.PodMetrics{m}))
+		return
+	}
+	writeJSON(w, http.StatusOK, m)
 }
 
-// podPointLocked finds the pod's point on its node; a point of an older
-// pod of the same name (another UID) does not count.
+// podPointLocked finds a running pod's point on its node; a point of an
+// older pod of the same name (another UID) does not count.
 func (s *Server) podPointLocked(p *corev1.Pod) (podPoint, bool) {
-	if p.Spec.NodeName == "" {
+	if p.Spec.NodeName == "" || p.Status.Phase != corev1.PodRunning {
 		return podPoint{}, false
 	}
 	pt, ok := s.podPts[p.Spec.NodeName][podKey{p.Namespace, p.Name}]
@@ -276,4 +295,56 @@ func writeError(w http.ResponseWriter, err *apierrors.StatusError) {
 	st := err.ErrStatus
 	st.TypeMeta = metav1.TypeMeta{Kind: "Status", APIVersion: "v1"}
 	writeJSON(w, int(st.Code), st)
+}
+
+// wantsTable says whether the client (kubectl get) asks for a Table.
+func wantsTable(r *http.Request) bool {
+	return strings.Contains(r.Header.Get("Accept"), "as=Table")
+}
+
+// podTable is `kubectl get podmetrics` as metrics-server prints it: name,
+// each resource summed over containers, window.
+func podTable(items []metricsv1beta1.PodMetrics) metav1.Table {
+	t := usageTable()
+	for i := range items {
+		sum := corev1.ResourceList{}
+		for _, c := range items[i].Containers {
+			for k, v := range c.Usage {
+				q := sum[k]
+				q.Add(v)
+				sum[k] = q
+			}
+		}
+		t.Rows = append(t.Rows, usageRow(items[i].Name, sum, items[i].Window.Duration, &items[i]))
+	}
+	return t
+}
+
+// nodeTable is `kubectl get nodemetrics`.
+func nodeTable(items []metricsv1beta1.NodeMetrics) metav1.Table {
+	t := usageTable()
+	for i := range items {
+		t.Rows = append(t.Rows, usageRow(items[i].Name, items[i].Usage, items[i].Window.Duration, &items[i]))
+	}
+	return t
+}
+
+func usageTable() metav1.Table {
+	return metav1.Table{
+		TypeMeta: metav1.TypeMeta{Kind: "Table", APIVersion: "meta.k8s.io/v1"},
+		ColumnDefinitions: []metav1.TableColumnDefinition{
+			{Name: "Name", Type: "string", Format: "name", Description: "Name of the resource"},
+			{Name: "cpu", Type: "string", Format: "quantity"},
+			{Name: "memory", Type: "string", Format: "quantity"},
+			{Name: "Window", Type: "string", Format: "duration"},
+		},
+		Rows: []metav1.TableRow{},
+	}
+}
+
+func usageRow(name string, usage corev1.ResourceList, window time.Duration, obj runtime.Object) metav1.TableRow {
+	return metav1.TableRow{
+		Cells:  []any{name, usage.Cpu().String(), usage.Memory().String(), window.String()},
+		Object: runtime.RawExtension{Object: obj},
+	}
 }

@@ -153,7 +153,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 }
 
-// trimPod keeps a pod's identity, labels, node and start time.
+// trimPod keeps a pod's identity, labels, node and phase.
 func trimPod(obj any) (any, error) {
 	p, ok := obj.(*corev1.Pod)
 	if !ok {
@@ -164,7 +164,8 @@ func trimPod(obj any) (any, error) {
 			Name: p.Name, Namespace: p.Namespace, UID: p.UID, Labels: p.Labels,
 			ResourceVersion: p.ResourceVersion, CreationTimestamp: p.CreationTimestamp, DeletionTimestamp: p.DeletionTimestamp,
 		},
-		Spec: corev1.PodSpec{NodeName: p.Spec.NodeName},
+		Spec:   corev1.PodSpec{NodeName: p.Spec.NodeName},
+		Status: corev1.PodStatus{Phase: p.Status.Phase},
 	}, nil
 }
 
