@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"runtime"
 	"sync"
 	"testing"
 
@@ -204,4 +205,29 @@ func BenchmarkListAfterWriteElsewhere(b *testing.B) {
 			b.Errorf("%d lists fell back to etcd", c.innerLists.Load())
 		}
 	})
+}
+
+// BenchmarkCacheMemory reports the heap a cacher of 10000 keys of 1 KiB
+// holds, per key.
+func BenchmarkCacheMemory(b *testing.B) {
+	const n = 10000
+	p := storagetest.Prefix(b)
+	inner := newEtcd(b, 0)
+	fill(b, inner, p, n)
+	var perKey float64
+	for b.Loop() {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		c, err := New(inner, Options{Prefix: p})
+		if err != nil {
+			b.Fatal(err)
+		}
+		waitReady(b, c)
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		perKey = float64(after.HeapAlloc-before.HeapAlloc) / n
+		c.Close()
+	}
+	b.ReportMetric(perKey, "heapB/key")
 }
