@@ -121,6 +121,7 @@ func replicas(t testing.TB, env *testenv.Env) int32 {
 // ReplicaSet controller → pods. It uses the default metric resolution and
 // sync period, with the scale-down stabilization window shortened to 10s.
 func TestScalesReplicaSetOnCPU(t *testing.T) {
+	t.Parallel() // mostly waiting on 5s periods
 	up, down := scaleUpAndDown(t, 10*time.Second)
 	t.Logf("load rise to first scale-up: %.1fs; load drop to scale-down: %.1fs (10s window)", up.Seconds(), down.Seconds())
 }
