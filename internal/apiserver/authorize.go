@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/drover/drover/internal/auth"
 	"github.com/drover/drover/internal/authz"
@@ -58,6 +59,22 @@ func requestAttributes(r *http.Request, u *auth.User) authz.Attributes {
 		}
 	}
 	return a
+}
+
+// Admitter checks an object the server is about to store (created,
+// updated or patched, after validation) on behalf of its author; an
+// error refuses the write. authz.Admission is one.
+type Admitter interface {
+	Admit(ctx context.Context, user auth.User, obj runtime.Object) error
+}
+
+// admit runs the configured Admitter for the request's user.
+func (s *server) admit(ctx context.Context, obj runtime.Object) error {
+	u, ok := userFrom(ctx)
+	if s.cfg.Admission == nil || !ok {
+		return nil
+	}
+	return s.cfg.Admission.Admit(ctx, authenticatedUser(u), obj)
 }
 
 // authorize asks the configured authorizer about r and writes upstream's

@@ -35,6 +35,8 @@ type Config struct {
 	// Authorizer decides on every authenticated request (403 when it does
 	// not allow); nil allows everything.
 	Authorizer authz.Authorizer
+	// Admission, if set, checks each object before it is stored.
+	Admission Admitter
 	// MaxRequestsInFlight and MaxMutatingRequestsInFlight bound concurrent
 	// read-only and mutating requests, as upstream's flags of those names:
 	// beyond them a request gets 429 with Retry-After. Watches and other

@@ -219,6 +219,9 @@ func (s *server) createObject(ctx context.Context, res *registry.Resource, obj r
 	if len(errs) > 0 {
 		return nil, apierrors.NewInvalid(res.GroupVersionKind().GroupKind(), acc.GetName(), errs)
 	}
+	if err := s.admit(ctx, obj); err != nil {
+		return nil, err
+	}
 	if res.Namespaced {
 		if err := s.namespaceAcceptsContent(ctx, res, acc); err != nil {
 			return nil, err
@@ -296,6 +299,9 @@ func (s *server) guaranteedUpdate(ctx context.Context, res *registry.Resource, n
 			return nil, err
 		}
 		next, err := tryUpdate(cur.DeepCopyObject())
+		if err == nil {
+			err = s.admit(ctx, next)
+		}
 		if err != nil {
 			return nil, err
 		}

@@ -3,6 +3,7 @@ package authz_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -36,6 +37,7 @@ var users = map[string]auth.User{
 	"alice":  {Name: "alice"},
 	"eve":    {Name: "eve", Groups: []string{"editors"}},
 	"nobody": {Name: "nobody"},
+	"adam":   {Name: "adam"},
 }
 
 func start(t *testing.T) *cluster {
@@ -45,7 +47,8 @@ func start(t *testing.T) *cluster {
 	for token, u := range users {
 		tokens[token+"-token"] = u
 	}
-	env := testenv.StartWith(t, testenv.Options{Authorizer: authz.Default(cache), Users: tokens})
+	authorizer := authz.Default(cache)
+	env := testenv.StartWith(t, testenv.Options{Authorizer: authorizer, Admission: authz.NewAdmission(cache, authorizer), Users: tokens})
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	if err := cache.Start(ctx, env.Kube); err != nil {
@@ -305,4 +308,69 @@ func TestRolesViewEdit(t *testing.T) {
 	_, err = alice.AuthorizationV1().SubjectAccessReviews().Create(ctx, &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
 		User: "eve", ResourceAttributes: &authorizationv1.ResourceAttributes{Verb: "get", Resource: "pods"}}}, metav1.CreateOptions{})
 	forbidden(t, "alice reviews eve", err)
+}
+
+func TestNoEscalation(t *testing.T) {
+	c := start(t)
+	ctx := context.Background()
+	c.env.CreateNamespace(t, "team")
+	if _, err := c.env.Kube.RbacV1().RoleBindings("team").Create(ctx, &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "adam-admin"},
+		RoleRef:  rbacv1.RoleRef{Kind: "ClusterRole", Name: "admin"},
+		Subjects: []rbacv1.Subject{{Kind: rbacv1.UserKind, Name: "adam"}}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	adam := c.clients["adam"]
+	role := func(name string, rules ...rbacv1.PolicyRule) *rbacv1.Role {
+		return &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: name}, Rules: rules}
+	}
+	// A namespace admin may hand out what it holds...
+	eventually(t, "adam creates a pod reader role", func() error {
+		_, err := adam.RbacV1().Roles("team").Create(ctx, role("pod-reader",
+			rbacv1.PolicyRule{Verbs: []string{"get", "list"}, APIGroups: []string{""}, Resources: []string{"pods"}}), metav1.CreateOptions{})
+		return err
+	})
+	if _, err := adam.RbacV1().RoleBindings("team").Create(ctx, &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "alice-view"},
+		RoleRef:  rbacv1.RoleRef{Kind: "ClusterRole", Name: "view"},
+		Subjects: []rbacv1.Subject{{Kind: rbacv1.UserKind, Name: "alice"}}}, metav1.CreateOptions{}); err != nil {
+		t.Errorf("adam binds view in team: %v", err)
+	}
+	// ...and nothing more.
+	_, err := adam.RbacV1().Roles("team").Create(ctx, role("node-lister",
+		rbacv1.PolicyRule{Verbs: []string{"*"}, APIGroups: []string{"*"}, Resources: []string{"*"}}), metav1.CreateOptions{})
+	forbidden(t, "adam creates an all-powerful role", err)
+	if err == nil || !strings.Contains(err.Error(), `user "adam" (groups=["system:authenticated"]) is attempting to grant RBAC permissions not currently held`) {
+		t.Errorf("message: %v", err)
+	}
+	_, err = adam.RbacV1().RoleBindings("team").Create(ctx, &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "adam-root"},
+		RoleRef:  rbacv1.RoleRef{Kind: "ClusterRole", Name: "cluster-admin"},
+		Subjects: []rbacv1.Subject{{Kind: rbacv1.UserKind, Name: "adam"}}}, metav1.CreateOptions{})
+	forbidden(t, "adam binds cluster-admin", err)
+	// Growing an existing role is the same as creating it.
+	r, err := adam.RbacV1().Roles("team").Get(ctx, "pod-reader", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Rules = append(r.Rules, rbacv1.PolicyRule{Verbs: []string{"list"}, APIGroups: []string{""}, Resources: []string{"nodes"}})
+	_, err = adam.RbacV1().Roles("team").Update(ctx, r, metav1.UpdateOptions{})
+	forbidden(t, "adam grows a role beyond his rights", err)
+
+	// The admin (system:masters) may escalate and bind anything.
+	if _, err := c.env.Kube.RbacV1().RoleBindings("team").Create(ctx, &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "root"},
+		RoleRef:  rbacv1.RoleRef{Kind: "ClusterRole", Name: "cluster-admin"},
+		Subjects: []rbacv1.Subject{{Kind: rbacv1.UserKind, Name: "root"}}}, metav1.CreateOptions{}); err != nil {
+		t.Errorf("admin binds cluster-admin: %v", err)
+	}
+
+	// A node creates only its own Node and Lease.
+	na := c.clients["node-a"]
+	_, err = na.CoreV1().Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "b"}}, metav1.CreateOptions{})
+	forbidden(t, "node a creates node b", err)
+	if err == nil || !strings.Contains(err.Error(), `node "a" is not allowed to modify node "b"`) {
+		t.Errorf("message: %v", err)
+	}
+	if _, err := na.CoreV1().Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "a"}}, metav1.CreateOptions{}); err != nil {
+		t.Errorf("node a creates node a: %v", err)
+	}
+	_, err = na.CoordinationV1().Leases(corev1.NamespaceNodeLease).Create(ctx, &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: "b"}}, metav1.CreateOptions{})
+	forbidden(t, "node a creates node b's lease", err)
 }

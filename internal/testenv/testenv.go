@@ -69,6 +69,9 @@ type Options struct {
 	// system:masters); nil allows everything. An authorizer that reads
 	// the API (authz.Cache) can be started after StartWith with Env.Kube.
 	Authorizer authz.Authorizer
+	// Admission, if set, checks objects before they are stored
+	// (authz.Admission: RBAC escalation, node restriction).
+	Admission apiserver.Admitter
 	// Users are further bearer tokens and who they identify.
 	Users map[string]auth.User
 }
@@ -96,6 +99,7 @@ func StartWith(t testing.TB, opts Options) *Env {
 		Resources:     registry.All(),
 		Authenticator: authn,
 		Authorizer:    opts.Authorizer,
+		Admission:     opts.Admission,
 		Logger:        quiet,
 	})
 	if err != nil {
