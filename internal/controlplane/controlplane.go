@@ -209,11 +209,13 @@ func run(ctx context.Context, cfg Config) error {
 	// API server.
 	apiMetrics := metrics.NewAPIMetrics()
 	authzCache := authz.NewCache() // filled from the API once it serves; until then only system:masters
+	authorizer := authz.Default(authzCache)
 	handler, err := apiserver.New(apiserver.Config{
 		Storage:       store,
 		Resources:     registry.All(),
 		Authenticator: authn,
-		Authorizer:    authz.Default(authzCache),
+		Authorizer:    authorizer,
+		Admission:     authz.NewAdmission(authzCache, authorizer),
 		Logger:        log.With("component", "apiserver"),
 		GitVersion:    cfg.Version,
 		Metrics:       apiMetrics,
