@@ -42,6 +42,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 
 	"github.com/drover/drover/internal/runtime"
@@ -116,6 +118,12 @@ type Config struct {
 	// DefaultKubeletVersion.
 	KubeletVersion string
 
+	// Pods, if set, is a pod informer shared with other agents in this
+	// process (a simulated fleet's one watch of all pods, as KWOK has):
+	// the agent then opens no pod watch of its own and handles only the
+	// pods bound to its node. The caller starts the informer.
+	Pods *PodSource
+
 	// Ready, if set, is called once the node is registered and the HTTP
 	// endpoint serves.
 	Ready func(Info)
@@ -123,6 +131,13 @@ type Config struct {
 	// synced, if set, is called after each successful pod sync with
 	// whether it wrote the pod's status (for tests).
 	synced func(key string, wrote bool)
+}
+
+// PodSource is a shared pod informer and a lister of one node's pods in it.
+type PodSource struct {
+	Informer cache.SharedIndexInformer
+	// Lister lists and gets only the pods bound to the agent's node.
+	Lister corelisters.PodLister
 }
 
 // Info describes a running agent.

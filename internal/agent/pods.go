@@ -88,24 +88,35 @@ func newPodManager(a *agent) *podManager {
 // run watches the node's pods and syncs them until ctx ends.
 func (m *podManager) run(ctx context.Context) error {
 	defer m.queue.ShutDown()
-	selector := fields.OneTermEqualSelector("spec.nodeName", m.a.cfg.NodeName).String()
-	factory := informers.NewSharedInformerFactoryWithOptions(m.a.cfg.Client, 0,
-		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.FieldSelector = selector }))
-	inf := factory.Core().V1().Pods()
 	enqueue := func(obj any) {
 		if key, err := cache.DeletionHandlingMetaNamespaceKeyFunc(obj); err == nil {
 			m.queue.Add(key)
 		}
 	}
-	inf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+	var handler cache.ResourceEventHandler = cache.ResourceEventHandlerFuncs{
 		AddFunc:    enqueue,
 		UpdateFunc: func(_, obj any) { enqueue(obj) },
 		DeleteFunc: enqueue,
-	})
-	m.lister = inf.Lister()
-	factory.Start(ctx.Done())
-	defer factory.Shutdown()
-	if !cache.WaitForCacheSync(ctx.Done(), inf.Informer().HasSynced) {
+	}
+	var informer cache.SharedIndexInformer
+	if src := m.a.cfg.Pods; src != nil {
+		informer, m.lister = src.Informer, src.Lister
+		handler = cache.FilteringResourceEventHandler{FilterFunc: m.onNode, Handler: handler}
+	} else {
+		selector := fields.OneTermEqualSelector("spec.nodeName", m.a.cfg.NodeName).String()
+		factory := informers.NewSharedInformerFactoryWithOptions(m.a.cfg.Client, 0,
+			informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.FieldSelector = selector }))
+		inf := factory.Core().V1().Pods()
+		informer, m.lister = inf.Informer(), inf.Lister()
+		factory.Start(ctx.Done())
+		defer factory.Shutdown()
+	}
+	reg, err := informer.AddEventHandler(handler)
+	if err != nil {
+		return fmt.Errorf("watching pods: %w", err)
+	}
+	defer informer.RemoveEventHandler(reg)
+	if !cache.WaitForCacheSync(ctx.Done(), reg.HasSynced) {
 		return nil // ctx ended
 	}
 	m.cleanupOrphans(ctx)
@@ -131,6 +142,15 @@ func (m *podManager) run(ctx context.Context) error {
 	wg.Wait()
 	m.terms.Wait()
 	return nil
+}
+
+// onNode tells whether obj (a pod or its tombstone) is bound to this node.
+func (m *podManager) onNode(obj any) bool {
+	if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = t.Obj
+	}
+	p, ok := obj.(*corev1.Pod)
+	return ok && p.Spec.NodeName == m.a.cfg.NodeName
 }
 
 // work syncs one pod key; false once the queue is shut down.
