@@ -35,6 +35,7 @@ func (s *simFleetFlags) add(f *pflag.FlagSet) {
 	f.StringVar(&s.cpu, "sim-cpu", simfleet.DefaultCPU, "CPU capacity of each simulated node (with --nodes)")
 	f.StringVar(&s.memory, "sim-memory", simfleet.DefaultMemory, "memory capacity of each simulated node (with --nodes)")
 	f.IntVar(&s.pods, "sim-pods", simfleet.DefaultPods, "pod capacity of each simulated node (with --nodes)")
+	f.BoolVar(&s.cfg.WatchPerNode, "sim-watch-per-node", false, "give each simulated node its own pod watch, as real nodes have (default: one watch shared by the fleet, as KWOK has)")
 	f.IntVar(&s.cfg.Workers, "sim-workers", simfleet.DefaultWorkers, "pod sync workers per simulated node (with --nodes)")
 }
 

@@ -76,6 +76,9 @@ type Config struct {
 	Kubeconfig string
 	// Fleet is FleetInProcess (default), FleetChild or FleetNone.
 	Fleet string
+	// WatchPerNode gives each simulated node its own pod watch (as real
+	// nodes have) instead of one shared by the fleet (as KWOK has).
+	WatchPerNode bool
 	// Executable is the drover binary for FleetChild; default
 	// os.Executable().
 	Executable string
@@ -127,6 +130,7 @@ type Result struct {
 	// the last Ready.
 	WorkloadCPUSeconds float64 `json:"workloadCPUSeconds"`
 	Fleet              string  `json:"fleet"`
+	WatchPerNode       bool    `json:"watchPerNode"`
 }
 
 // Percentiles of a latency distribution, in seconds.
@@ -194,7 +198,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	defer bg.Wait()
 	defer cancel() // runs before bg.Wait: stops the control plane and fleet
 
-	res := &Result{Nodes: cfg.Nodes, Pods: cfg.Pods, Deployments: cfg.Deployments, Fleet: cfg.Fleet}
+	res := &Result{Nodes: cfg.Nodes, Pods: cfg.Pods, Deployments: cfg.Deployments, Fleet: cfg.Fleet, WatchPerNode: cfg.WatchPerNode}
 	var (
 		restCfg    *rest.Config
 		kubeconfig = cfg.Kubeconfig
@@ -255,7 +259,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			return nil, fmt.Errorf("bench: client: %w", err)
 		}
 		bg.Go(func() {
-			err := simfleet.Run(ctx, simfleet.Config{Nodes: cfg.Nodes, NamePrefix: cfg.NodePrefix, Client: fleetClient})
+			err := simfleet.Run(ctx, simfleet.Config{Nodes: cfg.Nodes, NamePrefix: cfg.NodePrefix, Client: fleetClient, WatchPerNode: cfg.WatchPerNode})
 			if err == nil && ctx.Err() == nil {
 				err = errors.New("stopped")
 			}
@@ -276,7 +280,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		}
 		defer os.RemoveAll(fleetDir)
 		child = exec.Command(exe, "agent", "--runtime", "sim", "--nodes", strconv.Itoa(cfg.Nodes),
-			"--node-name-prefix", cfg.NodePrefix, "--kubeconfig", kubeconfig, "--data-dir", fleetDir, "--log-level", "warn")
+			"--node-name-prefix", cfg.NodePrefix, "--kubeconfig", kubeconfig, "--data-dir", fleetDir, "--log-level", "warn",
+			"--sim-watch-per-node="+strconv.FormatBool(cfg.WatchPerNode))
 		var stderr bytes.Buffer
 		child.Stderr = &stderr
 		if err := child.Start(); err != nil {
@@ -600,7 +605,11 @@ func etcdDBSize(dir string) int64 {
 
 // WriteTable prints the result for people.
 func (r *Result) WriteTable(w io.Writer) {
-	fmt.Fprintf(w, "nodes %d, pods %d, deployments %d, fleet %s\n", r.Nodes, r.Pods, r.Deployments, r.Fleet)
+	watches := "one pod watch for the fleet"
+	if r.WatchPerNode {
+		watches = "a pod watch per node"
+	}
+	fmt.Fprintf(w, "nodes %d, pods %d, deployments %d, fleet %s (%s)\n", r.Nodes, r.Pods, r.Deployments, r.Fleet, watches)
 	fmt.Fprintf(w, "  end to end          %8.2f s   %8.1f pods/s\n", r.Seconds, r.PodsPerSec)
 	fmt.Fprintf(w, "  scheduler           %8.2f s   %8.1f pods/s (first to last bind)\n", r.SecondsToAllScheduled, r.SchedulerPodsPerSec)
 	fmt.Fprintf(w, "  pod startup (s)     p50 %.3f  p90 %.3f  p99 %.3f  max %.3f\n", r.Startup.P50, r.Startup.P90, r.Startup.P99, r.Startup.Max)

@@ -8,9 +8,11 @@
 //		Client: clientset,
 //	})
 //
-// Each agent watches the pods bound to its node (a field-selected watch),
-// so a fleet of N nodes holds N pod watches on the API server, plus one
-// HTTP listener (logs, stats) per node on 127.0.0.1.
+// By default the nodes share one watch of all pods (as KWOK has one), each
+// agent handling only the pods bound to it; with WatchPerNode each agent
+// watches its own pods (a field-selected watch) as a real node does, so a
+// fleet of N nodes holds N pod watches on the API server. Each node has an
+// HTTP listener (logs, stats) on 127.0.0.1.
 package simfleet
 
 import (
@@ -26,7 +28,9 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
 
 	"github.com/drover/drover/internal/agent"
 	"github.com/drover/drover/internal/runtime/sim"
@@ -59,6 +63,9 @@ type Config struct {
 	DataDir string
 	// Capacity of each node; default DefaultCapacity().
 	Capacity corev1.ResourceList
+	// WatchPerNode gives each node its own pod watch, as real nodes have,
+	// instead of one shared by the fleet.
+	WatchPerNode bool
 	// Labels are added to every node's labels.
 	Labels map[string]string
 	// HeartbeatInterval is each node's Lease renewal period; default
@@ -147,6 +154,16 @@ func Run(ctx context.Context, cfg Config) error {
 		errOnce.Do(func() { runErr = err })
 		cancel()
 	}
+	var shared cache.SharedIndexInformer
+	if !cfg.WatchPerNode {
+		factory := informers.NewSharedInformerFactory(cfg.Client, 0)
+		shared = factory.Core().V1().Pods().Informer()
+		if err := shared.AddIndexers(cache.Indexers{nodeIndex: indexByNode}); err != nil {
+			return fmt.Errorf("simfleet: %w", err)
+		}
+		factory.Start(ctx.Done())
+		defer factory.Shutdown()
+	}
 	names := make([]string, cfg.Nodes)
 	for i := range cfg.Nodes {
 		names[i] = NodeName(cfg.NamePrefix, i)
@@ -172,6 +189,9 @@ func Run(ctx context.Context, cfg Config) error {
 				NodeIP:            "127.0.0.1",
 				Capacity:          cfg.Capacity.DeepCopy(),
 				Labels:            cfg.Labels,
+			}
+			if shared != nil {
+				acfg.Pods = &agent.PodSource{Informer: shared, Lister: nodePods{idx: shared.GetIndexer(), node: names[i]}}
 			}
 			var once sync.Once
 			release := func() { once.Do(func() { <-slots }) }

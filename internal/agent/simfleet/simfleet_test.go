@@ -14,13 +14,19 @@ import (
 )
 
 func TestFleetRegistersNodesAndRunsPods(t *testing.T) {
+	for _, perNode := range []bool{false, true} {
+		t.Run(fmt.Sprintf("WatchPerNode=%v", perNode), func(t *testing.T) { testFleet(t, perNode) })
+	}
+}
+
+func testFleet(t *testing.T, perNode bool) {
 	env := testenv.Start(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan []string, 1)
 	done := make(chan error, 1)
 	go func() {
 		done <- Run(ctx, Config{
-			Nodes: 3, NamePrefix: "fleet-", Client: env.Kube, DataDir: t.TempDir(),
+			Nodes: 3, NamePrefix: "fleet-", Client: env.Kube, DataDir: t.TempDir(), WatchPerNode: perNode,
 			HeartbeatInterval: 200 * time.Millisecond,
 			Ready:             func(n []string) { ready <- n },
 		})
