@@ -27,6 +27,22 @@ type backend struct {
 	ip   string
 	port int32
 	srv  *http.Server
+
+	mu    sync.Mutex
+	conns map[net.Conn]http.ConnState
+}
+
+// busy counts the connections that are new or serving a request.
+func (b *backend) busy() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n := 0
+	for _, st := range b.conns {
+		if st == http.StateNew || st == http.StateActive {
+			n++
+		}
+	}
+	return n
 }
 
 // startBackend serves name on ip (port 0 = any free port).
@@ -36,10 +52,18 @@ func startBackend(t testing.TB, name, ip string, port int) *backend {
 	if err != nil {
 		t.Fatalf("backend %s: %v", name, err)
 	}
-	b := &backend{name: name, ip: ip, port: int32(ln.Addr().(*net.TCPAddr).Port)}
+	b := &backend{name: name, ip: ip, port: int32(ln.Addr().(*net.TCPAddr).Port), conns: map[net.Conn]http.ConnState{}}
 	b.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, name)
-	})}
+	}), ConnState: func(c net.Conn, st http.ConnState) {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		if st == http.StateClosed || st == http.StateHijacked {
+			delete(b.conns, c)
+		} else {
+			b.conns[c] = st
+		}
+	}}
 	go b.srv.Serve(ln)
 	t.Cleanup(func() { b.srv.Close() })
 	return b

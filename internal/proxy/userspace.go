@@ -17,6 +17,10 @@ import (
 // after it (or a refusal) the next backend is tried.
 const DialTimeout = 2 * time.Second
 
+// DrainTimeout bounds how long a userspace sync waits for connections
+// being set up to backends that have left (see listener.drain).
+const DrainTimeout = 250 * time.Millisecond
+
 // userspace proxies TCP in this process: one listener per node port (on
 // the node-port address) and per cluster IP:port that is assigned to a
 // local interface.
@@ -43,6 +47,9 @@ func newUserspace(nodePortAddr string, log *slog.Logger) (*userspace, error) {
 // Sync opens listeners for new TCP routes, points existing ones at their
 // current backends, and closes those of routes that went away. Open
 // connections are never closed: they finish with the backend they have.
+// It returns once no connection is still being dialled to a backend that
+// left (at most DrainTimeout later), so that whoever waits for the sync
+// may stop that backend.
 func (u *userspace) Sync(_ context.Context, t Table) error {
 	want := map[netip.AddrPort]*Route{}
 	for i := range t.Routes {
@@ -69,9 +76,19 @@ func (u *userspace) Sync(_ context.Context, t Table) error {
 			delete(u.listeners, addr)
 		}
 	}
+	type pendingDrain struct {
+		l   *listener
+		gen uint64
+	}
+	var drains []pendingDrain
+	defer func() {
+		for _, d := range drains {
+			d.l.drain(d.gen, DrainTimeout)
+		}
+	}()
 	for addr, r := range want {
 		if l, ok := u.listeners[addr]; ok {
-			l.update(r)
+			drains = append(drains, pendingDrain{l, l.update(r)})
 			continue
 		}
 		ln, err := net.Listen("tcp", addr.String())
@@ -89,7 +106,8 @@ func (u *userspace) Sync(_ context.Context, t Table) error {
 			continue
 		}
 		delete(u.skipped, addr)
-		l := &listener{ln: ln, log: u.log, key: r.Key(), affinity: map[netip.Addr]affinityEntry{}}
+		l := &listener{ln: ln, log: u.log, key: r.Key(), affinity: map[netip.Addr]affinityEntry{}, dialing: map[uint64]int{}}
+		l.dcond = sync.NewCond(&l.dmu)
 		l.update(r)
 		u.listeners[addr] = l
 		go l.serve()
@@ -120,6 +138,13 @@ type listener struct {
 
 	mu       sync.Mutex
 	affinity map[netip.Addr]affinityEntry
+
+	// Dials in progress by generation of the backend list they read, so
+	// that a sync can wait for those still going to a removed backend.
+	dmu     sync.Mutex
+	dcond   *sync.Cond
+	gen     uint64
+	dialing map[uint64]int
 }
 
 type affinityEntry struct {
@@ -127,10 +152,65 @@ type affinityEntry struct {
 	last    time.Time
 }
 
-func (l *listener) update(r *Route) {
+// update points new connections at r's backends and returns the
+// generation of the previous list, for drain.
+func (l *listener) update(r *Route) uint64 {
 	bs := r.Backends
 	l.backends.Store(&bs)
 	l.affinityTTL.Store(int64(r.Affinity))
+	l.dmu.Lock()
+	defer l.dmu.Unlock()
+	l.gen++
+	return l.gen - 1
+}
+
+// beginDial registers a dial; it must be called before the dial reads the
+// backends.
+func (l *listener) beginDial() uint64 {
+	l.dmu.Lock()
+	defer l.dmu.Unlock()
+	l.dialing[l.gen]++
+	return l.gen
+}
+
+func (l *listener) endDial(g uint64) {
+	l.dmu.Lock()
+	defer l.dmu.Unlock()
+	if l.dialing[g]--; l.dialing[g] <= 0 {
+		delete(l.dialing, g)
+	}
+	l.dcond.Broadcast()
+}
+
+// drain waits, at most max, until no dial that read a backend list of
+// generation old or before is in progress: once it returns, no new
+// connection is being set up to a backend that has left (unless one does
+// not answer within max).
+func (l *listener) drain(old uint64, max time.Duration) {
+	l.dmu.Lock()
+	defer l.dmu.Unlock()
+	pending := func() bool {
+		for g := range l.dialing {
+			if g <= old {
+				return true
+			}
+		}
+		return false
+	}
+	if !pending() {
+		return
+	}
+	expired := false
+	t := time.AfterFunc(max, func() {
+		l.dmu.Lock()
+		expired = true
+		l.dcond.Broadcast()
+		l.dmu.Unlock()
+	})
+	defer t.Stop()
+	for pending() && !expired {
+		l.dcond.Wait()
+	}
 }
 
 func (l *listener) close() { l.ln.Close() }
@@ -165,7 +245,10 @@ func (l *listener) handle(c net.Conn) {
 	defer up.Close()
 	done := make(chan struct{}, 2)
 	pipe := func(dst, src net.Conn) {
-		_, _ = io.Copy(dst, src)
+		n, err := io.Copy(dst, src)
+		if src == up && n == 0 {
+			l.log.Debug("proxy: backend closed without answering", "service", l.key, "backend", up.RemoteAddr(), "err", err)
+		}
 		if tc, ok := dst.(*net.TCPConn); ok {
 			_ = tc.CloseWrite()
 		} else {
@@ -183,6 +266,7 @@ func (l *listener) handle(c net.Conn) {
 var errNoBackends = errors.New("no ready endpoints")
 
 func (l *listener) dial(client netip.Addr) (net.Conn, error) {
+	defer l.endDial(l.beginDial())
 	bs := *l.backends.Load()
 	if len(bs) == 0 {
 		return nil, errNoBackends
