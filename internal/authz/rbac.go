@@ -36,13 +36,13 @@ func NewRBAC(store RuleStore) *RBAC { return &RBAC{store: store} }
 func (r *RBAC) Authorize(_ context.Context, a Attributes) (Decision, string, error) {
 	var errs []string
 	allowed := ""
-	r.visitRules(a.User, a.Namespace, func(source string, rules []rbacv1.PolicyRule, err error) bool {
+	r.visitRules(a.User, a.Namespace, func(source func() string, rules []rbacv1.PolicyRule, err error) bool {
 		if err != nil {
 			errs = append(errs, err.Error())
 			return true
 		}
 		if RulesAllow(a, rules) {
-			allowed = source
+			allowed = source()
 			return false
 		}
 		return true
@@ -63,7 +63,7 @@ func (r *RBAC) Authorize(_ context.Context, a Attributes) (Decision, string, err
 func (r *RBAC) RulesFor(user auth.User, namespace string) ([]rbacv1.PolicyRule, error) {
 	var rules []rbacv1.PolicyRule
 	var errs []string
-	r.visitRules(user, namespace, func(_ string, rs []rbacv1.PolicyRule, err error) bool {
+	r.visitRules(user, namespace, func(_ func() string, rs []rbacv1.PolicyRule, err error) bool {
 		if err != nil {
 			errs = append(errs, err.Error())
 		}
@@ -78,10 +78,10 @@ func (r *RBAC) RulesFor(user auth.User, namespace string) ([]rbacv1.PolicyRule, 
 
 // visitRules calls visit with the rules of each binding that applies to
 // user, cluster bindings first, until visit returns false.
-func (r *RBAC) visitRules(user auth.User, namespace string, visit func(source string, rules []rbacv1.PolicyRule, err error) bool) {
+func (r *RBAC) visitRules(user auth.User, namespace string, visit func(source func() string, rules []rbacv1.PolicyRule, err error) bool) {
 	crbs, err := r.store.ListClusterRoleBindings()
 	if err != nil {
-		visit("", nil, err)
+		visit(nil, nil, err)
 		return
 	}
 	for _, b := range crbs {
@@ -90,7 +90,9 @@ func (r *RBAC) visitRules(user auth.User, namespace string, visit func(source st
 			continue
 		}
 		rules, err := r.roleRules(b.RoleRef, "")
-		source := fmt.Sprintf("ClusterRoleBinding %q of %s %q to %s", b.Name, b.RoleRef.Kind, b.RoleRef.Name, describeSubject(subject, ""))
+		source := func() string {
+			return fmt.Sprintf("ClusterRoleBinding %q of %s %q to %s", b.Name, b.RoleRef.Kind, b.RoleRef.Name, describeSubject(subject, ""))
+		}
 		if !visit(source, rules, err) {
 			return
 		}
@@ -100,7 +102,7 @@ func (r *RBAC) visitRules(user auth.User, namespace string, visit func(source st
 	}
 	rbs, err := r.store.ListRoleBindings(namespace)
 	if err != nil {
-		visit("", nil, err)
+		visit(nil, nil, err)
 		return
 	}
 	for _, b := range rbs {
@@ -109,7 +111,9 @@ func (r *RBAC) visitRules(user auth.User, namespace string, visit func(source st
 			continue
 		}
 		rules, err := r.roleRules(b.RoleRef, namespace)
-		source := fmt.Sprintf("RoleBinding %q of %s %q to %s", b.Name+"/"+namespace, b.RoleRef.Kind, b.RoleRef.Name, describeSubject(subject, namespace))
+		source := func() string {
+			return fmt.Sprintf("RoleBinding %q of %s %q to %s", b.Name+"/"+namespace, b.RoleRef.Kind, b.RoleRef.Name, describeSubject(subject, namespace))
+		}
 		if !visit(source, rules, err) {
 			return
 		}
