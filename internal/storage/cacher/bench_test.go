@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/drover/drover/internal/storage"
@@ -14,6 +15,14 @@ import (
 
 // Each benchmark runs the same work on the etcd store alone (store=etcd)
 // and through a cacher of the prefix in front of it (store=cacher).
+
+// benchPrefix is a key prefix unique to one run of a benchmark, also with
+// -count (which may hand the same *testing.B to each run).
+func benchPrefix(b *testing.B) string {
+	return fmt.Sprintf("%s%d/", storagetest.Prefix(b), benchRuns.Add(1))
+}
+
+var benchRuns atomic.Int64
 
 // value1K is a stored object of typical size.
 var value1K = bytes.Repeat([]byte("x"), 1024)
@@ -33,7 +42,7 @@ func stores(b *testing.B, p string, f func(b *testing.B, s storage.Interface, in
 func BenchmarkList(b *testing.B) {
 	for _, n := range []int{1000, 10000} {
 		b.Run(fmt.Sprintf("keys=%d", n), func(b *testing.B) {
-			p := storagetest.Prefix(b)
+			p := benchPrefix(b)
 			fill(b, newEtcd(b, 0), p, n)
 			stores(b, p, func(b *testing.B, s, _ storage.Interface) {
 				ctx := context.Background()
@@ -54,7 +63,7 @@ func BenchmarkList(b *testing.B) {
 // BenchmarkListPage reads the first 500 keys of 10000, as client-go's
 // paginated lists do.
 func BenchmarkListPage(b *testing.B) {
-	p := storagetest.Prefix(b)
+	p := benchPrefix(b)
 	fill(b, newEtcd(b, 0), p, 10000)
 	stores(b, p, func(b *testing.B, s, _ storage.Interface) {
 		ctx := context.Background()
@@ -72,10 +81,10 @@ func BenchmarkListPage(b *testing.B) {
 
 // BenchmarkUpdate is the write path, with the cacher watching the prefix.
 func BenchmarkUpdate(b *testing.B) {
-	p := storagetest.Prefix(b)
+	p := benchPrefix(b)
 	stores(b, p, func(b *testing.B, s, inner storage.Interface) {
 		ctx := context.Background()
-		key := p + b.Name()
+		key := fmt.Sprintf("%sk%d", p, benchRuns.Add(1))
 		rev := storagetest.MustCreate(b, inner, key, string(value1K))
 		for b.Loop() {
 			var err error
@@ -91,9 +100,9 @@ func BenchmarkUpdate(b *testing.B) {
 func BenchmarkWatchFanOut(b *testing.B) {
 	for _, watchers := range []int{100, 1000} {
 		b.Run(fmt.Sprintf("watchers=%d", watchers), func(b *testing.B) {
-			p := storagetest.Prefix(b)
+			p := benchPrefix(b)
 			stores(b, p, func(b *testing.B, s, inner storage.Interface) {
-				fanOut(b, s, inner, p+b.Name()+"/", watchers)
+				fanOut(b, s, inner, fmt.Sprintf("%s%d/", p, benchRuns.Add(1)), watchers)
 			})
 		})
 	}
@@ -143,9 +152,9 @@ func fanOut(b *testing.B, s, inner storage.Interface, p string, watchers int) {
 // BenchmarkWatchOpen opens and closes a watch from the current revision,
 // as every client watch request does.
 func BenchmarkWatchOpen(b *testing.B) {
-	p := storagetest.Prefix(b)
+	p := benchPrefix(b)
 	stores(b, p, func(b *testing.B, s, inner storage.Interface) {
-		rev := storagetest.MustCreate(b, inner, p+b.Name(), "v")
+		rev := storagetest.MustCreate(b, inner, fmt.Sprintf("%sk%d", p, benchRuns.Add(1)), "v")
 		for b.Loop() {
 			ctx, cancel := context.WithCancel(context.Background())
 			if _, err := s.Watch(ctx, p, rev); err != nil {
@@ -183,14 +192,14 @@ func fill(b *testing.B, s storage.Interface, p string, n int) {
 // outside the prefix: the cacher has to learn from a progress request that
 // it is up to date before it may answer.
 func BenchmarkListAfterWriteElsewhere(b *testing.B) {
-	p := storagetest.Prefix(b)
+	p := benchPrefix(b)
 	fill(b, newEtcd(b, 0), p+"in/", 1000)
 	stores(b, p+"in/", func(b *testing.B, s, inner storage.Interface) {
 		ctx := context.Background()
-		i := 0
+		run, i := benchRuns.Add(1), 0
 		for b.Loop() {
 			i++
-			if _, err := inner.Create(ctx, fmt.Sprintf("%sout/%s/%d", p, b.Name(), i), nil); err != nil {
+			if _, err := inner.Create(ctx, fmt.Sprintf("%sout/%d/%d", p, run, i), nil); err != nil {
 				b.Fatal(err)
 			}
 			res, err := s.List(ctx, p+"in/", storage.ListOptions{})
@@ -212,7 +221,7 @@ func BenchmarkListAfterWriteElsewhere(b *testing.B) {
 // heap, so growth from before New would count etcd's own caches too).
 func BenchmarkCacheMemory(b *testing.B) {
 	const n = 10000
-	p := storagetest.Prefix(b)
+	p := benchPrefix(b)
 	inner := newEtcd(b, 0)
 	fill(b, inner, p, n)
 	var perKey float64
