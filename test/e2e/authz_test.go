@@ -81,8 +81,34 @@ func TestMintedKubeconfigAndCanI(t *testing.T) {
 		t.Errorf("admin can-i '*' '*' = %q", out)
 	}
 
+	// RBAC objects are applied and created as kubectl users do.
+	manifest := filepath.Join(t.TempDir(), "rbac.yaml")
+	writeFile(t, manifest, `apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: cm-writer, namespace: team}
+rules:
+- {apiGroups: [""], resources: [configmaps], verbs: [create]}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: jane-cm-writer, namespace: team}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: cm-writer}
+subjects:
+- {apiGroup: rbac.authorization.k8s.io, kind: User, name: jane}
+`)
+	out := s.mustKubectl(t, "apply", "-f", manifest)
+	expectLines(t, "apply rbac", out, `^role.rbac.authorization.k8s.io/cm-writer created$`, `^rolebinding.rbac.authorization.k8s.io/jane-cm-writer created$`)
+	waitFor(t, 10*time.Second, func() error {
+		if out, code := as("create", "configmap", "x", "-n", "team"); code != 0 {
+			return &kubectlErr{out}
+		}
+		return nil
+	})
+	out = s.mustKubectl(t, "create", "clusterrole", "pod-reader", "--verb=get,list", "--resource=pods")
+	expectLines(t, "create clusterrole", out, `^clusterrole.rbac.authorization.k8s.io/pod-reader created$`)
+
 	// RBAC objects print as upstream's tables.
-	out := s.mustKubectl(t, "get", "clusterroles")
+	out = s.mustKubectl(t, "get", "clusterroles")
 	expectLines(t, "get clusterroles", out, `^NAME\s+CREATED AT$`, `^cluster-admin\s+\d{4}-\d\d-\d\dT`, `^view\s+`, `^system:discovery\s+`)
 	out = s.mustKubectl(t, "get", "rolebindings", "-n", "team")
 	expectLines(t, "get rolebindings", out, `^NAME\s+ROLE\s+AGE$`, `^jane-view\s+ClusterRole/view\s+\S+$`)
