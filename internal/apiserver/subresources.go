@@ -105,13 +105,15 @@ func (h *handler) readPatch() (types.PatchType, []byte, error) {
 
 // applyPatch applies a patch to a JSON document; schema gives strategic
 // merge patch its merge keys.
-func applyPatch(pt types.PatchType, doc, patch []byte, schema runtime.Object) ([]byte, error) {
-	var out []byte
-	var err error
+func applyPatch(pt types.PatchType, doc, patch []byte, schema runtime.Object) (out []byte, err error) {
+	defer recoverPatch(pt, &err)
 	switch pt {
 	case types.JSONPatchType:
 		var p jsonpatch.Patch
 		if p, err = jsonpatch.DecodePatch(patch); err == nil {
+			if err = checkJSONPatch(p); err != nil {
+				return nil, err
+			}
 			out, err = p.Apply(doc)
 		}
 	case types.MergePatchType:
