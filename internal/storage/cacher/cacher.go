@@ -137,8 +137,34 @@ type Cacher struct {
 	// Progress from the inner store answers it.
 	progressAsked time.Time
 
-	// Counters for tests and benchmarks.
-	cachedLists, innerLists, cachedWatches, innerWatches atomic.Int64
+	// Counters for Stats.
+	cachedLists, innerLists, cachedWatches, innerWatches, slowWatchers atomic.Int64
+}
+
+// Stats describes a Cacher's state and how it has served requests.
+type Stats struct {
+	Prefix string
+	// Ready tells that the cache holds a full list and follows the inner
+	// store; Revision is the revision it has applied everything up to.
+	Ready    bool
+	Revision int64
+	Keys     int
+	Watchers int
+	// Requests served from memory and handed to the inner store.
+	CachedLists, InnerLists, CachedWatches, InnerWatches int64
+	// SlowWatchersClosed counts watchers closed for falling behind.
+	SlowWatchersClosed int64
+}
+
+// Stats returns the cache's state and counters.
+func (c *Cacher) Stats() Stats {
+	c.mu.Lock()
+	st := Stats{Prefix: c.opts.Prefix, Ready: c.ready, Revision: c.rev, Keys: c.tree.Len(), Watchers: len(c.watchers)}
+	c.mu.Unlock()
+	st.CachedLists, st.InnerLists = c.cachedLists.Load(), c.innerLists.Load()
+	st.CachedWatches, st.InnerWatches = c.cachedWatches.Load(), c.innerWatches.Load()
+	st.SlowWatchersClosed = c.slowWatchers.Load()
+	return st
 }
 
 var _ storage.Interface = (*Cacher)(nil)

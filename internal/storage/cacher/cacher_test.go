@@ -256,6 +256,9 @@ func TestSlowWatcherIsClosedOthersKeepUp(t *testing.T) {
 	if last >= revs[n-1] {
 		t.Fatalf("slow watcher got everything (up to %d): it was not closed", last)
 	}
+	if st := c.Stats(); st.SlowWatchersClosed != 1 || st.Watchers != 1 {
+		t.Fatalf("Stats after closing the slow watcher: %+v, want 1 closed and 1 left", st)
+	}
 	// Watching again from the last revision seen replays the rest.
 	again, err := c.Watch(ctx, p, last)
 	if err != nil {

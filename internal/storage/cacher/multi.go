@@ -50,6 +50,15 @@ func (m *Multi) Cacher(prefix string) *Cacher {
 	return nil
 }
 
+// Stats returns every cacher's Stats, longest prefix first.
+func (m *Multi) Stats() []Stats {
+	out := make([]Stats, len(m.cachers))
+	for i, c := range m.cachers {
+		out[i] = c.Stats()
+	}
+	return out
+}
+
 func (m *Multi) route(prefix string) storage.Interface {
 	if c := m.Cacher(prefix); c != nil {
 		return c

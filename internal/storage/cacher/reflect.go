@@ -152,6 +152,7 @@ func (c *Cacher) apply(ev storage.Event) {
 		}
 		if !w.add(ev) {
 			delete(c.watchers, w)
+			c.slowWatchers.Add(1)
 			c.opts.Logger.Info("cacher: closed a watcher that fell behind", "prefix", w.prefix, "revision", ev.Revision)
 		}
 	}
