@@ -197,3 +197,72 @@ func (p *proxyRun) backendsOf2(key string) ([]Backend, bool) {
 	}
 	return nil, false
 }
+
+// TestIPTablesRestart: a proxy started over the rules of a previous one
+// (an agent restart) takes them over: a service deleted meanwhile loses
+// its chains, the others keep working throughout.
+func TestIPTablesRestart(t *testing.T) {
+	requireIPTables(t)
+	env := testenv.Start(t)
+	prefix := testPrefix(t)
+	ips := loopbackIPs(2)
+	a := startBackend(t, "a", ips[0], 0)
+	g := startBackend(t, "gone", ips[1], 0)
+	keep := nodePortService(t, env.Kube, "web")
+	gone := nodePortService(t, env.Kube, "gone")
+	applySlice(t, env.Kube, endpointSlice("web", "web-a", a, "http", true))
+	applySlice(t, env.Kube, endpointSlice("gone", "gone-a", g, "http", true))
+
+	runOnce := func(until func(*proxyRun) error) {
+		ctx, stop := context.WithCancel(context.Background())
+		pr := &proxyRun{}
+		done := make(chan error, 1)
+		go func() {
+			done <- Run(ctx, env.Kube, testenv.Logger(t), Options{Mode: ModeIPTables, ChainPrefix: prefix, OnSync: pr.onSync})
+		}()
+		testenv.Eventually(t, 10*time.Second, func() error { return until(pr) })
+		stop()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	synced := func(routes int) func(*proxyRun) error {
+		return func(pr *proxyRun) error {
+			pr.mu.Lock()
+			defer pr.mu.Unlock()
+			if pr.syncs == 0 || pr.err != nil || len(pr.table.Routes) != routes {
+				return fmt.Errorf("syncs %d, err %v, routes %d", pr.syncs, pr.err, len(pr.table.Routes))
+			}
+			return nil
+		}
+	}
+	runOnce(synced(2))
+	before, err := ownChains(context.Background(), prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	goneURL := fmt.Sprintf("http://%s:80/", gone.Spec.ClusterIP)
+	webURL := fmt.Sprintf("http://%s:80/", keep.Spec.ClusterIP)
+	for url, want := range map[string]string{webURL: "a", goneURL: "gone"} {
+		if body, err := get(url); err != nil || body != want {
+			t.Fatalf("with the proxy stopped, %s: %q, %v; want %q", url, body, err, want)
+		}
+	}
+	if err := env.Kube.CoreV1().Services("default").Delete(context.Background(), "gone", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	runOnce(synced(1))
+	after, err := ownChains(context.Background(), prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(after["nat"]) >= len(before["nat"]) {
+		t.Fatalf("nat chains before %v, after %v: the deleted service's chains remain", before["nat"], after["nat"])
+	}
+	if body, err := get(webURL); err != nil || body != "a" {
+		t.Fatalf("web after restart: %q, %v", body, err)
+	}
+	if body, err := get(goneURL); err == nil {
+		t.Fatalf("deleted service still answers %q", body)
+	}
+}

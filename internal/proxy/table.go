@@ -72,6 +72,23 @@ type Table struct {
 	Routes []Route
 }
 
+// HasBackend reports whether any route sends traffic (cluster or node
+// port) to ip: an agent may wait, after an endpoint turned terminating,
+// until its proxy's table no longer has the pod's IP before stopping it.
+func (t Table) HasBackend(ip netip.Addr) bool {
+	for i := range t.Routes {
+		r := &t.Routes[i]
+		for _, bs := range [][]Backend{r.Backends, r.ExternalBackends} {
+			for _, b := range bs {
+				if b.IP == ip {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
 // Compute derives the routing table from services and their
 // EndpointSlices, as kube-proxy does, for node nodeName:
 //

@@ -217,3 +217,15 @@ func TestComputeClusterIPs(t *testing.T) {
 		t.Fatalf("routes = %+v, want one with cluster IP 10.96.0.10", got.Routes)
 	}
 }
+
+func TestHasBackend(t *testing.T) {
+	s := nodePort(svc("web", "10.96.0.10", port("", 80)), 30080)
+	s.Spec.ExternalTrafficPolicy = corev1.ServiceExternalTrafficPolicyLocal
+	tab := Compute([]*corev1.Service{s}, []*discoveryv1.EndpointSlice{slice("web", "web-1", []slicePortSpec{{"", 8080}},
+		ep("10.244.0.2", onNodeOpt("n1")), ep("10.244.0.3", terminating(true)))}, "n1")
+	for ip, want := range map[string]bool{"10.244.0.2": true, "10.244.0.3": false, "10.96.0.10": false} {
+		if got := tab.HasBackend(netip.MustParseAddr(ip)); got != want {
+			t.Errorf("HasBackend(%s) = %v, want %v", ip, got, want)
+		}
+	}
+}
