@@ -115,6 +115,9 @@ type Result struct {
 	// API is the API server's request latency by verb over the run, from
 	// apiserver_request_duration_seconds (WATCH excluded).
 	API map[string]APILatency `json:"apiLatencySeconds"`
+	// Requests counts the API requests made during the workload, keyed
+	// "VERB resource[/subresource] code".
+	Requests map[string]float64 `json:"requests"`
 	// PeakRSS is this process's VmHWM; with the fleet in process it holds
 	// control plane, fleet and bench together.
 	PeakRSS int64 `json:"peakRSSBytes"`
@@ -313,7 +316,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err := ensureNamespace(ctx, client, cfg.Namespace); err != nil {
 		return nil, err
 	}
-	before, err := scrapeAPILatency(ctx, client)
+	before, err := scrapeAPI(ctx, client)
 	if err != nil {
 		return nil, err
 	}
@@ -345,14 +348,20 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	res.WorkloadCPUSeconds = cpuSeconds() - cpu0
 	log.Info("all pods ready", "seconds", time.Since(start).Seconds())
 
-	after, err := scrapeAPILatency(ctx, client)
+	after, err := scrapeAPI(ctx, client)
 	if err != nil {
 		return nil, err
 	}
 	res.API = map[string]APILatency{}
-	for verb, h := range diff(after, before) {
+	for verb, h := range diff(after.latency, before.latency) {
 		if h.Count() > 0 {
 			res.API[verb] = APILatency{Count: h.Count(), P50: h.Quantile(0.5), P99: h.Quantile(0.99)}
+		}
+	}
+	res.Requests = map[string]float64{}
+	for k, v := range after.requests {
+		if d := v - before.requests[k]; d > 0 {
+			res.Requests[k] = d
 		}
 	}
 	tracker.fill(res, start)
@@ -528,13 +537,28 @@ func nodeReady(n *corev1.Node) bool {
 	return false
 }
 
-// scrapeAPILatency reads the API server's request-duration histograms by verb.
-func scrapeAPILatency(ctx context.Context, client kubernetes.Interface) (map[string]Histogram, error) {
+// apiScrape is what the bench reads from the API server's /metrics.
+type apiScrape struct {
+	latency  map[string]Histogram
+	requests map[string]float64
+}
+
+// scrapeAPI reads the API server's request-duration histograms by verb and
+// its request counts.
+func scrapeAPI(ctx context.Context, client kubernetes.Interface) (apiScrape, error) {
 	body, err := client.CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("bench: scrape /metrics: %w", err)
+		return apiScrape{}, fmt.Errorf("bench: scrape /metrics: %w", err)
 	}
-	return parseHistograms(bytes.NewReader(body), "apiserver_request_duration_seconds", "verb")
+	lat, err := parseHistograms(bytes.NewReader(body), "apiserver_request_duration_seconds", "verb")
+	if err != nil {
+		return apiScrape{}, fmt.Errorf("bench: /metrics: %w", err)
+	}
+	req, err := parseRequestCounts(bytes.NewReader(body))
+	if err != nil {
+		return apiScrape{}, fmt.Errorf("bench: /metrics: %w", err)
+	}
+	return apiScrape{latency: lat, requests: req}, nil
 }
 
 // vmHWM is a process's peak resident set size in bytes, from
@@ -621,6 +645,17 @@ func (r *Result) WriteTable(w io.Writer) {
 	for _, v := range verbs {
 		a := r.API[v]
 		fmt.Fprintf(w, "  API %-7s %8.0f requests   p50 %6.1f ms  p99 %6.1f ms\n", v, a.Count, a.P50*1000, a.P99*1000)
+	}
+	keys := make([]string, 0, len(r.Requests))
+	for k := range r.Requests {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool { return r.Requests[keys[i]] > r.Requests[keys[j]] })
+	for i, k := range keys {
+		if i == 8 {
+			break
+		}
+		fmt.Fprintf(w, "  requests %-36s %8.0f  (%.2f per pod)\n", k, r.Requests[k], r.Requests[k]/float64(max(r.Pods, 1)))
 	}
 	fmt.Fprintf(w, "  peak RSS            %8.0f MiB", float64(r.PeakRSS)/(1<<20))
 	if r.FleetPeakRSS > 0 {

@@ -113,3 +113,34 @@ func (h Histogram) Quantile(q float64) float64 {
 	}
 	return prevBound
 }
+
+// parseRequestCounts reads apiserver_request_total from the Prometheus
+// text format, keyed "VERB resource[/subresource] code".
+func parseRequestCounts(r io.Reader) (map[string]float64, error) {
+	out := map[string]float64{}
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	const prefix = "apiserver_request_total{"
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, prefix) {
+			continue
+		}
+		end := strings.LastIndexByte(line, '}')
+		f := strings.Fields(line[end+1:])
+		if end < 0 || len(f) == 0 {
+			continue
+		}
+		v, err := strconv.ParseFloat(f[0], 64)
+		if err != nil {
+			continue
+		}
+		l := parseLabels(line[len(prefix):end])
+		res := l["resource"]
+		if l["subresource"] != "" {
+			res += "/" + l["subresource"]
+		}
+		out[l["verb"]+" "+res+" "+l["code"]] += v
+	}
+	return out, sc.Err()
+}

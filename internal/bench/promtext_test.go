@@ -56,3 +56,17 @@ func TestDiff(t *testing.T) {
 		t.Errorf("diff = %v", d)
 	}
 }
+
+func TestParseRequestCounts(t *testing.T) {
+	text := `apiserver_request_total{code="201",group="",resource="pods",subresource="binding",verb="POST"} 7
+apiserver_request_total{code="409",group="",resource="pods",subresource="status",verb="PUT"} 3
+apiserver_request_total{code="409",group="apps",resource="pods",subresource="status",verb="PUT"} 1
+`
+	got, err := parseRequestCounts(strings.NewReader(text + sample))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got["POST pods/binding 201"] != 7 || got["PUT pods/status 409"] != 4 || got["POST  201"] != 200 || len(got) != 3 {
+		t.Errorf("counts = %v", got)
+	}
+}
