@@ -40,6 +40,14 @@ func (h *handler) accessReview(ctx context.Context) (int, runtime.Object, error)
 		}
 		user = authenticatedUser(u)
 		res, nonRes, status = review.Spec.ResourceAttributes, review.Spec.NonResourceAttributes, &review.Status
+	case *authorizationv1.SelfSubjectRulesReview:
+		u, ok := userFrom(ctx)
+		if !ok {
+			return 0, nil, apierrors.NewBadRequest("no user present on request")
+		}
+		review.Status = h.s.rulesReview(authenticatedUser(u), review.Spec.Namespace)
+		review.SetGroupVersionKind(h.res.GroupVersionKind())
+		return http.StatusCreated, review, nil
 	case *authorizationv1.SubjectAccessReview:
 		user = auth.User{Name: review.Spec.User, Groups: review.Spec.Groups}
 		res, nonRes, status = review.Spec.ResourceAttributes, review.Spec.NonResourceAttributes, &review.Status
@@ -62,6 +70,36 @@ func reviewAttributes(u auth.User, res *authorizationv1.ResourceAttributes, nonR
 	}
 	a.Verb, a.Path = nonRes.Verb, nonRes.Path
 	return a
+}
+
+// rulesReview lists what the user may do in namespace, as far as the
+// authorizer can tell (authz.RuleLister); no authorizer allows everything.
+func (s *server) rulesReview(u auth.User, namespace string) authorizationv1.SubjectRulesReviewStatus {
+	if s.cfg.Authorizer == nil {
+		return authorizationv1.SubjectRulesReviewStatus{
+			ResourceRules:    []authorizationv1.ResourceRule{{Verbs: []string{"*"}, APIGroups: []string{"*"}, Resources: []string{"*"}}},
+			NonResourceRules: []authorizationv1.NonResourceRule{{Verbs: []string{"*"}, NonResourceURLs: []string{"*"}}},
+		}
+	}
+	lister, ok := s.cfg.Authorizer.(authz.RuleLister)
+	if !ok {
+		return authorizationv1.SubjectRulesReviewStatus{Incomplete: true}
+	}
+	rules, incomplete, err := lister.RulesFor(u, namespace)
+	st := authorizationv1.SubjectRulesReviewStatus{Incomplete: incomplete,
+		ResourceRules: []authorizationv1.ResourceRule{}, NonResourceRules: []authorizationv1.NonResourceRule{}}
+	if err != nil {
+		st.EvaluationError = err.Error()
+	}
+	for _, r := range rules {
+		if len(r.NonResourceURLs) > 0 {
+			st.NonResourceRules = append(st.NonResourceRules, authorizationv1.NonResourceRule{Verbs: r.Verbs, NonResourceURLs: r.NonResourceURLs})
+			continue
+		}
+		st.ResourceRules = append(st.ResourceRules, authorizationv1.ResourceRule{
+			Verbs: r.Verbs, APIGroups: r.APIGroups, Resources: r.Resources, ResourceNames: r.ResourceNames})
+	}
+	return st
 }
 
 // review asks the authorizer; no authorizer allows everything.

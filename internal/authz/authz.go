@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"strings"
 
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
@@ -163,9 +164,33 @@ func Groups(groups ...string) Authorizer {
 }
 
 // Default returns the authorizer Drover's API server uses: system:masters,
-// then the node authorizer, then RBAC, all reading from cache.
+// then the node authorizer, then RBAC, all reading from cache. It is also
+// a RuleLister (RBAC's rules), for selfsubjectrulesreviews.
 func Default(cache *Cache) Authorizer {
-	return Union(Groups(MastersGroup), NewNode(cache), NewRBAC(cache))
+	rbac := NewRBAC(cache)
+	return &chain{Authorizer: Union(Groups(MastersGroup), NewNode(cache), rbac), rbac: rbac}
+}
+
+// RuleLister lists the rules a user holds in a namespace, as far as an
+// authorizer can tell: what kubectl auth can-i --list shows.
+type RuleLister interface {
+	// RulesFor returns the user's rules; incomplete is true when some
+	// authorizer grants more than the rules say (node identities, the
+	// system:masters group without its binding).
+	RulesFor(user auth.User, namespace string) (rules []rbacv1.PolicyRule, incomplete bool, err error)
+}
+
+type chain struct {
+	Authorizer
+	rbac *RBAC
+}
+
+// RulesFor implements RuleLister.
+func (c *chain) RulesFor(user auth.User, namespace string) ([]rbacv1.PolicyRule, bool, error) {
+	rules, err := c.rbac.RulesFor(user, namespace)
+	a := Attributes{User: user}
+	_, node := NodeName(&a)
+	return rules, node || err != nil, err
 }
 
 // ForbiddenMessage words a refusal as upstream does, e.g.

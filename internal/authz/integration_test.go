@@ -3,6 +3,7 @@ package authz_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -297,6 +298,25 @@ func TestRolesViewEdit(t *testing.T) {
 			t.Errorf("%s can-i %s %s in %q = %v, want %v", q.who, q.verb, q.resource, q.ns, got, q.want)
 		}
 	}
+	// kubectl auth can-i --list: SelfSubjectRulesReview lists view's rules in team.
+	rr, err := alice.AuthorizationV1().SelfSubjectRulesReviews().Create(ctx, &authorizationv1.SelfSubjectRulesReview{
+		Spec: authorizationv1.SelfSubjectRulesReviewSpec{Namespace: "team"}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	listsPods, discovers := false, false
+	for _, r := range rr.Status.ResourceRules {
+		for _, res := range r.Resources {
+			listsPods = listsPods || (res == "pods" && slices.Contains(r.Verbs, "list"))
+		}
+	}
+	for _, r := range rr.Status.NonResourceRules {
+		discovers = discovers || slices.Contains(r.NonResourceURLs, "/apis/*")
+	}
+	if !listsPods || !discovers || rr.Status.Incomplete {
+		t.Errorf("alice's rules in team: %+v", rr.Status)
+	}
+
 	// The admin asks about someone else.
 	sar, err := admin.AuthorizationV1().SubjectAccessReviews().Create(ctx, &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
 		User: "eve", Groups: []string{"editors"},

@@ -24,6 +24,6 @@ func All() []*Resource {
 		Leases(),
 		EndpointSlices(),
 		PodDisruptionBudgets(),
-		Roles(), ClusterRoles(), RoleBindings(), ClusterRoleBindings(), SelfSubjectAccessReviews(), SubjectAccessReviews(),
+		Roles(), ClusterRoles(), RoleBindings(), ClusterRoleBindings(), SelfSubjectAccessReviews(), SelfSubjectRulesReviews(), SubjectAccessReviews(),
 	}
 }

@@ -42,6 +42,7 @@ func TestAllDescriptions(t *testing.T) {
 		{Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "rolebindings"}:        {"RoleBinding", "rolebinding", nil, nil, true, false, false},
 		{Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "clusterrolebindings"}: {"ClusterRoleBinding", "clusterrolebinding", nil, nil, false, false, false},
 		{Group: "authorization.k8s.io", Version: "v1", Resource: "selfsubjectaccessreviews"}: {"SelfSubjectAccessReview", "selfsubjectaccessreview", nil, nil, false, false, false},
+		{Group: "authorization.k8s.io", Version: "v1", Resource: "selfsubjectrulesreviews"}:  {"SelfSubjectRulesReview", "selfsubjectrulesreview", nil, nil, false, false, false},
 		{Group: "authorization.k8s.io", Version: "v1", Resource: "subjectaccessreviews"}:     {"SubjectAccessReview", "subjectaccessreview", nil, nil, false, false, false},
 	}
 

@@ -118,6 +118,19 @@ func SelfSubjectAccessReviews() *Resource {
 	}
 }
 
+// SelfSubjectRulesReviews is authorization.k8s.io/v1
+// selfsubjectrulesreviews (kubectl auth can-i --list): create-only,
+// answered by the server from its authorizer's rules and never stored.
+func SelfSubjectRulesReviews() *Resource {
+	return &Resource{
+		GroupVersion: authorizationv1.SchemeGroupVersion, Kind: "SelfSubjectRulesReview",
+		Plural: "selfsubjectrulesreviews", Singular: "selfsubjectrulesreview",
+		Verbs:   []string{"create"},
+		New:     func() runtime.Object { return &authorizationv1.SelfSubjectRulesReview{} },
+		NewList: func() runtime.Object { return &metav1.List{} },
+	}
+}
+
 // SubjectAccessReviews is authorization.k8s.io/v1 subjectaccessreviews:
 // create-only, answered by the server from its authorizer and never stored.
 func SubjectAccessReviews() *Resource {

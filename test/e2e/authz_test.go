@@ -76,6 +76,9 @@ func TestMintedKubeconfigAndCanI(t *testing.T) {
 			t.Errorf("can-i %s = %q, want %q", strings.Join(q.args, " "), got, q.want)
 		}
 	}
+	out, _ := as("auth", "can-i", "--list", "-n", "team")
+	expectLines(t, "can-i --list", out, `^Resources\s+Non-Resource URLs\s+Resource Names\s+Verbs$`, `^pods\s+\[\]\s+\[\]\s+\[get list watch\]$`)
+
 	// The admin can do anything.
 	if out := strings.TrimSpace(s.mustKubectl(t, "auth", "can-i", "*", "*")); out != "yes" {
 		t.Errorf("admin can-i '*' '*' = %q", out)
@@ -96,7 +99,7 @@ roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: cm-writer}
 subjects:
 - {apiGroup: rbac.authorization.k8s.io, kind: User, name: jane}
 `)
-	out := s.mustKubectl(t, "apply", "-f", manifest)
+	out = s.mustKubectl(t, "apply", "-f", manifest)
 	expectLines(t, "apply rbac", out, `^role.rbac.authorization.k8s.io/cm-writer created$`, `^rolebinding.rbac.authorization.k8s.io/jane-cm-writer created$`)
 	waitFor(t, 10*time.Second, func() error {
 		if out, code := as("create", "configmap", "x", "-n", "team"); code != 0 {
