@@ -82,9 +82,11 @@ func (u *userspace) Sync(_ context.Context, t Table) error {
 	}
 	var drains []pendingDrain
 	defer func() {
+		var wg sync.WaitGroup
 		for _, d := range drains {
-			d.l.drain(d.gen, DrainTimeout)
+			wg.Go(func() { d.l.drain(d.gen, DrainTimeout) })
 		}
+		wg.Wait()
 	}()
 	for addr, r := range want {
 		if l, ok := u.listeners[addr]; ok {
