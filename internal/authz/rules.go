@@ -112,16 +112,19 @@ func SubjectsMatch(user auth.User, subjects []rbacv1.Subject, bindingNamespace s
 	return rbacv1.Subject{}, false
 }
 
-// AggregatedRules returns a ClusterRole's effective rules: its own, plus,
-// when it has an aggregationRule, the effective rules of every other
-// ClusterRole whose labels match one of its selectors (what upstream's
-// aggregation controller writes into the role, and so transitively: admin
-// takes edit's, which takes view's), without duplicates.
+// AggregatedRules returns a ClusterRole's effective rules: its own when it
+// has no aggregationRule; otherwise, as upstream's aggregation controller
+// writes them into the role (replacing what was there), the effective
+// rules of every other ClusterRole whose labels match one of its
+// selectors, transitively (admin takes edit's, which takes view's), in
+// the order of all and without duplicates. Authorization reads them this way, so a
+// role labelled to aggregate counts at once, and stops counting when
+// removed.
 func AggregatedRules(role *rbacv1.ClusterRole, all []*rbacv1.ClusterRole) []rbacv1.PolicyRule {
-	if role.AggregationRule == nil || len(role.AggregationRule.ClusterRoleSelectors) == 0 {
+	if role.AggregationRule == nil {
 		return role.Rules
 	}
-	var rules []rbacv1.PolicyRule
+	rules := []rbacv1.PolicyRule{}
 	aggregate(role, all, map[string]bool{}, &rules)
 	return rules
 }
@@ -131,12 +134,12 @@ func aggregate(role *rbacv1.ClusterRole, all []*rbacv1.ClusterRole, seen map[str
 		return
 	}
 	seen[role.Name] = true
-	for _, r := range role.Rules {
-		if !hasRule(*rules, r) {
-			*rules = append(*rules, r)
-		}
-	}
 	if role.AggregationRule == nil {
+		for _, r := range role.Rules {
+			if !hasRule(*rules, r) {
+				*rules = append(*rules, r)
+			}
+		}
 		return
 	}
 	for _, sel := range role.AggregationRule.ClusterRoleSelectors {
