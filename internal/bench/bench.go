@@ -79,6 +79,9 @@ type Config struct {
 	// WatchPerNode gives each simulated node its own pod watch (as real
 	// nodes have) instead of one shared by the fleet (as KWOK has).
 	WatchPerNode bool
+	// HeartbeatInterval is the simulated nodes' Lease renewal period;
+	// default the agent's (agent.DefaultHeartbeatInterval).
+	HeartbeatInterval time.Duration
 	// Executable is the drover binary for FleetChild; default
 	// os.Executable().
 	Executable string
@@ -262,7 +265,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			return nil, fmt.Errorf("bench: client: %w", err)
 		}
 		bg.Go(func() {
-			err := simfleet.Run(ctx, simfleet.Config{Nodes: cfg.Nodes, NamePrefix: cfg.NodePrefix, Client: fleetClient, WatchPerNode: cfg.WatchPerNode})
+			err := simfleet.Run(ctx, simfleet.Config{Nodes: cfg.Nodes, NamePrefix: cfg.NodePrefix, Client: fleetClient, WatchPerNode: cfg.WatchPerNode, HeartbeatInterval: cfg.HeartbeatInterval})
 			if err == nil && ctx.Err() == nil {
 				err = errors.New("stopped")
 			}
@@ -285,6 +288,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		child = exec.Command(exe, "agent", "--runtime", "sim", "--nodes", strconv.Itoa(cfg.Nodes),
 			"--node-name-prefix", cfg.NodePrefix, "--kubeconfig", kubeconfig, "--data-dir", fleetDir, "--log-level", "warn",
 			"--sim-watch-per-node="+strconv.FormatBool(cfg.WatchPerNode))
+		if cfg.HeartbeatInterval > 0 {
+			child.Args = append(child.Args, "--heartbeat-interval", cfg.HeartbeatInterval.String())
+		}
 		var stderr bytes.Buffer
 		child.Stderr = &stderr
 		if err := child.Start(); err != nil {
