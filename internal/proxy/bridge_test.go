@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/drover/drover/internal/dns"
 	"github.com/drover/drover/internal/testenv"
 )
 
@@ -82,7 +83,7 @@ func (p *podNet) start(ns string, env ...string) *exec.Cmd {
 }
 
 // getFrom fetches url from inside namespace ns.
-func (p *podNet) getFrom(ns, url string) (string, error) {
+func (p *podNet) getFrom(ns, url string, env ...string) (string, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return "", err
@@ -90,7 +91,7 @@ func (p *podNet) getFrom(ns, url string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", ns, self, "-test.run=^$")
-	cmd.Env = append(os.Environ(), helperEnv+"=get", "DROVER_PROXY_URL="+url)
+	cmd.Env = append(append(os.Environ(), helperEnv+"=get", "DROVER_PROXY_URL="+url), env...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
@@ -152,6 +153,31 @@ func TestIPTablesBridge(t *testing.T) {
 	}
 	if body, err := get(cip); err != nil || body != "pod" {
 		t.Errorf("host to cluster IP: %q, %v", body, err)
+	}
+
+	// A pod resolves the service by name with the cluster DNS, served on
+	// the bridge's address (the pods' gateway), and reaches it.
+	dnsCtx, stopDNS := context.WithCancel(context.Background())
+	dnsReady := make(chan string, 1)
+	dnsDone := make(chan error, 1)
+	go func() {
+		dnsDone <- dns.Run(dnsCtx, env.Kube, testenv.Logger(t), dns.Options{Addr: pn.subnet + ".1:53", Upstreams: []string{},
+			OnReady: func(a string) { dnsReady <- a }})
+	}()
+	defer func() {
+		stopDNS()
+		if err := <-dnsDone; err != nil {
+			t.Errorf("dns.Run: %v", err)
+		}
+	}()
+	select {
+	case addr := <-dnsReady:
+		body, err := pn.getFrom(clientNS, "http://web.default.svc.cluster.local/", "DROVER_PROXY_DNS="+addr)
+		if err != nil || body != "pod" {
+			t.Errorf("pod to service by DNS name: %q, %v; want the pod's answer", body, err)
+		}
+	case err := <-dnsDone:
+		t.Fatalf("dns.Run: %v", err)
 	}
 	if v, err := os.ReadFile("/proc/sys/net/bridge/bridge-nf-call-iptables"); err != nil || strings.TrimSpace(string(v)) != "1" {
 		t.Errorf("bridge-nf-call-iptables = %q (%v), want 1", v, err)

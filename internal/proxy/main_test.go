@@ -1,8 +1,10 @@
 package proxy
 
 import (
+	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"testing"
@@ -24,6 +26,14 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	case "get":
+		if server := os.Getenv("DROVER_PROXY_DNS"); server != "" {
+			// Resolve names with the cluster DNS, as a pod whose
+			// resolv.conf names it would.
+			r := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+				return (&net.Dialer{}).DialContext(ctx, network, server)
+			}}
+			net.DefaultResolver = r
+		}
 		body, err := get(os.Getenv("DROVER_PROXY_URL"))
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
