@@ -17,7 +17,10 @@
 //     call, then, when the inner store can, a progress request), so a cached
 //     list is never older than one read from etcd at the same moment. When
 //     the cache does not catch up within Options.FreshnessTimeout the list
-//     goes to the inner store.
+//     goes to the inner store. On etcd, the cache's watch and progress
+//     requests use a gRPC stream of their own (etcd.Store.IsolatedContext):
+//     etcd holds back progress on a stream while any watch on it waits for
+//     a future revision, which made such lists wait the whole timeout.
 //   - List at an explicit revision from the snapshot of an earlier cached
 //     List at that revision (the later pages of a paginated list), or else
 //     from the inner store.
@@ -102,6 +105,21 @@ func (o Options) withDefaults() Options {
 // Progress event on their open watches now (the etcd store).
 type progressRequester interface {
 	RequestProgress(ctx context.Context) error
+}
+
+// streamIsolator is implemented by stores whose watches share streams on
+// which one watch can hold back the progress of another (etcd): watches and
+// progress requests made with an isolated context get a stream of their own.
+type streamIsolator interface {
+	IsolatedContext(ctx context.Context, name string) context.Context
+}
+
+// innerCtx marks ctx for the cache's own watch and progress requests.
+func (c *Cacher) innerCtx(ctx context.Context) context.Context {
+	if si, ok := c.inner.(streamIsolator); ok {
+		return si.IsolatedContext(ctx, "cacher "+c.opts.Prefix)
+	}
+	return ctx
 }
 
 // snapshot is the cache's content at one revision. Its tree is a
@@ -423,7 +441,7 @@ func (c *Cacher) requestProgress(ctx context.Context) {
 	}
 	c.progressAsked = time.Now()
 	c.mu.Unlock()
-	if err := pr.RequestProgress(ctx); err != nil {
+	if err := pr.RequestProgress(c.innerCtx(ctx)); err != nil {
 		c.opts.Logger.Debug("cacher: progress request failed", "prefix", c.opts.Prefix, "err", err)
 	}
 }
@@ -513,6 +531,9 @@ func (c *Cacher) progressLoop() {
 			return
 		case <-ticker.C:
 		}
+		// Move the revision along with writes outside the prefix, so that
+		// bookmarks do too.
+		c.requestProgress(c.ctx)
 		c.mu.Lock()
 		if c.ready {
 			for w := range c.watchers {

@@ -381,3 +381,28 @@ func keys(kvs []storage.KeyValue) []string {
 	}
 	return out
 }
+
+// TestListNotHeldBackByOtherWatches: etcd holds back progress on a stream
+// while a watch on it waits for a future revision (one opened "from now"),
+// so the cache's own watch has a stream of its own; otherwise the lists
+// below would wait for FreshnessTimeout and go to etcd.
+func TestListNotHeldBackByOtherWatches(t *testing.T) {
+	p := storagetest.Prefix(t)
+	c, inner := newCacher(t, Options{Prefix: p + "in/"})
+	ctx := storagetest.Context(t)
+	for i := range 5 {
+		storagetest.MustCreate(t, inner, fmt.Sprintf("%sout/%d", p, i), "v")
+		wctx, cancel := context.WithCancel(ctx)
+		if _, err := inner.Watch(wctx, p+"other/", 0); err != nil {
+			t.Fatal(err)
+		}
+		before := c.Stats()
+		if _, err := c.List(ctx, p+"in/", storage.ListOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		cancel()
+		if after := c.Stats(); after.CachedLists != before.CachedLists+1 {
+			t.Fatalf("list %d went to etcd: the cache did not learn it was up to date (%+v)", i, after)
+		}
+	}
+}

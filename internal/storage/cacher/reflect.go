@@ -32,7 +32,7 @@ func (c *Cacher) reflect() {
 			c.replace(snap)
 			rev = snap.rev
 		}
-		events, err := c.inner.Watch(c.ctx, c.opts.Prefix, rev)
+		events, err := c.inner.Watch(c.innerCtx(c.ctx), c.opts.Prefix, rev)
 		if err == nil {
 			var last int64
 			last, err = c.follow(events)

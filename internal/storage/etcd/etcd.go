@@ -18,6 +18,7 @@ import (
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	"github.com/drover/drover/internal/storage"
@@ -220,6 +221,16 @@ func (s *Store) RequestProgress(ctx context.Context) error {
 		return mapErr("request progress", err)
 	}
 	return nil
+}
+
+// IsolatedContext returns ctx marked so that the watches and progress
+// requests made with it share a gRPC watch stream of their own, named name.
+// etcd answers a progress request only once every watch on the stream has
+// caught up, and a watch opened "from now" has not until the next write: on
+// a stream of its own, a watch cache's progress requests are not held back
+// by other watches of the Store.
+func (s *Store) IsolatedContext(ctx context.Context, name string) context.Context {
+	return metadata.AppendToOutgoingContext(ctx, "drover-watch-stream", name)
 }
 
 // Compact discards history before revision.
