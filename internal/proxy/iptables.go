@@ -19,7 +19,10 @@ type iptables struct {
 	log *slog.Logger
 	// existing are the chains of ours in each table after the last sync.
 	existing map[string][]string
-	jumped   bool
+	// jumpedAt is when the jumps from the built-in chains were last
+	// checked; they are checked again after DefaultSyncPeriod, in case
+	// something (a firewall reload) removed them.
+	jumpedAt time.Time
 }
 
 // iptablesUsable reports whether the iptables binaries run and may change
@@ -137,11 +140,11 @@ func (p *iptables) Sync(ctx context.Context, t Table) error {
 		return err
 	}
 	p.existing = declared
-	if !p.jumped {
+	if time.Since(p.jumpedAt) > DefaultSyncPeriod {
 		if err := ensureJumps(ctx, p.cfg); err != nil {
 			return err
 		}
-		p.jumped = true
+		p.jumpedAt = time.Now()
 	}
 	p.log.Debug("proxy: iptables rules synced", "routes", len(t.Routes), "took", time.Since(start))
 	return nil
