@@ -3,6 +3,8 @@ package authz
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -105,20 +107,13 @@ func BootstrapPolicy() ([]rbacv1.ClusterRole, []rbacv1.ClusterRoleBinding) {
 		rule([]string{"create"}, "authorization.k8s.io", "localsubjectaccessreviews"),
 		rule(readWrite, "rbac.authorization.k8s.io", "rolebindings", "roles"),
 	)
-	flat := func(roles ...rbacv1.ClusterRole) []rbacv1.PolicyRule {
-		var out []rbacv1.PolicyRule
-		for _, r := range roles {
-			out = append(out, r.Rules...)
-		}
-		return out
-	}
 	roles := []rbacv1.ClusterRole{
 		clusterRole("cluster-admin", nil,
 			rbacv1.PolicyRule{Verbs: []string{"*"}, APIGroups: []string{"*"}, Resources: []string{"*"}},
 			rbacv1.PolicyRule{Verbs: []string{"*"}, NonResourceURLs: []string{"*"}}),
-		aggregating(clusterRole("admin", nil, flat(admin, edit, view)...), AggregateToAdmin),
-		aggregating(clusterRole("edit", map[string]string{AggregateToAdmin: "true"}, flat(edit, view)...), AggregateToEdit),
-		aggregating(clusterRole("view", map[string]string{AggregateToEdit: "true"}, flat(view)...), AggregateToView),
+		aggregating(clusterRole("admin", nil), AggregateToAdmin),
+		aggregating(clusterRole("edit", map[string]string{AggregateToAdmin: "true"}), AggregateToEdit),
+		aggregating(clusterRole("view", map[string]string{AggregateToEdit: "true"}), AggregateToView),
 		admin, edit, view,
 		clusterRole("system:discovery", nil, rbacv1.PolicyRule{Verbs: []string{"get"}, NonResourceURLs: []string{
 			"/api", "/api/*", "/apis", "/apis/*", "/healthz", "/livez", "/openapi", "/openapi/*", "/readyz", "/version", "/version/"}}),
@@ -127,6 +122,18 @@ func BootstrapPolicy() ([]rbacv1.ClusterRole, []rbacv1.ClusterRoleBinding) {
 		clusterRole("system:basic-user", nil,
 			rule([]string{"create"}, "authorization.k8s.io", "selfsubjectaccessreviews", "selfsubjectrulesreviews"),
 			rule([]string{"create"}, "authentication.k8s.io", "selfsubjectreviews")),
+	}
+	// Flatten as the aggregation controller would, roles taken in name
+	// order, so that it finds nothing to change.
+	byName := make([]*rbacv1.ClusterRole, len(roles))
+	for i := range roles {
+		byName[i] = &roles[i]
+	}
+	slices.SortFunc(byName, func(a, b *rbacv1.ClusterRole) int { return strings.Compare(a.Name, b.Name) })
+	for i := range roles {
+		if roles[i].AggregationRule != nil {
+			roles[i].Rules = AggregatedRules(&roles[i], byName)
+		}
 	}
 	bindings := []rbacv1.ClusterRoleBinding{
 		clusterRoleBinding("cluster-admin", "cluster-admin", MastersGroup),
