@@ -11,6 +11,9 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	"github.com/drover/drover/internal/dns"
 	"github.com/drover/drover/internal/testenv"
 )
@@ -153,6 +156,26 @@ func TestIPTablesBridge(t *testing.T) {
 	}
 	if body, err := get(cip); err != nil || body != "pod" {
 		t.Errorf("host to cluster IP: %q, %v", body, err)
+	}
+
+	// Another machine (here a pod) reaching a node port whose backend is
+	// a host process on a loopback address, as the process runtime's pods
+	// are: DNAT to 127.x needs route_localnet and masquerading.
+	lo := startBackend(t, "loopback", loopbackIPs(1)[0], 0)
+	ls := createService(t, env.Kube, &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "local"},
+		Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeNodePort, ClusterIP: randomClusterIP(),
+			Ports: []corev1.ServicePort{{Name: "http", Port: 80, Protocol: corev1.ProtocolTCP}}},
+	})
+	applySlice(t, env.Kube, endpointSlice("local", "local-a", lo, "http", true))
+	testenv.Eventually(t, 10*time.Second, func() error {
+		if bs, _ := pr.backendsOf("default/local:http/TCP"); len(bs) != 1 {
+			return fmt.Errorf("backends %v", bs)
+		}
+		return nil
+	})
+	if body, err := pn.getFrom(clientNS, fmt.Sprintf("http://%s:%d/", nodeIP(t), ls.Spec.Ports[0].NodePort)); err != nil || body != "loopback" {
+		t.Errorf("remote client to node port, backend on loopback: %q, %v", body, err)
 	}
 
 	// A pod resolves the service by name with the cluster DNS, served on
