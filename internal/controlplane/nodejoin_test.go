@@ -130,6 +130,7 @@ func TestNodeJoin(t *testing.T) {
 		dir: 0o700, filepath.Join(dir, PKIDir): 0o700, filepath.Join(dir, PKIDir, auth.CAKeyFile): 0o600,
 		filepath.Join(dir, NodeTokenFile): 0o600, filepath.Join(dir, JoinTokenFile): 0o600,
 		filepath.Join(dir, TokenFile): 0o600, filepath.Join(dir, KubeconfigFile): 0o600,
+		filepath.Join(dir, PKIDir, auth.ServerKeyFile): 0o600, filepath.Join(dir, PKIDir, auth.PeerKeyFile): 0o600,
 	})
 }
 

@@ -76,6 +76,43 @@ func TestNodeJoinAndInflightLimit(t *testing.T) {
 		}
 	}
 
+	// Secret data and credentials never reach the logs: a secret consumed
+	// by a pod's environment on the joined node.
+	const sentinel = "s3cr3t-sentinel-value"
+	s.mustKubectl(t, "create", "secret", "generic", "creds", "--from-literal=password="+sentinel)
+	pod := filepath.Join(t.TempDir(), "pod.yaml")
+	writeFile(t, pod, `apiVersion: v1
+kind: Pod
+metadata: {name: uses-secret}
+spec:
+  nodeName: joined
+  containers:
+  - name: c
+    image: example.local/web:1.0
+    env:
+    - name: PASSWORD
+      valueFrom: {secretKeyRef: {name: creds, key: password}}
+`)
+	s.mustKubectl(t, "apply", "-f", pod)
+	waitFor(t, 60*time.Second, func() error {
+		out, err := s.kubectl(t, "get", "pod", "uses-secret", "-o", "jsonpath={.status.phase}")
+		if err != nil || out != "Running" {
+			return fmt.Errorf("pod uses-secret: %q %v", out, err)
+		}
+		return nil
+	})
+	if events := s.mustKubectl(t, "get", "events", "-A", "-o", "yaml"); strings.Contains(events, sentinel) {
+		t.Error("an event holds the secret's data")
+	}
+	keyPEM := strings.TrimSpace(readFileString(t, filepath.Join(agentDir, "pki", "node.key")))
+	for what, secret := range map[string]string{"secret data": sentinel, "admin token": adminToken, "node key": keyPEM} {
+		for name, log := range map[string]string{"server": s.log.String(), "agent": a.log.String()} {
+			if strings.Contains(log, secret) {
+				t.Errorf("the %s log holds the %s", name, what)
+			}
+		}
+	}
+
 	// A flood from the node's identity, with a client that does not retry.
 	nodeCfg := &rest.Config{Host: "https://" + listen}
 	nodeCfg.TLSClientConfig = rest.TLSClientConfig{CAFile: filepath.Join(agentDir, "pki", "ca.crt"),
