@@ -11,6 +11,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
+	"github.com/drover/drover/internal/controller/clusterroleaggregation"
 	"github.com/drover/drover/internal/controller/deployment"
 	"github.com/drover/drover/internal/controller/disruption"
 	"github.com/drover/drover/internal/controller/endpoints"
@@ -64,6 +65,9 @@ func newClients(cfg *rest.Config) (Clients, error) {
 // builtinComponents are the controllers every control plane runs.
 func builtinComponents() []Component {
 	return []Component{
+		{Name: "clusterrole-aggregation-controller", LeaderOnly: true, Run: func(ctx context.Context, c Clients, log *slog.Logger) error {
+			return clusterroleaggregation.Run(ctx, c.Kube, log)
+		}},
 		{Name: "namespace-controller", LeaderOnly: true, Run: func(ctx context.Context, c Clients, log *slog.Logger) error {
 			return namespace.Run(ctx, c.Kube, c.Dynamic, c.Discovery, log)
 		}},
