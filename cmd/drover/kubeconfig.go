@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -58,7 +59,7 @@ or in --namespace with a RoleBinding. The file is written with mode 0600.
 	return cmd
 }
 
-func mintKubeconfig(ctx context.Context, o kubeconfigOptions, stdout interface{ Write([]byte) (int, error) }) error {
+func mintKubeconfig(ctx context.Context, o kubeconfigOptions, stdout io.Writer) error {
 	if o.role != "" && o.namespace == "" {
 		return errors.New("--role needs --namespace")
 	}
