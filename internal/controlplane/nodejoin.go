@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -34,6 +35,10 @@ const (
 	// NodeJoinPath (POST, node token secret as bearer token, a CSR in the
 	// body) returns a client certificate for system:node:<name>.
 	NodeJoinPath = "/drover/v1/nodes/join"
+	// NodeRenewPath (POST, authenticated by the node's current client
+	// certificate, a CSR in the body) returns a new certificate for the
+	// same node identity: renewal needs no token.
+	NodeRenewPath = "/drover/v1/nodes/renew"
 	// NodeCredentialName names the agent's certificate and key files
 	// (node.crt, node.key) in its credential directory, next to ca.crt.
 	NodeCredentialName = "node"
@@ -100,10 +105,48 @@ func NewNodeJoinHandler(next http.Handler, ca *auth.CA, dataDir string, log *slo
 }
 
 func (h *nodeJoinHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.URL.Path != NodeJoinPath {
+	switch r.URL.Path {
+	case NodeJoinPath:
+		h.join(w, r)
+	case NodeRenewPath:
+		h.renew(w, r)
+	default:
 		h.next.ServeHTTP(w, r)
+	}
+}
+
+// renew issues a new certificate to a node that presents its current one.
+func (h *nodeJoinHandler) renew(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		httpError(w, http.StatusMethodNotAllowed, "POST only")
 		return
 	}
+	if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 || len(r.TLS.VerifiedChains[0]) == 0 {
+		httpError(w, http.StatusUnauthorized, "renewal needs the node's client certificate")
+		return
+	}
+	leaf := r.TLS.VerifiedChains[0][0]
+	name, ok := strings.CutPrefix(leaf.Subject.CommonName, NodeUserPrefix)
+	if !ok || name == "" || !slices.Contains(leaf.Subject.Organization, NodesGroup) {
+		httpError(w, http.StatusForbidden, "only a node identity ("+NodeUserPrefix+"NAME in "+NodesGroup+") may renew its certificate")
+		return
+	}
+	var req nodeJoinRequest
+	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&req); err != nil {
+		httpError(w, http.StatusBadRequest, "decode node renew request: "+err.Error())
+		return
+	}
+	certPEM, err := h.ca.SignClientCSR([]byte(req.CSR), NodeUser(name), []string{NodesGroup})
+	if err != nil {
+		httpError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	h.log.Info("node certificate renewed", "node", name)
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(nodeJoinResponse{CACert: string(h.ca.CertPEM()), Cert: string(certPEM)})
+}
+
+func (h *nodeJoinHandler) join(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
 		httpError(w, http.StatusMethodNotAllowed, "POST only")
 		return
@@ -198,6 +241,14 @@ func NodeCredentials(ctx context.Context, j NodeJoin) (*rest.Config, error) {
 		why := reuseProblem(cred, caPEM, caErr, tok, j.NodeName, j.Now())
 		if why == "" {
 			return nodeRestConfig(j.Server, caPEM, cred), nil
+		}
+		if auth.NeedsRenewal(cred.Cert, j.Now()) && j.Now().Before(cred.Cert.NotAfter) && caErr == nil {
+			// Still valid: renew with the certificate itself.
+			cfg, err := renewNodeCredentials(ctx, j, caPEM, cred)
+			if err == nil {
+				return cfg, nil
+			}
+			j.Logger.Warn("renewing the node certificate", "err", err)
 		}
 		if j.Token == "" {
 			return nil, fmt.Errorf("node credentials in %s: %s, and no --token to join again", j.Dir, why)
@@ -333,4 +384,72 @@ func pinnedClient(ctx context.Context, server string, tok auth.JoinToken) (*http
 	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
 		TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
 	}}, caPEM, false, nil
+}
+
+// renewNodeCredentials gets a new certificate for the node by presenting
+// its current one, and stores it in place: clients built from the returned
+// configuration (client-go reloads certificate files) switch to it.
+func renewNodeCredentials(ctx context.Context, j NodeJoin, caPEM []byte, cred *auth.ClientCredential) (*rest.Config, error) {
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(caPEM) {
+		return nil, errors.New("the stored CA does not parse")
+	}
+	pair, err := tls.LoadX509KeyPair(cred.CertFile, cred.KeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("load node certificate: %w", err)
+	}
+	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12},
+	}}
+	defer client.CloseIdleConnections()
+	csrPEM, keyPEM, err := auth.NewClientCSR(NodeUser(j.NodeName), []string{NodesGroup})
+	if err != nil {
+		return nil, err
+	}
+	body, err := json.Marshal(nodeJoinRequest{NodeName: j.NodeName, CSR: string(csrPEM)})
+	if err != nil {
+		return nil, err
+	}
+	data, code, err := doRequest(ctx, client, http.MethodPost, strings.TrimRight(j.Server, "/")+NodeRenewPath, "", body)
+	if err != nil {
+		return nil, fmt.Errorf("node renew: %w", err)
+	}
+	if code != http.StatusOK {
+		return nil, fmt.Errorf("node renew: %d %s", code, bytes.TrimSpace(data))
+	}
+	var resp nodeJoinResponse
+	if err := json.Unmarshal(data, &resp); err != nil {
+		return nil, fmt.Errorf("decode node renew response: %w", err)
+	}
+	if resp.CACert != string(caPEM) {
+		return nil, errors.New("node renew response carries another CA than the stored one")
+	}
+	renewed, err := auth.WriteClientCredential(j.Dir, NodeCredentialName, []byte(resp.Cert), keyPEM)
+	if err != nil {
+		return nil, err
+	}
+	j.Logger.Info("node certificate renewed", "user", renewed.Cert.Subject.CommonName, "expires", renewed.Cert.NotAfter.UTC().Format(time.RFC3339))
+	return nodeRestConfig(j.Server, caPEM, renewed), nil
+}
+
+// KeepNodeCredentials checks the node certificate in j.Dir every interval
+// until ctx is done, and renews it (with itself, else with j.Token) once a
+// third of its life is left. Run it next to an agent whose client was
+// built by NodeCredentials.
+func KeepNodeCredentials(ctx context.Context, j NodeJoin, interval time.Duration) {
+	if j.Logger == nil {
+		j.Logger = slog.Default()
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if _, err := NodeCredentials(ctx, j); err != nil && ctx.Err() == nil {
+			j.Logger.Warn("node certificate check", "err", err)
+		}
+	}
 }

@@ -87,6 +87,35 @@ func TestNodeJoin(t *testing.T) {
 		t.Error("a certificate close to expiry was not renewed")
 	}
 
+	// Renewal needs no token: the certificate itself is enough.
+	if _, err := NodeCredentials(ctx, NodeJoin{Server: s.info.URL, NodeName: "n1", Dir: agentDir, Now: func() time.Time { return cred3.Cert.NotAfter.Add(-time.Hour) }, Logger: testLogger(t)}); err != nil {
+		t.Fatalf("renewal with the certificate: %v", err)
+	}
+	cred4, _, _ := auth.LoadClientCredential(agentDir, NodeCredentialName)
+	if cred4.Cert.Equal(cred3.Cert) || cred4.Cert.Subject.CommonName != "system:node:n1" {
+		t.Error("renewal with the certificate did not issue a new one for the node")
+	}
+	// Only node identities renew, and only with a certificate.
+	ca, err := auth.EnsureCA(filepath.Join(dir, PKIDir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	userCert, userKey, err := ca.IssueClientCert("bob", []string{"system:masters"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob, err := auth.WriteClientCredential(t.TempDir(), "bob", userCert, userKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caPEM := ca.CertPEM()
+	if _, err := renewNodeCredentials(ctx, NodeJoin{Server: s.info.URL, NodeName: "bob", Dir: t.TempDir(), Logger: testLogger(t)}, caPEM, bob); err == nil || !strings.Contains(err.Error(), "403") {
+		t.Errorf("renewal by a non-node certificate: %v, want 403", err)
+	}
+	if code := postJoin(t, s.info.URL, NodeRenewPath, "", nodeJoinBody(t, "n1")); code != http.StatusUnauthorized {
+		t.Errorf("renewal without a certificate: %d, want 401", code)
+	}
+
 	// A token pinning another CA is refused before any secret is sent.
 	otherCA, err := auth.EnsureCA(t.TempDir())
 	if err != nil {
