@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/spf13/cobra"
 	"k8s.io/client-go/kubernetes"
@@ -118,6 +119,10 @@ adopts them.`,
 // agentPKIDir holds the agent's node credentials inside its data dir.
 const agentPKIDir = "pki"
 
+// nodeCertCheckInterval is how often a running agent checks whether its
+// certificate (valid for a year) is due for renewal.
+const nodeCertCheckInterval = time.Hour
+
 // agentRestConfig builds the client configuration from --kubeconfig, or
 // joins --server with the node token for a node certificate.
 func agentRestConfig(ctx context.Context, kubeconfig, server, token, nodeName, dataDir string, log *slog.Logger) (*rest.Config, error) {
@@ -134,10 +139,14 @@ func agentRestConfig(ctx context.Context, kubeconfig, server, token, nodeName, d
 		}
 		return c, nil
 	case server != "":
-		return controlplane.NodeCredentials(ctx, controlplane.NodeJoin{
-			Server: server, Token: token, NodeName: nodeName,
-			Dir: filepath.Join(dataDir, agentPKIDir), Logger: log,
-		})
+		j := controlplane.NodeJoin{Server: server, Token: token, NodeName: nodeName, Dir: filepath.Join(dataDir, agentPKIDir), Logger: log}
+		cfg, err := controlplane.NodeCredentials(ctx, j)
+		if err != nil {
+			return nil, err
+		}
+		// client-go rereads the certificate files, so renewal in place reaches it.
+		go controlplane.KeepNodeCredentials(ctx, j, nodeCertCheckInterval)
+		return cfg, nil
 	}
 	return nil, errors.New("give --kubeconfig FILE, or --server URL and --token TOKEN")
 }

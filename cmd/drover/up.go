@@ -115,13 +115,15 @@ func upAgentConfig(ctx context.Context, c controlplane.Clients, dataDir, nodeNam
 	if err != nil {
 		return nil, fmt.Errorf("node token: %w", err)
 	}
-	cfg, err := controlplane.NodeCredentials(ctx, controlplane.NodeJoin{
+	j := controlplane.NodeJoin{
 		Server: c.Config.Host, Token: strings.TrimSpace(string(token)), NodeName: nodeName,
 		Dir: filepath.Join(dataDir, "agent", agentPKIDir), Logger: log,
-	})
+	}
+	cfg, err := controlplane.NodeCredentials(ctx, j)
 	if err != nil {
 		return nil, err
 	}
+	go controlplane.KeepNodeCredentials(ctx, j, nodeCertCheckInterval)
 	cfg.UserAgent = "drover-agent"
 	cfg.QPS, cfg.Burst = 50, 100
 	return cfg, nil
