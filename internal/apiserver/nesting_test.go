@@ -51,3 +51,29 @@ func TestIsLongRunning(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkCheckNesting measures the nesting scan on a 1 MiB JSON body.
+func BenchmarkCheckNesting(b *testing.B) {
+	body := []byte(`{"data":{` + strings.Repeat(`"key":"value with [brackets] and {braces}",`, 1<<20/44) + `"k":"v"}}`)
+	b.SetBytes(int64(len(body)))
+	for b.Loop() {
+		if err := checkNesting(body); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkInflightAcquire measures taking and giving back a slot.
+func BenchmarkInflightAcquire(b *testing.B) {
+	l := newInflightLimiter(0, 0)
+	r := httptest.NewRequest("GET", "/api/v1/namespaces/a/pods", nil)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			release, ok := l.acquire(r, nil)
+			if !ok {
+				b.Fatal("rejected below the limit")
+			}
+			release()
+		}
+	})
+}
