@@ -31,9 +31,12 @@ func TestNodeJoinAndInflightLimit(t *testing.T) {
 	listen := freeAddr(t)
 	s := startControlPlane(t, "server", dir, listen, "--max-requests-inflight", "4", "--max-mutating-requests-inflight", "2")
 	token := strings.TrimSpace(readFileString(t, filepath.Join(dir, "node-token")))
-	if !strings.Contains(s.log.String(), token) {
-		t.Errorf("the server did not print its node token:\n%s", tail(s.log.String(), 20))
-	}
+	waitFor(t, 30*time.Second, func() error {
+		if !strings.Contains(s.log.String(), token) {
+			return fmt.Errorf("the server did not print its node token:\n%s", tail(s.log.String(), 20))
+		}
+		return nil
+	})
 
 	agentDir := filepath.Join(t.TempDir(), "agent")
 	a := &agentProc{name: "joined", dataDir: agentDir, args: []string{"agent", "--runtime", "sim", "--node-name", "joined",
