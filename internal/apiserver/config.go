@@ -4,6 +4,7 @@
 package apiserver
 
 import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"log/slog"
 	"time"
 
@@ -30,6 +31,11 @@ type Config struct {
 	// ServiceCIDR is the range services' cluster IPs come from; "" means
 	// 10.96.0.0/12. Node ports come from registry.NodePortRange.
 	ServiceCIDR string
+	// ExtraGroups are API groups served by handlers mounted with Mount
+	// (e.g. metrics.k8s.io): they are listed in /apis after the
+	// registry's groups; their own discovery documents are the mounted
+	// handler's to serve.
+	ExtraGroups []metav1.APIGroup
 	// Metrics, if set, observes every request.
 	Metrics Observer
 	// Authorizer decides on every authenticated request (403 when it does

@@ -25,7 +25,7 @@ type discovery struct {
 // preferredVersions names each group's preferred version where several are served.
 var preferredVersions = map[string]string{"autoscaling": "v2"}
 
-func newDiscovery(resources []*registry.Resource) *discovery {
+func newDiscovery(resources []*registry.Resource, extra []metav1.APIGroup) *discovery {
 	d := &discovery{
 		core:      metav1.APIVersions{TypeMeta: metav1.TypeMeta{Kind: "APIVersions"}, Versions: []string{"v1"}, ServerAddressByClientCIDRs: []metav1.ServerAddressByClientCIDR{{ClientCIDR: "0.0.0.0/0", ServerAddress: ""}}},
 		byGroup:   map[string]metav1.APIGroup{},
@@ -101,6 +101,7 @@ func newDiscovery(resources []*registry.Resource) *discovery {
 		d.byGroup[name] = g
 		d.groups.Groups = append(d.groups.Groups, g)
 	}
+	d.groups.Groups = append(d.groups.Groups, extra...)
 	d.groups.TypeMeta = metav1.TypeMeta{Kind: "APIGroupList", APIVersion: "v1"}
 	return d
 }

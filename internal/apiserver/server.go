@@ -69,7 +69,7 @@ func New(cfg Config) (*Server, error) {
 		}
 		s.resources[gvr] = res
 	}
-	s.discovery = newDiscovery(cfg.Resources)
+	s.discovery = newDiscovery(cfg.Resources, cfg.ExtraGroups)
 	s.extra["/openapi/"] = openapi.NewHandler(cfg.Resources)
 	return &Server{s: s}, nil
 }

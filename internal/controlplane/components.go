@@ -16,6 +16,7 @@ import (
 	"github.com/drover/drover/internal/controller/disruption"
 	"github.com/drover/drover/internal/controller/endpoints"
 	"github.com/drover/drover/internal/controller/gc"
+	"github.com/drover/drover/internal/controller/hpa"
 	"github.com/drover/drover/internal/controller/namespace"
 	"github.com/drover/drover/internal/controller/nodelifecycle"
 	"github.com/drover/drover/internal/controller/replicaset"
@@ -88,6 +89,9 @@ func builtinComponents() []Component {
 		}},
 		{Name: "deployment-controller", LeaderOnly: true, Run: func(ctx context.Context, c Clients, log *slog.Logger) error {
 			return deployment.Run(ctx, c.Kube, log, deployment.Options{})
+		}},
+		{Name: "horizontal-pod-autoscaler", LeaderOnly: true, Run: func(ctx context.Context, c Clients, log *slog.Logger) error {
+			return hpa.Run(ctx, c.Kube, c.Config, log, hpa.Options{})
 		}},
 		{Name: "replicaset-controller", LeaderOnly: true, Run: func(ctx context.Context, c Clients, log *slog.Logger) error {
 			return replicaset.Run(ctx, c.Kube, log, replicaset.Options{})

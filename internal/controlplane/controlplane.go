@@ -15,10 +15,12 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/uuid"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/rest"
@@ -28,6 +30,7 @@ import (
 	"github.com/drover/drover/internal/auth"
 	"github.com/drover/drover/internal/authz"
 	"github.com/drover/drover/internal/metrics"
+	"github.com/drover/drover/internal/metricsapi"
 	"github.com/drover/drover/internal/registry"
 	"github.com/drover/drover/internal/storage/embedded"
 	etcdstore "github.com/drover/drover/internal/storage/etcd"
@@ -219,6 +222,7 @@ func run(ctx context.Context, cfg Config) error {
 		Logger:        log.With("component", "apiserver"),
 		GitVersion:    cfg.Version,
 		Metrics:       apiMetrics,
+		ExtraGroups:   []metav1.APIGroup{metricsapi.APIGroup()},
 
 		MaxRequestsInFlight:         cfg.MaxRequestsInFlight,
 		MaxMutatingRequestsInFlight: cfg.MaxMutatingRequestsInFlight,
@@ -227,6 +231,10 @@ func run(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("api server: %w", err)
 	}
 	handler.Mount("/metrics", apiMetrics.Handler())
+	// metrics.k8s.io needs a client of this very server: it is served
+	// once the admin clients exist, 503 until then.
+	resourceMetrics := &lateHandler{}
+	handler.Mount(metricsapi.Prefix, resourceMetrics)
 	handler.Mount(PprofPrefix, pprofHandler(authn))
 	baseCtx, cancelBase := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelBase()
@@ -293,6 +301,11 @@ func run(ctx context.Context, cfg Config) error {
 	}
 	compErr := make(chan error, 1)
 	var wg sync.WaitGroup
+	metricsServer := metricsapi.New(clients.Kube, log.With("component", "metrics-api"), metricsapi.Options{})
+	resourceMetrics.set(metricsServer.Handler())
+	scraper := Component{Name: "metrics-api", Run: func(ctx context.Context, _ Clients, _ *slog.Logger) error {
+		return metricsServer.Run(ctx)
+	}}
 	repair := Component{Name: "service-allocation-repair", LeaderOnly: true, Run: func(ctx context.Context, _ Clients, log *slog.Logger) error {
 		wait.UntilWithContext(ctx, func(ctx context.Context) {
 			if err := handler.RepairAllocations(ctx); err != nil && ctx.Err() == nil {
@@ -301,7 +314,7 @@ func run(ctx context.Context, cfg Config) error {
 		}, time.Minute)
 		return nil
 	}}
-	comps := append(builtinComponents(), repair, cluster.registry(url))
+	comps := append(builtinComponents(), repair, scraper, cluster.registry(url))
 	if cluster.ha() {
 		comps = append(comps, cluster.promoter())
 		if cfg.LeaderElection.Identity == "" {
@@ -457,4 +470,18 @@ func servingHosts(advertise, listen string) []string {
 		}
 	}
 	return hosts
+}
+
+// lateHandler serves with a handler set after the server started, and 503
+// before that.
+type lateHandler struct{ h atomic.Pointer[http.Handler] }
+
+func (l *lateHandler) set(h http.Handler) { l.h.Store(&h) }
+
+func (l *lateHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h := l.h.Load(); h != nil {
+		(*h).ServeHTTP(w, r)
+		return
+	}
+	http.Error(w, "metrics API starting", http.StatusServiceUnavailable)
 }
