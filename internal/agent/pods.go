@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -46,7 +47,10 @@ type podManager struct {
 	backoff Backoff
 	prober  *prober
 	lister  corelisters.PodLister
-	queue   workqueue.TypedRateLimitingInterface[string]
+	// synced is set once lister is set and synced: readers on other
+	// goroutines (the stats endpoint) check it first.
+	synced atomic.Bool
+	queue  workqueue.TypedRateLimitingInterface[string]
 
 	mu     sync.Mutex
 	states map[string]*podState
@@ -119,6 +123,7 @@ func (m *podManager) run(ctx context.Context) error {
 	if !cache.WaitForCacheSync(ctx.Done(), reg.HasSynced) {
 		return nil // ctx ended
 	}
+	m.synced.Store(true)
 	m.cleanupOrphans(ctx)
 
 	var wg sync.WaitGroup

@@ -70,7 +70,7 @@ func (a *agent) serveLogs(w http.ResponseWriter, r *http.Request) {
 		}
 		opts.Since = t
 	}
-	if a.pods == nil || a.pods.lister == nil {
+	if a.pods == nil || !a.pods.synced.Load() {
 		http.Error(w, "agent is starting", http.StatusServiceUnavailable)
 		return
 	}
@@ -206,7 +206,7 @@ func u64(v uint64) *uint64 { return &v }
 
 func (s *statsCollector) summary(ctx context.Context) (*Summary, error) {
 	a := s.a
-	if a.pods == nil || a.pods.lister == nil {
+	if a.pods == nil || !a.pods.synced.Load() {
 		return nil, errors.New("agent is starting")
 	}
 	pods, err := a.pods.lister.List(labels.Everything())
