@@ -189,9 +189,16 @@ func TestHAControlPlane(t *testing.T) {
 		t.Fatal(err)
 	}
 	token := strings.TrimSpace(string(tokenBytes))
-	if !strings.HasPrefix(token, "K10") || !strings.Contains(first.log.String(), token) {
-		t.Fatalf("join token %q not printed at start:\n%s", token, first.log)
+	if !strings.HasPrefix(token, "K10") {
+		t.Fatalf("join token %q", token)
 	}
+	// It is printed once the API serves, which may come just after readiness.
+	waitFor(t, 10*time.Second, func() error {
+		if !strings.Contains(first.log.String(), token) {
+			return fmt.Errorf("join token %q not printed at start:\n%s", token, first.log)
+		}
+		return nil
+	})
 	servers := []*haServer{first}
 	for _, name := range []string{"s2", "s3"} {
 		servers = append(servers, startHA(t, name, filepath.Join(root, name), freeAddr(t),
