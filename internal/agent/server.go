@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/drover/drover/internal/runtime"
+	"github.com/drover/drover/internal/stats"
 )
 
 // The agent's HTTP endpoint serves, like the kubelet's:
@@ -130,59 +131,17 @@ func (fw flushWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// The Summary API (k8s.io/kubelet/pkg/apis/stats/v1alpha1), the part the
-// metrics pipeline reads: CPU and memory per node, pod and container.
-
-// Summary is the /stats/summary document.
-type Summary struct {
-	Node NodeStats  `json:"node"`
-	Pods []PodStats `json:"pods"`
-}
-
-// NodeStats is usage of the node (here the sum of its pods).
-type NodeStats struct {
-	NodeName  string       `json:"nodeName"`
-	StartTime metav1.Time  `json:"startTime"`
-	CPU       *CPUStats    `json:"cpu,omitempty"`
-	Memory    *MemoryStats `json:"memory,omitempty"`
-}
-
-// PodReference names a pod.
-type PodReference struct {
-	Name      string `json:"name"`
-	Namespace string `json:"namespace"`
-	UID       string `json:"uid"`
-}
-
-// PodStats is usage of one pod and its containers.
-type PodStats struct {
-	PodRef     PodReference     `json:"podRef"`
-	StartTime  metav1.Time      `json:"startTime"`
-	Containers []ContainerStats `json:"containers"`
-	CPU        *CPUStats        `json:"cpu,omitempty"`
-	Memory     *MemoryStats     `json:"memory,omitempty"`
-}
-
-// ContainerStats is usage of one container.
-type ContainerStats struct {
-	Name      string       `json:"name"`
-	StartTime metav1.Time  `json:"startTime"`
-	CPU       *CPUStats    `json:"cpu,omitempty"`
-	Memory    *MemoryStats `json:"memory,omitempty"`
-}
-
-// CPUStats is CPU usage: the rate in nanocores and the cumulative time.
-type CPUStats struct {
-	Time                 metav1.Time `json:"time"`
-	UsageNanoCores       *uint64     `json:"usageNanoCores,omitempty"`
-	UsageCoreNanoSeconds *uint64     `json:"usageCoreNanoSeconds,omitempty"`
-}
-
-// MemoryStats is memory usage.
-type MemoryStats struct {
-	Time            metav1.Time `json:"time"`
-	WorkingSetBytes *uint64     `json:"workingSetBytes,omitempty"`
-}
+// The Summary API served at /stats/summary; the types live in package
+// stats, shared with the metrics API that reads them.
+type (
+	Summary        = stats.Summary
+	NodeStats      = stats.NodeStats
+	PodReference   = stats.PodReference
+	PodStats       = stats.PodStats
+	ContainerStats = stats.ContainerStats
+	CPUStats       = stats.CPUStats
+	MemoryStats    = stats.MemoryStats
+)
 
 // statsCollector answers /stats/summary, computing CPU rates from the
 // previous sample of each container (or, for the first, from its start).

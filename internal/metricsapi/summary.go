@@ -6,53 +6,19 @@ import (
 	"io"
 	"time"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"github.com/drover/drover/internal/stats"
 )
 
-// The part of kubelet's Summary API (stats/v1alpha1) that metrics need,
-// decoded on its own so this package does not depend on the agent's.
-
-type summary struct {
-	Node nodeStats  `json:"node"`
-	Pods []podStats `json:"pods"`
-}
-
-type nodeStats struct {
-	NodeName  string       `json:"nodeName"`
-	StartTime metav1.Time  `json:"startTime"`
-	CPU       *cpuStats    `json:"cpu,omitempty"`
-	Memory    *memoryStats `json:"memory,omitempty"`
-}
-
-type podRef struct {
-	Name      string `json:"name"`
-	Namespace string `json:"namespace"`
-	UID       string `json:"uid"`
-}
-
-type podStats struct {
-	PodRef     podRef           `json:"podRef"`
-	StartTime  metav1.Time      `json:"startTime"`
-	Containers []containerStats `json:"containers"`
-}
-
-type containerStats struct {
-	Name      string       `json:"name"`
-	StartTime metav1.Time  `json:"startTime"`
-	CPU       *cpuStats    `json:"cpu,omitempty"`
-	Memory    *memoryStats `json:"memory,omitempty"`
-}
-
-type cpuStats struct {
-	Time                 metav1.Time `json:"time"`
-	UsageNanoCores       *uint64     `json:"usageNanoCores,omitempty"`
-	UsageCoreNanoSeconds *uint64     `json:"usageCoreNanoSeconds,omitempty"`
-}
-
-type memoryStats struct {
-	Time            metav1.Time `json:"time"`
-	WorkingSetBytes *uint64     `json:"workingSetBytes,omitempty"`
-}
+// The Summary API as agents serve it (package stats).
+type (
+	summary        = stats.Summary
+	nodeStats      = stats.NodeStats
+	podRef         = stats.PodReference
+	podStats       = stats.PodStats
+	containerStats = stats.ContainerStats
+	cpuStats       = stats.CPUStats
+	memoryStats    = stats.MemoryStats
+)
 
 // maxSummaryBytes bounds a summary read from an agent.
 const maxSummaryBytes = 64 << 20

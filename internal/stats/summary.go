@@ -1,0 +1,58 @@
+// Package stats is the wire shape of kubelet's Summary API
+// (k8s.io/kubelet/pkg/apis/stats/v1alpha1), the part Drover uses: CPU and
+// memory per node, pod and container. The agent serves it at
+// /stats/summary and the metrics API reads it, so both share these types.
+package stats
+
+import metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+// Summary is the /stats/summary document.
+type Summary struct {
+	Node NodeStats  `json:"node"`
+	Pods []PodStats `json:"pods"`
+}
+
+// NodeStats is usage of the node (here the sum of its pods).
+type NodeStats struct {
+	NodeName  string       `json:"nodeName"`
+	StartTime metav1.Time  `json:"startTime"`
+	CPU       *CPUStats    `json:"cpu,omitempty"`
+	Memory    *MemoryStats `json:"memory,omitempty"`
+}
+
+// PodReference names a pod.
+type PodReference struct {
+	Name      string `json:"name"`
+	Namespace string `json:"namespace"`
+	UID       string `json:"uid"`
+}
+
+// PodStats is usage of one pod and its containers.
+type PodStats struct {
+	PodRef     PodReference     `json:"podRef"`
+	StartTime  metav1.Time      `json:"startTime"`
+	Containers []ContainerStats `json:"containers"`
+	CPU        *CPUStats        `json:"cpu,omitempty"`
+	Memory     *MemoryStats     `json:"memory,omitempty"`
+}
+
+// ContainerStats is usage of one container.
+type ContainerStats struct {
+	Name      string       `json:"name"`
+	StartTime metav1.Time  `json:"startTime"`
+	CPU       *CPUStats    `json:"cpu,omitempty"`
+	Memory    *MemoryStats `json:"memory,omitempty"`
+}
+
+// CPUStats is CPU usage: the rate in nanocores and the cumulative time.
+type CPUStats struct {
+	Time                 metav1.Time `json:"time"`
+	UsageNanoCores       *uint64     `json:"usageNanoCores,omitempty"`
+	UsageCoreNanoSeconds *uint64     `json:"usageCoreNanoSeconds,omitempty"`
+}
+
+// MemoryStats is memory usage.
+type MemoryStats struct {
+	Time            metav1.Time `json:"time"`
+	WorkingSetBytes *uint64     `json:"workingSetBytes,omitempty"`
+}
