@@ -30,6 +30,7 @@ func newAgentCommand() *cobra.Command {
 		socket     string
 		podSubnet  string
 		fleet      simFleetFlags
+		services   nodeServiceFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "agent",
@@ -50,7 +51,13 @@ system:nodes), kept in DATA_DIR/pki and reused on restart (--token may then be
 left out) until a third of its life is left.
 
 Stopping the agent (SIGTERM) leaves containers running; a restarted agent
-adopts them.`,
+adopts them.
+
+The node proxies Services (--proxy-mode: iptables rules as root, else a
+userspace TCP proxy on the node ports) and, with Drover's own containerd,
+serves the cluster DNS on the pods' gateway address, port 53, which pods get
+as their nameserver. A terminating pod leaves every Service's endpoints
+before it gets its preStop hook and SIGTERM.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log := slog.Default()
@@ -77,7 +84,11 @@ adopts them.`,
 			if rtName == "" {
 				rtName, why = noderuntime.Default(socket)
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "Drover agent %s: runtime %s (%s)\n", cfg.NodeName, rtName, why)
+			svc, err := services.plan(cmd.Context(), rtName, podSubnet, socket, cfg.NodeName, cfg.NodeIP)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "Drover agent %s: runtime %s (%s); %s\n", cfg.NodeName, rtName, why, svc.describe())
 			exe, _ := os.Executable()
 			rt, err := noderuntime.Open(cmd.Context(), noderuntime.Options{
 				Name: rtName, DataDir: cfg.DataDir, ContainerdSocket: socket, PodSubnet: podSubnet, NodeIP: cfg.NodeIP, PauseBinary: exe, Logger: log,
@@ -94,7 +105,8 @@ adopts them.`,
 			cfg.Ready = func(i agent.Info) {
 				fmt.Fprintf(out, "Node %s registered (InternalIP %s, runtime %s); agent endpoint http://%s\n", cfg.NodeName, i.NodeIP, i.Runtime, i.Addr)
 			}
-			return agent.Run(cmd.Context(), cfg)
+			svc.configure(&cfg)
+			return svc.run(cmd.Context(), client, log, func(ctx context.Context) error { return agent.Run(ctx, cfg) })
 		},
 	}
 	host, _ := os.Hostname()
@@ -113,6 +125,7 @@ adopts them.`,
 	f.DurationVar(&cfg.BackoffBase, "crashloop-backoff-base", agent.DefaultBackoffBase, "first CrashLoopBackOff delay")
 	f.DurationVar(&cfg.BackoffCap, "crashloop-backoff-cap", agent.DefaultBackoffCap, "longest CrashLoopBackOff delay")
 	fleet.add(f)
+	services.add(f)
 	return cmd
 }
 

@@ -24,6 +24,7 @@ func newUpCommand() *cobra.Command {
 		rtName    string
 		socket    string
 		podSubnet string
+		services  nodeServiceFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "up",
@@ -34,7 +35,11 @@ written to DATA_DIR/admin.kubeconfig, so "drover kubectl" works at once.
 
 The node's runtime is cri (containerd) where containerd is installed, else
 process (containers as host processes); --runtime chooses. Stopping (Ctrl-C)
-leaves the node's containers running; the next "drover up" adopts them.`,
+leaves the node's containers running; the next "drover up" adopts them.
+
+The node proxies Services (ClusterIP and NodePort; --proxy-mode) and, with
+Drover's own containerd, serves the cluster DNS that pods resolve
+<service>.<namespace>.svc.cluster.local with (--cluster-dns).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log := slog.Default()
@@ -56,7 +61,12 @@ leaves the node's containers running; the next "drover up" adopts them.`,
 				return err
 			}
 			defer rt.Close()
-			fmt.Fprintf(out, "Node %s: runtime %s (%s)\n", node.NodeName, rtName, why)
+			svc, err := services.plan(cmd.Context(), rtName, podSubnet, socket, node.NodeName, node.NodeIP)
+			if err != nil {
+				return err
+			}
+			svc.configure(&node)
+			fmt.Fprintf(out, "Node %s: runtime %s (%s); %s\n", node.NodeName, rtName, why, svc.describe())
 
 			server.Logger = log
 			server.Version = kubernetesVersion()
@@ -86,7 +96,7 @@ leaves the node's containers running; the next "drover up" adopts them.`,
 						return err
 					}
 					cfg.Client = client
-					return agent.Run(ctx, cfg)
+					return svc.run(ctx, client, log, func(ctx context.Context) error { return agent.Run(ctx, cfg) })
 				},
 			}}
 			return controlplane.Run(cmd.Context(), server)
@@ -103,6 +113,7 @@ leaves the node's containers running; the next "drover up" adopts them.`,
 	f.StringVar(&podSubnet, "pod-subnet", "", "CIDR pod IPs come from on the node (default per runtime)")
 	f.StringVar(&node.ListenAddr, "agent-listen", agent.DefaultListenAddr, "HOST:PORT of the node agent's HTTP endpoint (logs, stats)")
 	f.StringVar(&node.NodeIP, "node-ip", "", "the node's InternalIP (default: the address of the default route's interface)")
+	services.add(f)
 	return cmd
 }
 

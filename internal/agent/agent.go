@@ -112,6 +112,16 @@ type Config struct {
 	// Capacity overrides the node's capacity (cpu, memory, pods), for
 	// simulated nodes; default: the host's, with pods MaxPods.
 	Capacity corev1.ResourceList
+	// ClusterDNS are the cluster DNS servers' addresses that pods with
+	// dnsPolicy ClusterFirst get as nameservers (see dns.ForPod); empty
+	// gives pods the host's resolver configuration.
+	ClusterDNS []string
+	// ClusterDomain is the cluster's DNS domain; default
+	// dns.DefaultDomain (cluster.local).
+	ClusterDomain string
+	// ResolvConf is the host's resolver configuration file, the base of
+	// pods' DNS settings; default /etc/resolv.conf.
+	ResolvConf string
 	// Labels are added to the Node's labels.
 	Labels map[string]string
 	// KubeletVersion is reported in nodeInfo; default

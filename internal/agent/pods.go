@@ -24,6 +24,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
 
+	"github.com/drover/drover/internal/dns"
 	"github.com/drover/drover/internal/metrics"
 	"github.com/drover/drover/internal/runtime"
 )
@@ -263,6 +264,7 @@ func (m *podManager) sandboxConfig(pod *corev1.Pod, attempt uint32) runtime.PodS
 		Labels:       labels,
 		Annotations:  maps.Clone(pod.Annotations),
 	}
+	cfg.DNS = m.podDNS(pod)
 	for _, c := range pod.Spec.Containers {
 		for _, p := range c.Ports {
 			if p.HostPort != 0 {
@@ -272,6 +274,27 @@ func (m *podManager) sandboxConfig(pod *corev1.Pod, attempt uint32) runtime.PodS
 		}
 	}
 	return cfg
+}
+
+// podDNS is a pod's resolver configuration, as the kubelet computes it
+// from its dnsPolicy and dnsConfig with the cluster DNS servers (see
+// dns.ForPod); nil, the host's own file, when no cluster DNS is
+// configured and the pod asks for nothing else.
+func (m *podManager) podDNS(pod *corev1.Pod) *runtime.DNSConfig {
+	cfg := m.a.cfg
+	if len(cfg.ClusterDNS) == 0 && pod.Spec.DNSConfig == nil && pod.Spec.DNSPolicy != corev1.DNSNone {
+		return nil
+	}
+	path := cfg.ResolvConf
+	if path == "" {
+		path = dns.DefaultResolvConf
+	}
+	host, err := dns.ReadResolvConf(path)
+	if err != nil {
+		m.a.log.Warn("pod DNS: the host's resolver configuration is unreadable; pods get none of it", "err", err)
+	}
+	c := dns.ForPod(pod, cfg.ClusterDNS, cfg.ClusterDomain, host)
+	return &runtime.DNSConfig{Servers: c.Servers, Searches: c.Searches, Options: c.Options}
 }
 
 // instances groups a pod's containers by name, newest attempt first.
