@@ -16,7 +16,6 @@ import (
 
 	"github.com/drover/drover/internal/agent"
 	"github.com/drover/drover/internal/agent/noderuntime"
-	"github.com/drover/drover/internal/controlplane"
 	"github.com/drover/drover/internal/image/pauseproc"
 )
 
@@ -115,7 +114,7 @@ before it gets its preStop hook and SIGTERM.`,
 	f.StringVar(&rtName, "runtime", "", "container runtime: cri, process or sim (default: cri where containerd is installed, else process)")
 	f.StringVar(&cfg.DataDir, "data-dir", filepath.Join(defaultDataDir(), "agent"), "directory for the agent's state: pod volumes, logs, containerd")
 	f.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig file to reach the API server (e.g. the admin kubeconfig)")
-	f.StringVar(&server, "server", "", "API server URL (with --token)")
+	f.StringVar(&server, "server", "", "API server URL, or several comma-separated (with --token); the agent also learns every server from the cluster and fails over among them")
 	f.StringVar(&token, "token", "", "node join token printed by the server (default $DROVER_NODE_TOKEN); optional once DATA_DIR/pki holds a node certificate")
 	f.StringVar(&socket, "containerd-socket", "", "use the containerd listening on this socket instead of starting one")
 	f.StringVar(&podSubnet, "pod-subnet", "", "CIDR pod IPs come from on this node (default 10.244.0.0/24 for containerd, 10.88.0.0/16 for sim, a 127.0.0.0/8 range for process)")
@@ -150,16 +149,9 @@ func agentRestConfig(ctx context.Context, kubeconfig, server, token, nodeName, d
 		if err != nil {
 			return nil, fmt.Errorf("kubeconfig: %w", err)
 		}
-		return c, nil
+		return agentKubeconfigFailover(ctx, c, dataDir, log)
 	case server != "":
-		j := controlplane.NodeJoin{Server: server, Token: token, NodeName: nodeName, Dir: filepath.Join(dataDir, agentPKIDir), Logger: log}
-		cfg, err := controlplane.NodeCredentials(ctx, j)
-		if err != nil {
-			return nil, err
-		}
-		// client-go rereads the certificate files, so renewal in place reaches it.
-		go controlplane.KeepNodeCredentials(ctx, j, nodeCertCheckInterval)
-		return cfg, nil
+		return agentFailoverConfig(ctx, server, token, nodeName, dataDir, log)
 	}
 	return nil, errors.New("give --kubeconfig FILE, or --server URL and --token TOKEN")
 }
