@@ -36,7 +36,12 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "building drover:", err)
 		os.Exit(1)
 	}
+	// The nodes' service proxies write iptables chains that outlive
+	// them: this run's have a prefix of their own, removed at the end.
+	chains := fmt.Sprintf("DRE%04d", os.Getpid()%10000)
+	os.Setenv("DROVER_PROXY_CHAIN_PREFIX", chains)
 	code := m.Run()
+	cleanupChains(chains)
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
