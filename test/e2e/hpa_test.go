@@ -211,6 +211,9 @@ spec:
 		}
 		return *d.Spec.Replicas, nil
 	}
+	if n, err := replicas(); err != nil || n != 1 {
+		t.Fatalf("idle web: %d replicas (%v), want 1 before the load", n, err)
+	}
 	load := startLoad(t, cs)
 	loadStart := time.Now()
 	waitFor(t, 2*time.Minute, func() error {
@@ -261,8 +264,8 @@ spec:
 	if scaleDown < hpaStabilization-hpaSyncPeriod {
 		t.Errorf("scaled down %v after the load ended, within the %v stabilization window", scaleDown, hpaStabilization)
 	}
-	t.Logf("%s runtime: load start to first scale-up %.1f s; load end to scale-down to 1 replica %.1f s (stabilization window %v); %d burn requests served, %d failed",
-		runtimeName, scaleUp.Seconds(), scaleDown.Seconds(), hpaStabilization, load.served.Load(), load.failed.Load())
+	t.Logf("%s runtime: load start to first scale-up %.1f s; load end to scale-down to 1 replica %.1f s (stabilization window %v); load ran %.1f s, %d burn requests served, %d failed",
+		runtimeName, scaleUp.Seconds(), scaleDown.Seconds(), hpaStabilization, loadEnd.Sub(loadStart).Seconds(), load.served.Load(), load.failed.Load())
 
 	describe := up.mustKubectl(t, "describe", "hpa", "web")
 	for _, want := range []*regexp.Regexp{
