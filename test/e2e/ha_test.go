@@ -130,6 +130,16 @@ func listing(ctx context.Context, cs kubernetes.Interface) ([]string, error) {
 		return nil, err
 	}
 	add("service", objs(svcs.Items))
+	deps, err := cs.AppsV1().Deployments("").List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, err
+	}
+	add("deployment", objs(deps.Items))
+	nodes, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, err
+	}
+	add("node", objs(nodes.Items))
 	rss, err := cs.AppsV1().ReplicaSets("").List(ctx, metav1.ListOptions{})
 	if err != nil {
 		return nil, err
@@ -174,8 +184,11 @@ func freePort(t *testing.T) string {
 	return port
 }
 
-// TestHAControlPlane runs three servers as separate processes: losing any
-// one (the controllers' leader) loses nothing and the others take over;
+// TestHAControlPlane runs three servers as separate processes and one agent
+// (sim runtime) told of one server only: losing that server, which holds
+// the controllers' lease, loses nothing: the API answers from the others, a
+// new leader takes over, the agent fails over to a live server on its own
+// (its node stays Ready) and a scaled Deployment's new pods run on it;
 // losing two stops writes with an error; bringing one back resumes them.
 func TestHAControlPlane(t *testing.T) {
 	if testing.Short() {
@@ -242,10 +255,100 @@ func TestHAControlPlane(t *testing.T) {
 		return nil
 	})
 
-	// Objects, including a ReplicaSet whose pods the leader's controller makes.
+	holder := func(cs kubernetes.Interface) (string, error) {
+		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		l, err := cs.CoordinationV1().Leases("kube-system").Get(cctx, "drover-controllers", metav1.GetOptions{})
+		if err != nil {
+			return "", err
+		}
+		id := ptr.Deref(l.Spec.HolderIdentity, "")
+		name, _, _ := strings.Cut(id, "_")
+		return name, nil
+	}
+	var leaderName string
+	eventually(t, 30*time.Second, "a server holds the controllers' lease", func() error {
+		leaderName, err = holder(cs1)
+		if err == nil && byName[leaderName] == nil {
+			err = fmt.Errorf("lease holder %q is none of the servers", leaderName)
+		}
+		return err
+	})
+	leader := byName[leaderName]
+
+	// One agent, told of the leader only: it learns the other servers from the cluster.
+	const node = "ha-node"
+	nodeToken := strings.TrimSpace(readFileString(t, filepath.Join(first.dataDir, "node-token")))
+	agentDir := filepath.Join(root, "agent")
+	ag := &agentProc{name: node, dataDir: agentDir, subnet: "10.77.0.0/16", args: []string{"agent", "--runtime", "sim",
+		"--node-name", node, "--server", "https://" + leader.listen, "--token", nodeToken, "--data-dir", agentDir,
+		"--listen", "127.0.0.1:0", "--pod-subnet", "10.77.0.0/16", "--heartbeat-interval", "1s"}}
+	startAgentProc(t, ag)
+	eventually(t, 60*time.Second, "the agent's node is Ready and it knows every server", func() error {
+		if ready, err := nodeReady(cs1, node); err != nil || !ready {
+			return fmt.Errorf("node %s not Ready (%v); agent log:\n%s", node, err, tail(ag.log.String(), 20))
+		}
+		known, err := os.ReadFile(filepath.Join(agentDir, "servers"))
+		if err != nil {
+			return err
+		}
+		for _, s := range servers {
+			if !strings.Contains(string(known), "https://"+s.listen) {
+				return fmt.Errorf("the agent knows servers %q, not %s", known, s.listen)
+			}
+		}
+		return nil
+	})
+
+	// Objects, including a ReplicaSet whose pods the leader's controller
+	// makes, and a Deployment running on the agent.
 	if _, err := cs1.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "ha"}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	appLabels := map[string]string{"app": "app"}
+	dep := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: "app"},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: ptr.To(int32(2)),
+			Selector: &metav1.LabelSelector{MatchLabels: appLabels},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: appLabels},
+				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "example.local/app:1.0"}}},
+			},
+		},
+	}
+	if _, err := cs1.AppsV1().Deployments("ha").Create(ctx, dep, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// appReady checks that the Deployment has want ready pods, all on the agent's node.
+	appReady := func(cs kubernetes.Interface, want int) func() error {
+		return func() error {
+			d, err := cs.AppsV1().Deployments("ha").Get(ctx, "app", metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			if d.Status.ReadyReplicas != int32(want) || d.Status.UpdatedReplicas != int32(want) {
+				return fmt.Errorf("deployment app: %d ready, %d updated, want %d", d.Status.ReadyReplicas, d.Status.UpdatedReplicas, want)
+			}
+			pods, err := cs.CoreV1().Pods("ha").List(ctx, metav1.ListOptions{LabelSelector: "app=app"})
+			if err != nil {
+				return err
+			}
+			ready := 0
+			for _, p := range pods.Items {
+				for _, c := range p.Status.Conditions {
+					if c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue && p.Spec.NodeName == node && p.DeletionTimestamp == nil {
+						ready++
+					}
+				}
+			}
+			if ready != want {
+				return fmt.Errorf("%d ready pods of app on %s, want %d", ready, node, want)
+			}
+			return nil
+		}
+	}
+	eventually(t, 60*time.Second, "deployment app runs 2 ready pods on the agent", appReady(cs1, 2))
 	for i := range 30 {
 		cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("before-%d", i)}, Data: map[string]string{"i": fmt.Sprint(i)}}
 		if _, err := servers[i%3].clientset(t).CoreV1().ConfigMaps("ha").Create(ctx, cm, metav1.CreateOptions{}); err != nil {
@@ -285,25 +388,9 @@ func TestHAControlPlane(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// Kill the server whose controllers act.
-	holder := func(cs kubernetes.Interface) (string, error) {
-		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		defer cancel()
-		l, err := cs.CoordinationV1().Leases("kube-system").Get(cctx, "drover-controllers", metav1.GetOptions{})
-		if err != nil {
-			return "", err
-		}
-		id := ptr.Deref(l.Spec.HolderIdentity, "")
-		name, _, _ := strings.Cut(id, "_")
-		return name, nil
-	}
-	leaderName, err := holder(cs1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leader := byName[leaderName]
-	if leader == nil {
-		t.Fatalf("lease holder %q is none of the servers", leaderName)
+	// Kill the server whose controllers act, which is the agent's.
+	if name, err := holder(cs1); err != nil || name != leaderName {
+		t.Fatalf("the controllers' lease moved from %s to %q (%v) before the kill", leaderName, name, err)
 	}
 	var survivors []*haServer
 	for _, s := range servers {
@@ -314,11 +401,14 @@ func TestHAControlPlane(t *testing.T) {
 	leader.kill9(t)
 	died := time.Now()
 
-	// Writes succeed again through either survivor; a new leader holds the lease.
-	var writeAfter, leaseAfter time.Duration
-	for i := 0; writeAfter == 0 || leaseAfter == 0; i++ {
+	// Writes succeed again through either survivor; a new leader holds the
+	// lease; the agent renews its node's lease through a survivor.
+	var writeAfter, leaseAfter, nodeAfter time.Duration
+	var renewed time.Time
+	for i := 0; writeAfter == 0 || leaseAfter == 0 || nodeAfter == 0; i++ {
 		if time.Since(died) > 60*time.Second {
-			t.Fatalf("after 60s: write ok after %v, new leader after %v", writeAfter, leaseAfter)
+			t.Fatalf("after 60s: write ok after %v, new leader after %v, node lease renewed after %v; agent log:\n%s",
+				writeAfter, leaseAfter, nodeAfter, tail(ag.log.String(), 30))
 		}
 		cs := survivors[i%2].clientset(t)
 		if writeAfter == 0 {
@@ -334,10 +424,23 @@ func TestHAControlPlane(t *testing.T) {
 				leaseAfter = time.Since(died)
 			}
 		}
+		if nodeAfter == 0 {
+			cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			l, err := cs.CoordinationV1().Leases("kube-node-lease").Get(cctx, node, metav1.GetOptions{})
+			cancel()
+			// Renewed after the death: through a survivor (the lease's time is the agent's clock, this machine's).
+			if err == nil && l.Spec.RenewTime != nil && l.Spec.RenewTime.After(died) {
+				nodeAfter, renewed = time.Since(died), l.Spec.RenewTime.Time
+			}
+		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	t.Logf("leader %s killed: first successful write after %.2fs, new leader holds the lease after %.2fs",
-		leaderName, writeAfter.Seconds(), leaseAfter.Seconds())
+	t.Logf("leader %s killed: first successful write after %.2fs, new leader holds the lease after %.2fs, "+
+		"the agent renewed its node lease through another server after %.2fs (renew time +%.2fs)",
+		leaderName, writeAfter.Seconds(), leaseAfter.Seconds(), nodeAfter.Seconds(), renewed.Sub(died).Seconds())
+	if !strings.Contains(ag.log.String(), "switching") {
+		t.Errorf("the agent's log says nothing of switching servers:\n%s", tail(ag.log.String(), 30))
+	}
 
 	// The API answers from both survivors, and the new leader's controllers act.
 	for _, s := range survivors {
@@ -347,10 +450,32 @@ func TestHAControlPlane(t *testing.T) {
 	}
 	scaled := time.Now()
 	survivors[0].mustKubectl(t, "-n", "ha", "scale", "replicaset/web", "--replicas=4")
+	survivors[0].mustKubectl(t, "-n", "ha", "scale", "deployment/app", "--replicas=4")
 	cs := survivors[1].clientset(t)
 	eventually(t, 30*time.Second, "new leader's replicaset controller scales to 4", podCount(cs, 4))
-	t.Logf("kubectl scale took effect %.2fs after it was sent (%.2fs after the leader's death)",
+	eventually(t, 60*time.Second, "deployment app scaled to 4 ready pods on the agent", appReady(cs, 4))
+	t.Logf("kubectl scale took effect (4 ready pods on the agent) %.2fs after it was sent (%.2fs after the leader's death)",
 		time.Since(scaled).Seconds(), time.Since(died).Seconds())
+	// The node stayed Ready throughout and its lease keeps being renewed.
+	n, err := cs.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range n.Status.Conditions {
+		if c.Type == corev1.NodeReady && (c.Status != corev1.ConditionTrue || c.LastTransitionTime.After(died)) {
+			t.Errorf("node %s Ready condition %s since %s: it did not stay Ready through the failover", node, c.Status, c.LastTransitionTime)
+		}
+	}
+	eventually(t, 10*time.Second, "the node lease keeps being renewed", func() error {
+		l, err := cs.CoordinationV1().Leases("kube-node-lease").Get(ctx, node, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if !l.Spec.RenewTime.After(renewed) {
+			return fmt.Errorf("renew time %s not after %s", l.Spec.RenewTime, renewed)
+		}
+		return nil
+	})
 	after, err := listing(ctx, cs)
 	if err != nil {
 		t.Fatal(err)
