@@ -3,6 +3,8 @@
 //	GET /            the version string and the hostname, "<version> <hostname>\n"
 //	GET /healthz     "ok"; status 500 while the file named by -unhealthy-file exists
 //	GET /burn?ms=N   spins one core for N milliseconds of CPU time, then answers
+//	GET /fetch?url=U GETs U from inside the container and answers with its body (502 if it fails)
+//	GET /lookup?host=H resolves H with the container's resolver, one address a line (502 if it fails)
 //
 // It listens on -addr, by default all addresses at $PORT (else 8080), and logs one line per
 // request to stdout. The version comes from -version, else $VERSION, else
@@ -14,6 +16,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"log"
 	"net"
 	"net/http"
@@ -58,6 +61,35 @@ func main() {
 		}
 		used := burn(time.Duration(ms) * time.Millisecond)
 		fmt.Fprintf(w, "burned %v\n", used)
+	})
+	mux.HandleFunc("/fetch", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+		defer cancel()
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.URL.Query().Get("url"), nil)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer resp.Body.Close()
+		w.WriteHeader(resp.StatusCode)
+		io.Copy(w, resp.Body)
+	})
+	mux.HandleFunc("/lookup", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+		defer cancel()
+		addrs, err := net.DefaultResolver.LookupHost(ctx, r.URL.Query().Get("host"))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		for _, a := range addrs {
+			fmt.Fprintln(w, a)
+		}
 	})
 	srv := &http.Server{
 		Handler:           logRequests(mux),
