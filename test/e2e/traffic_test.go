@@ -335,8 +335,20 @@ spec:
 	check(load.next("rollout undo"), "v2", "v2")
 
 	up.mustKubectl(t, "rollout", "undo", "deployment/my-web")
-	up.mustKubectl(t, "rollout", "status", "deployment/my-web", "--timeout=3m")
+	// kubectl rollout status may see the halted condition until the
+	// controller has seen the undo make progress: wait for the outcome.
+	waitFor(t, 3*time.Minute, func() error {
+		d, err := cs.AppsV1().Deployments("default").Get(ctx, "my-web", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if st := d.Status; st.ObservedGeneration < d.Generation || st.Replicas != 3 || st.UpdatedReplicas != 3 || st.AvailableReplicas != 3 {
+			return fmt.Errorf("undo: deployment my-web status %+v", st)
+		}
+		return nil
+	})
 	waitPods(t, up, 3, "rollout undo")
+	up.mustKubectl(t, "rollout", "status", "deployment/my-web", "--timeout=1m")
 	load.streakOf(t, "v2", loadRate, time.Minute)
 	check(load.next("scale 3→1→3"), "v2", "v2")
 
