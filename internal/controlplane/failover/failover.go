@@ -249,11 +249,19 @@ func (s *Servers) Failed(server string, err error) {
 	}
 }
 
+// DialTimeout bounds each connection attempt of a client set up by
+// Configure (unless it has its own Dial), so that a server that does not
+// answer at all (a dead machine) is passed over in seconds.
+const DialTimeout = 5 * time.Second
+
 // Configure points cfg at the current server and wraps its transport
 // (after any WrapTransport it had) so that every request goes to the
 // current server and fails over to the others.
 func (s *Servers) Configure(cfg *rest.Config) {
 	cfg.Host = s.Current()
+	if cfg.Dial == nil {
+		cfg.Dial = (&net.Dialer{Timeout: DialTimeout, KeepAlive: 30 * time.Second}).DialContext
+	}
 	prev := cfg.WrapTransport
 	cfg.WrapTransport = func(rt http.RoundTripper) http.RoundTripper {
 		if prev != nil {
