@@ -13,6 +13,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/drover/drover/internal/controlplane"
+	"github.com/drover/drover/internal/controlplane/failover"
 )
 
 // defaultDataDir is ~/.drover, where commands keep and look for state by default.
@@ -101,7 +102,7 @@ func adminConfig(path string) (*rest.Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kubeconfig %s: %w", path, err)
 	}
-	return cfg, nil
+	return failover.ConfigureFromKubeconfig(cfg, path), nil
 }
 
 func newServerMembersCommand() *cobra.Command {

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -19,6 +20,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
+
+	"github.com/drover/drover/internal/controlplane/failover"
 )
 
 // Every server announces itself with a Lease in kube-system, and keeps the
@@ -159,7 +162,8 @@ func serverURLs(servers []liveServer) string {
 // registry returns the component that keeps this server's lease and the
 // lists of live servers.
 func (c *clusterSetup) registry(serverURL string) Component {
-	reg := &registrar{name: c.name, url: serverURL, leaving: make(chan struct{}), left: make(chan struct{}), stopped: make(chan struct{})}
+	reg := &registrar{name: c.name, url: serverURL, kubeconfig: filepath.Join(c.dataDir, KubeconfigFile),
+		leaving: make(chan struct{}), left: make(chan struct{}), stopped: make(chan struct{})}
 	c.reg = reg
 	return Component{Name: "server-registry", Run: func(ctx context.Context, clients Clients, log *slog.Logger) error {
 		r := *reg
@@ -202,7 +206,10 @@ func (c *clusterSetup) leave() {
 type registrar struct {
 	kube      kubernetes.Interface
 	name, url string
-	log       *slog.Logger
+	// kubeconfig is the admin kubeconfig, which lists the other live
+	// servers too (see failover.SetKubeconfigServers).
+	kubeconfig string
+	log        *slog.Logger
 	// leaving asks the registry to leave; left closes when it has, stopped
 	// when its component returns.
 	leaving, left, stopped chan struct{}
@@ -303,6 +310,19 @@ func (r *registrar) reconcile(ctx context.Context) {
 	servers := liveServers(list.Items, time.Now())
 	if len(servers) == 0 {
 		return // never empty the lists: a client is better off with stale ones
+	}
+	if r.kubeconfig != "" {
+		others := map[string]string{}
+		for _, s := range servers {
+			if s.Name != r.name {
+				others[s.Name] = s.URL
+			}
+		}
+		if changed, err := failover.SetKubeconfigServers(r.kubeconfig, others); err != nil {
+			r.log.Debug("listing the servers in the admin kubeconfig", "err", err)
+		} else if changed {
+			r.log.Info("admin kubeconfig lists the other servers", "servers", serverURLs(servers))
+		}
 	}
 	if subsets := endpointSubsets(servers); len(subsets) > 0 {
 		eps := r.kube.CoreV1().Endpoints(metav1.NamespaceDefault)

@@ -388,15 +388,29 @@ func TestHAControlPlane(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// Kill the server whose controllers act, which is the agent's.
-	if name, err := holder(cs1); err != nil || name != leaderName {
-		t.Fatalf("the controllers' lease moved from %s to %q (%v) before the kill", leaderName, name, err)
-	}
 	var survivors []*haServer
 	for _, s := range servers {
 		if s != leader {
 			survivors = append(survivors, s)
 		}
+	}
+	// Its admin kubeconfig names the other servers too.
+	eventually(t, 30*time.Second, "the leader's admin kubeconfig lists the other servers", func() error {
+		data, err := os.ReadFile(leader.kubeconfig)
+		if err != nil {
+			return err
+		}
+		for _, s := range survivors {
+			if !strings.Contains(string(data), "name: drover@"+s.name) || !strings.Contains(string(data), "https://"+s.listen) {
+				return fmt.Errorf("no cluster drover@%s (https://%s) in:\n%s", s.name, s.listen, data)
+			}
+		}
+		return nil
+	})
+
+	// Kill the server whose controllers act, which is the agent's.
+	if name, err := holder(cs1); err != nil || name != leaderName {
+		t.Fatalf("the controllers' lease moved from %s to %q (%v) before the kill", leaderName, name, err)
 	}
 	leader.kill9(t)
 	died := time.Now()
@@ -449,8 +463,12 @@ func TestHAControlPlane(t *testing.T) {
 		}
 	}
 	scaled := time.Now()
-	survivors[0].mustKubectl(t, "-n", "ha", "scale", "replicaset/web", "--replicas=4")
-	survivors[0].mustKubectl(t, "-n", "ha", "scale", "deployment/app", "--replicas=4")
+	// Through the dead server's own admin kubeconfig: drover kubectl fails over.
+	leader.mustKubectl(t, "-n", "ha", "scale", "replicaset/web", "--replicas=4")
+	leader.mustKubectl(t, "-n", "ha", "scale", "deployment/app", "--replicas=4")
+	if out, err := exec.Command(droverBin, "server", "members", "--kubeconfig", leader.kubeconfig).CombinedOutput(); err != nil || strings.Count(string(out), " voter ") != 3 {
+		t.Errorf("drover server members with the dead server's kubeconfig: %v\n%s", err, out)
+	}
 	cs := survivors[1].clientset(t)
 	eventually(t, 30*time.Second, "new leader's replicaset controller scales to 4", podCount(cs, 4))
 	eventually(t, 60*time.Second, "deployment app scaled to 4 ready pods on the agent", appReady(cs, 4))
