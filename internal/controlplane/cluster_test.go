@@ -23,6 +23,7 @@ import (
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/utils/ptr"
 
 	"github.com/drover/drover/internal/auth"
@@ -522,9 +523,25 @@ func TestServersOnExternalEtcd(t *testing.T) {
 		}
 	}
 	waitUntil(t, 30*time.Second, servers(serverURLs([]liveServer{{URL: a.info.URL}, {URL: b.info.URL}})))
+	// a's admin kubeconfig names b too (cluster and context drover@b), for clients to fail over to.
+	kubeconfigNamesB := func(want bool) func() error {
+		return func() error {
+			kc, err := clientcmd.LoadFromFile(a.info.KubeconfigPath)
+			if err != nil {
+				return err
+			}
+			c, ctx := kc.Clusters["drover@b"], kc.Contexts["drover@b"]
+			if got := c != nil && c.Server == b.info.URL && ctx != nil && ctx.Cluster == "drover@b"; got != want || kc.CurrentContext != "drover" {
+				return fmt.Errorf("a's kubeconfig: current context %q, cluster drover@b %+v, context %+v; want b listed: %v", kc.CurrentContext, c, ctx, want)
+			}
+			return nil
+		}
+	}
+	waitUntil(t, 30*time.Second, kubeconfigNamesB(true))
 	b.stop(t)
 	// Well before b's lease could expire (15s after its last renewal).
 	waitUntil(t, 8*time.Second, servers(a.info.URL))
+	waitUntil(t, 8*time.Second, kubeconfigNamesB(false))
 	if _, err := kube.CoordinationV1().Leases(metav1.NamespaceSystem).Get(ctx, ServerLeasePrefix+"b", metav1.GetOptions{}); err == nil {
 		t.Error("b's lease is still there after b stopped")
 	}
