@@ -38,6 +38,27 @@ func keyPrefix(res *registry.Resource, namespace string) string {
 	return p
 }
 
+// StoragePrefixes returns the distinct key prefixes (spanning all
+// namespaces) under which resources store their objects, for a watch cache
+// to keep in front of storage. Events are left out, as upstream leaves them
+// out of its watch cache: they are written often and read rarely.
+func StoragePrefixes(resources []*registry.Resource) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, res := range resources {
+		st := res.Storage()
+		if st.Plural == "events" {
+			continue
+		}
+		p := keyPrefix(st, "")
+		if !seen[p] {
+			seen[p] = true
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
 func objectKey(res *registry.Resource, namespace, name string) string {
 	return keyPrefix(res, namespace) + name
 }

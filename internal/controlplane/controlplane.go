@@ -32,6 +32,7 @@ import (
 	"github.com/drover/drover/internal/metrics"
 	"github.com/drover/drover/internal/metricsapi"
 	"github.com/drover/drover/internal/registry"
+	"github.com/drover/drover/internal/storage/cacher"
 	"github.com/drover/drover/internal/storage/embedded"
 	etcdstore "github.com/drover/drover/internal/storage/etcd"
 )
@@ -206,7 +207,17 @@ func run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	defer closeEtcd()
-	store := etcdstore.New(client, etcdstore.Options{})
+	// A watch cache per resource in front of etcd: watches and lists of
+	// the latest revision are served from memory (a list only once the
+	// cache has caught up with etcd's current revision, so it is as fresh
+	// as a quorum read), so that N watchers cost one etcd watch.
+	etcdStore := etcdstore.New(client, etcdstore.Options{})
+	store, err := cacher.NewMulti(etcdStore, cacher.Options{Logger: log.With("component", "watch-cache")},
+		apiserver.StoragePrefixes(registry.All())...)
+	if err != nil {
+		etcdStore.Close()
+		return fmt.Errorf("watch cache: %w", err)
+	}
 	defer store.Close()
 
 	// API server.
