@@ -29,6 +29,7 @@ type server struct {
 	extra     map[string]http.Handler
 	alloc     *allocator
 	inflight  *inflightLimiter
+	memo      *eventMemo
 }
 
 // New returns the API server's HTTP handler. Extra handlers (e.g. /metrics,
@@ -61,6 +62,7 @@ func New(cfg Config) (*Server, error) {
 		resources: map[schema.GroupVersionResource]*registry.Resource{},
 		extra:     map[string]http.Handler{},
 		inflight:  newInflightLimiter(cfg.MaxRequestsInFlight, cfg.MaxMutatingRequestsInFlight),
+		memo:      newEventMemo(),
 	}
 	for _, res := range cfg.Resources {
 		gvr := res.GroupVersionResource()

@@ -31,6 +31,7 @@ type watcher struct {
 	flusher http.Flusher
 	form    responseForm
 	sent    int
+	buf     []byte // the line being written, reused
 }
 
 func (h *handler) watch(ctx context.Context) {
@@ -130,7 +131,11 @@ func (wt *watcher) handle(ev storage.Event, sel selector, bookmarks bool) bool {
 		wt.write(watchEvent{Type: watch.Error, Object: data})
 		return false
 	}
-	obj, err := wt.h.s.store.decode(res, ev.Value, ev.Revision)
+	// Every watcher of this resource sees the same event: decode (and
+	// below, encode) it once for all of them.
+	memo := wt.h.s.memo
+	cur := memo.entry(memoKey{res: res, key: ev.Key, rev: ev.Revision})
+	obj, err := cur.decoded(func() (runtime.Object, error) { return wt.h.s.store.decode(res, ev.Value, ev.Revision) })
 	if err != nil {
 		wt.h.s.log.Error("watch: decoding event", "key", ev.Key, "err", err)
 		return true
@@ -138,16 +143,19 @@ func (wt *watcher) handle(ev storage.Event, sel selector, bookmarks bool) bool {
 	switch ev.Type {
 	case storage.Added:
 		if sel.matches(res, obj) {
-			return wt.send(watch.Added, obj)
+			return wt.sendShared(watch.Added, cur)
 		}
 	case storage.Deleted:
 		if sel.matches(res, obj) {
-			return wt.send(watch.Deleted, obj)
+			return wt.sendShared(watch.Deleted, cur)
 		}
 	case storage.Modified:
 		newMatch, oldMatch := sel.matches(res, obj), true
 		if !sel.empty() && ev.PrevValue != nil {
-			if prev, err := wt.h.s.store.decode(res, ev.PrevValue, ev.Revision); err == nil {
+			prevEntry := memo.entry(memoKey{res: res, key: ev.Key, rev: ev.Revision, prev: true})
+			if prev, err := prevEntry.decoded(func() (runtime.Object, error) {
+				return wt.h.s.store.decode(res, ev.PrevValue, ev.Revision)
+			}); err == nil {
 				oldMatch = sel.matches(res, prev)
 			}
 		} else {
@@ -155,11 +163,11 @@ func (wt *watcher) handle(ev storage.Event, sel selector, bookmarks bool) bool {
 		}
 		switch {
 		case newMatch && oldMatch:
-			return wt.send(watch.Modified, obj)
+			return wt.sendShared(watch.Modified, cur)
 		case newMatch:
-			return wt.send(watch.Added, obj)
+			return wt.sendShared(watch.Added, cur)
 		case oldMatch:
-			return wt.send(watch.Deleted, obj)
+			return wt.sendShared(watch.Deleted, cur)
 		}
 	}
 	return true
@@ -179,6 +187,26 @@ func (wt *watcher) bookmark(rev int64, initialEventsEnd bool) bool {
 		return false
 	}
 	return wt.write(watchEvent{Type: watch.Bookmark, Object: data})
+}
+
+// sendShared sends the memo entry's object, which other watchers share: in
+// the plain object form its encoding is shared too.
+func (wt *watcher) sendShared(t watch.EventType, e *memoEntry) bool {
+	if wt.form != formObject {
+		if wt.form == formTable {
+			// Rendering a table may set the object's kind: not on a
+			// shared object.
+			return wt.send(t, e.obj.DeepCopyObject())
+		}
+		return wt.send(t, e.obj)
+	}
+	data, err := e.encoded(func(obj runtime.Object) ([]byte, error) { return json.Marshal(obj) })
+	if err != nil {
+		wt.h.s.log.Error("watch: encoding event", "err", err)
+		return false
+	}
+	wt.sent++
+	return wt.writeRaw(t, data)
 }
 
 func (wt *watcher) send(t watch.EventType, obj runtime.Object) bool {
@@ -202,16 +230,25 @@ func (wt *watcher) send(t watch.EventType, obj runtime.Object) bool {
 		return false
 	}
 	wt.sent++
-	return wt.write(watchEvent{Type: t, Object: data})
+	return wt.writeRaw(t, data)
 }
 
 func (wt *watcher) write(ev watchEvent) bool {
-	data, err := json.Marshal(ev)
-	if err != nil {
-		return false
-	}
-	data = append(data, '\n')
-	if _, err := wt.w.Write(data); err != nil {
+	return wt.writeRaw(ev.Type, ev.Object)
+}
+
+// writeRaw writes one line {"type":T,"object":OBJECT}, object being JSON
+// as json.Marshal makes it (compact and valid): what marshalling a
+// watchEvent gives, without checking and compacting the object again.
+func (wt *watcher) writeRaw(t watch.EventType, object []byte) bool {
+	buf := wt.buf[:0]
+	buf = append(buf, `{"type":`...)
+	buf = strconv.AppendQuote(buf, string(t))
+	buf = append(buf, `,"object":`...)
+	buf = append(buf, object...)
+	buf = append(buf, "}\n"...)
+	wt.buf = buf
+	if _, err := wt.w.Write(buf); err != nil {
 		return false
 	}
 	wt.flush()

@@ -1,0 +1,83 @@
+package apiserver
+
+import (
+	"sync"
+
+	"k8s.io/apimachinery/pkg/runtime"
+
+	"github.com/drover/drover/internal/registry"
+)
+
+// eventMemo decodes and encodes each stored value once for all the watches
+// that see it: with a watch cache every watcher of a prefix receives the
+// same events within moments of each other, and decoding an object and
+// encoding it back was most of a watch's cost, paid once per watcher.
+//
+// Entries are keyed by resource, key, revision and which side of the event
+// (the new value or the previous one), which together name one stored value;
+// the memo keeps the most recent memoSize of them. Objects handed out are
+// shared: callers must not modify them.
+type eventMemo struct {
+	mu      sync.Mutex
+	entries map[memoKey]*memoEntry
+	order   []memoKey // FIFO of the keys in entries
+	next    int       // where the next key goes in order
+}
+
+// memoSize is how many values the memo keeps: far more than the events
+// that arrive while the watchers of one event are still handling it.
+const memoSize = 4096
+
+type memoKey struct {
+	res  *registry.Resource
+	key  string
+	rev  int64
+	prev bool
+}
+
+// memoEntry is one stored value, decoded and encoded at most once.
+type memoEntry struct {
+	decodeOnce sync.Once
+	obj        runtime.Object
+	err        error
+
+	encodeOnce sync.Once
+	data       []byte // obj as JSON (the plain object form)
+	encErr     error
+}
+
+func newEventMemo() *eventMemo {
+	return &eventMemo{entries: make(map[memoKey]*memoEntry, memoSize), order: make([]memoKey, memoSize)}
+}
+
+// entry returns the memo entry for k, creating it (and evicting the oldest)
+// when it is not there.
+func (m *eventMemo) entry(k memoKey) *memoEntry {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if e, ok := m.entries[k]; ok {
+		return e
+	}
+	e := &memoEntry{}
+	if old := m.order[m.next]; old.res != nil {
+		delete(m.entries, old)
+	}
+	m.order[m.next] = k
+	m.next = (m.next + 1) % len(m.order)
+	m.entries[k] = e
+	return e
+}
+
+// decoded returns the object stored as value, decoding it only for the first
+// caller.
+func (e *memoEntry) decoded(decode func() (runtime.Object, error)) (runtime.Object, error) {
+	e.decodeOnce.Do(func() { e.obj, e.err = decode() })
+	return e.obj, e.err
+}
+
+// encoded returns the entry's object as JSON, encoding it only for the first
+// caller; decoded must have succeeded first.
+func (e *memoEntry) encoded(encode func(runtime.Object) ([]byte, error)) ([]byte, error) {
+	e.encodeOnce.Do(func() { e.data, e.encErr = encode(e.obj) })
+	return e.data, e.encErr
+}
