@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
@@ -22,21 +23,34 @@ const mastersGroup = "system:masters"
 // retryAfterSeconds is what a rejected client is told to wait, as upstream.
 const retryAfterSeconds = 1
 
+// inflightQueueWait is how long a request that finds its pool full waits
+// for a slot before it is rejected. A rejected client-go client waits
+// Retry-After (a second) and tries again, so waiting up to as long here
+// costs it nothing more, and a burst that outlasts the limit only briefly
+// (a thousand-pod rollout) is served in order instead of with 429s.
+const inflightQueueWait = time.Second
+
 // inflightLimiter bounds concurrent requests, as upstream's max-in-flight
 // filter does: read-only and mutating requests have separate pools, and a
 // request that finds its pool full is rejected at once (429, Retry-After)
 // rather than queued. Long-running requests (watches, logs, exec) are not
 // counted. system:masters have, besides the shared pool, a reserved one
 // (a tenth of the limit, at least 1) that others cannot use, so that an
-// admin's kubectl works during a flood from other identities.
+// admin's kubectl works during a flood from other identities. Node
+// heartbeats (Lease and node status writes) have a reserved pool of their
+// own as well: late heartbeats make the node lifecycle controller mark
+// nodes Unknown and evict their pods, which only adds to the load. A
+// request that finds every slot it may take busy waits up to
+// inflightQueueWait for a shared one, then is rejected.
 type inflightLimiter struct {
 	readOnly, mutating pool
+	wait               time.Duration
 }
 
-// pool is one limit: shared slots, then slots only masters may take.
-// A nil channel means no limit.
+// pool is one limit: shared slots, then slots only masters may take, and
+// slots only heartbeats may take. A nil channel means no limit.
 type pool struct {
-	shared, reserved chan struct{}
+	shared, reserved, heartbeat chan struct{}
 }
 
 func newPool(limit int) pool {
@@ -44,7 +58,7 @@ func newPool(limit int) pool {
 		return pool{}
 	}
 	reserve := max(1, limit/10)
-	return pool{shared: make(chan struct{}, limit), reserved: make(chan struct{}, reserve)}
+	return pool{shared: make(chan struct{}, limit), reserved: make(chan struct{}, reserve), heartbeat: make(chan struct{}, reserve)}
 }
 
 // newInflightLimiter returns a limiter; a limit of 0 takes upstream's
@@ -56,7 +70,7 @@ func newInflightLimiter(readOnly, mutating int) *inflightLimiter {
 	if mutating == 0 {
 		mutating = defaultMaxMutatingRequestsInFlight
 	}
-	return &inflightLimiter{readOnly: newPool(readOnly), mutating: newPool(mutating)}
+	return &inflightLimiter{readOnly: newPool(readOnly), mutating: newPool(mutating), wait: inflightQueueWait}
 }
 
 // acquire takes a slot for r from u, returning the function that gives it
@@ -77,6 +91,13 @@ func (l *inflightLimiter) acquire(r *http.Request, u *auth.User) (release func()
 		return func() { <-p.shared }, true
 	default:
 	}
+	if isHeartbeat(r) {
+		select {
+		case p.heartbeat <- struct{}{}:
+			return func() { <-p.heartbeat }, true
+		default:
+		}
+	}
 	if u != nil && slices.Contains(u.Groups, mastersGroup) {
 		select {
 		case p.reserved <- struct{}{}:
@@ -84,7 +105,28 @@ func (l *inflightLimiter) acquire(r *http.Request, u *auth.User) (release func()
 		default:
 		}
 	}
+	if l.wait > 0 {
+		t := time.NewTimer(l.wait)
+		defer t.Stop()
+		select {
+		case p.shared <- struct{}{}:
+			return func() { <-p.shared }, true
+		case <-t.C:
+		case <-r.Context().Done():
+		}
+	}
 	return nil, false
+}
+
+// isHeartbeat reports whether r writes a Lease or a node's status, which
+// is how nodes (and controller leaders) say they are alive.
+func isHeartbeat(r *http.Request) bool {
+	info, ok := parseRequestInfo(r)
+	if !ok {
+		return false
+	}
+	return info.Group == "coordination.k8s.io" && info.Resource == "leases" ||
+		info.Group == "" && info.Resource == "nodes" && info.Subresource == "status"
 }
 
 // isMutating reports whether method changes state.

@@ -129,6 +129,11 @@ func TestMaxRequestsInFlight(t *testing.T) {
 	want429(do(http.MethodGet, "/api/v1/namespaces", adminToken), "admin beyond its reserve")
 	hold(http.MethodPost, adminToken) // the mutating reserve
 	want429(do(http.MethodPost, "/block/y", adminToken), "admin mutating beyond its reserve")
+	// Heartbeats have a reserve of their own: with both mutating pools
+	// full, a node's Lease and status writes still get in.
+	admitted(do(http.MethodPut, "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/n1", "flood-token"), "lease write during the flood")
+	admitted(do(http.MethodPut, "/api/v1/nodes/n1/status", "flood-token"), "node status write during the flood")
+	want429(do(http.MethodPut, "/api/v1/nodes/n1", "flood-token"), "node (not status) write during the flood")
 
 	// Slots come back when requests end.
 	close(unblock)
