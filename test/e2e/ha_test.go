@@ -685,8 +685,52 @@ func TestHAOnSeparateAddresses(t *testing.T) {
 		return nil
 	})
 
+	// An agent (host namespace) and the admin kubeconfig, told of m1 only,
+	// learn the other addresses, whose certificates name those addresses.
+	const node = "netns-node"
+	nodeToken := strings.TrimSpace(readFileString(t, filepath.Join(first.dataDir, "node-token")))
+	agentDir := filepath.Join(root, "agent")
+	ag := &agentProc{name: node, dataDir: agentDir, subnet: "10.78.0.0/16", args: []string{"agent", "--runtime", "sim",
+		"--node-name", node, "--server", "https://" + l0[0], "--token", nodeToken, "--data-dir", agentDir,
+		"--listen", "127.0.0.1:0", "--pod-subnet", "10.78.0.0/16", "--heartbeat-interval", "1s"}}
+	startAgentProc(t, ag)
+	eventually(t, 60*time.Second, "the agent's node is Ready, it and the kubeconfig know every server", func() error {
+		if ready, err := nodeReady(cs, node); err != nil || !ready {
+			return fmt.Errorf("node %s not Ready (%v); agent log:\n%s", node, err, tail(ag.log.String(), 20))
+		}
+		known, err := os.ReadFile(filepath.Join(agentDir, "servers"))
+		if err != nil {
+			return err
+		}
+		kc, err := os.ReadFile(first.kubeconfig)
+		if err != nil {
+			return err
+		}
+		for _, a := range addrs {
+			u := "https://" + net.JoinHostPort(a, "6443")
+			if !strings.Contains(string(known), u) || !strings.Contains(string(kc), u) {
+				return fmt.Errorf("%s missing from the agent's servers %q or the admin kubeconfig", u, known)
+			}
+		}
+		return nil
+	})
+
 	first.kill9(t)
 	died := time.Now()
+	eventually(t, 30*time.Second, "the agent renews its node lease through another server", func() error {
+		l, err := cs.CoordinationV1().Leases("kube-node-lease").Get(ctx, node, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if !l.Spec.RenewTime.After(died) {
+			return fmt.Errorf("node lease renewed at %s, before %s died", l.Spec.RenewTime, first.name)
+		}
+		return nil
+	})
+	t.Logf("the agent renewed its node lease through another server %.2fs after %s died", time.Since(died).Seconds(), first.name)
+	if out, err := first.kubectl(t, "get", "nodes", node); err != nil || !strings.Contains(out, " Ready ") {
+		t.Errorf("drover kubectl with the dead server's kubeconfig: %v\n%s", err, out)
+	}
 	for i, s := range servers[1:] {
 		cs := s.clientset(t)
 		eventually(t, 30*time.Second, "write through "+s.name, func() error {
