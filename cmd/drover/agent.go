@@ -47,7 +47,10 @@ With --server URL --token NODE_TOKEN (printed by "drover server", kept in its
 DATA_DIR/node-token) the agent joins: it trusts only the CA the token's hash
 names, and gets a client certificate for the identity system:node:NAME (group
 system:nodes), kept in DATA_DIR/pki and reused on restart (--token may then be
-left out) until a third of its life is left.
+left out) until a third of its life is left. --server may name several
+servers, comma-separated; the agent also learns every server of an HA
+cluster from the cluster (kept in DATA_DIR/servers) and sends its requests
+to a live one, switching when the one it uses fails.
 
 Stopping the agent (SIGTERM) leaves containers running; a restarted agent
 adopts them.

@@ -42,6 +42,9 @@ member then listens for peers over TLS on --advertise-address, port
 --join https://FIRST:6443 --token TOKEN, where TOKEN is printed by the first
 server and kept in its DATA_DIR/join-token. Each server serves the API; one
 at a time runs the controllers. Three servers survive the loss of any one.
+Each server's admin kubeconfig also lists the other live servers (contexts
+drover@NAME, e.g. for kubectl --context); drover kubectl and agents fail
+over to a live server by themselves.
 A restarted server finds its cluster in its data dir: no flags needed.
 --cluster-init on a single server's data dir turns it into the first server
 of an HA cluster, keeping its objects.

@@ -295,7 +295,13 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			t.servers.Succeeded(server)
 			return resp, nil
 		}
-		if req.Context().Err() != nil {
+		switch cerr := req.Context().Err(); {
+		case errors.Is(cerr, context.DeadlineExceeded):
+			// No answer in the caller's time: a server that hangs (or
+			// whose machine vanished without a reset) is passed over next.
+			t.servers.Failed(server, err)
+			return nil, err
+		case cerr != nil:
 			return nil, err // the caller gave up: says nothing of the server
 		}
 		t.servers.Failed(server, err)

@@ -269,6 +269,66 @@ func TestTransportFailsOver(t *testing.T) {
 	}
 }
 
+// TestTransportPassesOverAHangingServer: a server that accepts connections
+// but never answers (as a machine that vanished looks once connected)
+// costs the request that waited on it its deadline; the next request
+// goes to another server.
+func TestTransportPassesOverAHangingServer(t *testing.T) {
+	hang, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hang.Close()
+	var conns []net.Conn
+	var mu sync.Mutex
+	go func() {
+		for {
+			c, err := hang.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c) // held open, never answered
+			mu.Unlock()
+		}
+	}()
+	defer func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			_ = c.Close()
+		}
+	}()
+	live := newBackend(t, "live")
+	pool := x509.NewCertPool()
+	pool.AddCert(live.Certificate())
+	s, err := New([]string{"https://" + hang.Addr().String(), live.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}
+	defer base.CloseIdleConnections()
+	client := &http.Client{Transport: &transport{servers: s, next: base}}
+	get := func(timeout time.Duration) (string, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, live.URL+"/", nil)
+		resp, err := client.Do(req)
+		if err != nil {
+			return "", err
+		}
+		defer resp.Body.Close()
+		data, err := io.ReadAll(resp.Body)
+		return string(data), err
+	}
+	if _, err := get(300 * time.Millisecond); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("GET from a hanging server: %v, want the deadline exceeded", err)
+	}
+	if got, err := get(10 * time.Second); err != nil || got != "live" {
+		t.Fatalf("next GET = %q, %v; want the live server's answer", got, err)
+	}
+}
+
 func TestReachable(t *testing.T) {
 	live := newBackend(t, "live")
 	dead := deadURL(t)
