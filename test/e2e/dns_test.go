@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -130,5 +131,39 @@ func TestClusterDNSOnCRI(t *testing.T) {
 	}
 	if out, code, err := ask("/lookup", url.Values{"host": {"nosuch.shop.svc.cluster.local"}}); err != nil || code != 502 || !strings.Contains(out, "no such host") {
 		t.Errorf("lookup of a missing service: %d %q %v, want no such host", code, out, err)
+	}
+}
+
+// TestNodeRunsOnWhenDNSCannotListen gives `drover up` a cluster DNS
+// address that is not on this machine: the node still registers and runs
+// pods, and the log says clearly why there is no DNS.
+func TestNodeRunsOnWhenDNSCannotListen(t *testing.T) {
+	if os.Geteuid() != 0 {
+		skipOrFail(t, "the cluster DNS is served only as root")
+	}
+	up := startControlPlane(t, "up", t.TempDir(), freeAddr(t), "--runtime", "process", "--node-name", "no-dns",
+		"--agent-listen", freeAddr(t), "--node-ip", "127.0.0.1", "--pod-subnet", "127.80.0.0/16",
+		"--proxy-mode", "none", "--cluster-dns", "192.0.2.99")
+	cs := up.clientset(t)
+	waitFor(t, time.Minute, func() error {
+		n, err := cs.CoreV1().Nodes().Get(context.Background(), "no-dns", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		for _, c := range n.Status.Conditions {
+			if c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue {
+				return nil
+			}
+		}
+		return fmt.Errorf("node no-dns not Ready: %+v", n.Status.Conditions)
+	})
+	waitFor(t, 30*time.Second, func() error {
+		if log := up.log.String(); !strings.Contains(log, "cluster DNS cannot serve") || !strings.Contains(log, "192.0.2.99:53") {
+			return fmt.Errorf("no word of the DNS failing to listen on 192.0.2.99:53:\n%s", tail(log, 30))
+		}
+		return nil
+	})
+	if !strings.Contains(up.log.String(), "no service proxy, cluster DNS 192.0.2.99:53") {
+		t.Errorf("drover up did not say what it serves:\n%s", tail(up.log.String(), 40))
 	}
 }
