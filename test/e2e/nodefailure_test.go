@@ -64,7 +64,9 @@ func killPodProcesses(a *agentProc) int {
 		if err != nil {
 			continue
 		}
-		if strings.Contains(string(env), a.dataDir) || strings.Contains(string(env), prefix) {
+		if strings.Contains(string(env), a.dataDir) ||
+			// Without a subnet of its own the prefix would match every pod.
+			a.subnet != "" && strings.Contains(string(env), prefix) {
 			if syscall.Kill(pid, syscall.SIGKILL) == nil {
 				killed++
 			}
@@ -102,7 +104,10 @@ func TestDeadNodeMovesPodsAndDrainKeepsBudget(t *testing.T) {
 	for i, name := range []string{"node-a", "node-b", "node-c"} {
 		a := &agentProc{name: name, dataDir: filepath.Join(dir, name), subnet: fmt.Sprintf("127.%d.0.0/16", 21+i)}
 		a.args = []string{"agent", "--runtime", "process", "--node-name", name, "--data-dir", a.dataDir,
-			"--kubeconfig", srv.kubeconfig, "--listen", freeAddr(t), "--node-ip", "127.0.0.1", "--pod-subnet", a.subnet}
+			"--kubeconfig", srv.kubeconfig, "--listen", freeAddr(t), "--node-ip", "127.0.0.1", "--pod-subnet", a.subnet,
+			// Three nodes on one machine would rewrite each other's proxy
+			// rules or node ports; this test needs none.
+			"--proxy-mode", "none"}
 		startAgentProc(t, a)
 		agents[name] = a
 	}
