@@ -37,7 +37,9 @@ func startAgent(t testing.TB, env *testenv.Env, rt runtime.Runtime, cfg Config) 
 	if cfg.NodeName == "" {
 		cfg.NodeName = "node-1"
 	}
-	cfg.Client = env.Kube
+	if cfg.Client == nil {
+		cfg.Client = env.Kube
+	}
 	cfg.Runtime = rt
 	if cfg.DataDir == "" {
 		cfg.DataDir = t.TempDir()

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -68,6 +69,10 @@ type podState struct {
 	volumes     map[string]string
 	terminating bool
 	written     *corev1.PodStatus
+	// writtenRV is the resourceVersion the server returned for the
+	// agent's last status write: the informer's copy may not have caught
+	// up with it yet, and writing from the older one would conflict.
+	writtenRV string
 	// lastBackoffEvent is the exit a BackOff event was sent for.
 	lastBackoffEvent BackoffEntry
 }
@@ -784,17 +789,25 @@ func (m *podManager) writeStatus(ctx context.Context, pod *corev1.Pod, st *podSt
 	}
 	p := pod.DeepCopy()
 	p.Status = status
-	_, err := m.a.cfg.Client.CoreV1().Pods(pod.Namespace).UpdateStatus(ctx, p, metav1.UpdateOptions{})
-	if apierrors.IsConflict(err) {
-		fresh, gerr := m.a.cfg.Client.CoreV1().Pods(pod.Namespace).Get(ctx, pod.Name, metav1.GetOptions{})
+	// Only the status of a status write is taken, so the informer's copy
+	// serves with the newer resourceVersion of its own and the one our last
+	// write returned: the informer has often not yet seen that write.
+	p.ResourceVersion = newerResourceVersion(pod.ResourceVersion, st.writtenRV)
+	pods := m.a.cfg.Client.CoreV1().Pods(pod.Namespace)
+	updated, err := pods.UpdateStatus(ctx, p, metav1.UpdateOptions{})
+	if apierrors.IsConflict(err) { // someone else wrote the pod meanwhile
+		fresh, gerr := pods.Get(ctx, pod.Name, metav1.GetOptions{})
+		if apierrors.IsNotFound(gerr) {
+			return false, nil
+		}
 		if gerr != nil {
-			return false, gerr
+			return false, fmt.Errorf("update status: get: %w", gerr)
 		}
 		if fresh.UID != pod.UID {
 			return false, nil
 		}
 		fresh.Status = status
-		_, err = m.a.cfg.Client.CoreV1().Pods(pod.Namespace).UpdateStatus(ctx, fresh, metav1.UpdateOptions{})
+		updated, err = pods.UpdateStatus(ctx, fresh, metav1.UpdateOptions{})
 	}
 	if apierrors.IsNotFound(err) {
 		return false, nil
@@ -802,11 +815,27 @@ func (m *podManager) writeStatus(ctx context.Context, pod *corev1.Pod, st *podSt
 	if err != nil {
 		return false, fmt.Errorf("update status: %w", err)
 	}
+	st.writtenRV = updated.ResourceVersion
 	if status.Phase == corev1.PodRunning && pod.Status.Phase != corev1.PodRunning && (st.written == nil || st.written.Phase != corev1.PodRunning) {
 		metrics.ObservePodStart(time.Since(st.seen))
 	}
 	st.written = &status
 	return true, nil
+}
+
+// newerResourceVersion returns the later of two resourceVersions (etcd
+// revisions); b is ignored when empty or when either is not a number, as
+// resourceVersions are opaque to clients in general.
+func newerResourceVersion(a, b string) string {
+	if b == "" {
+		return a
+	}
+	na, erra := strconv.ParseUint(a, 10, 64)
+	nb, errb := strconv.ParseUint(b, 10, 64)
+	if erra != nil || errb != nil || nb <= na {
+		return a
+	}
+	return b
 }
 
 // gracePeriod is the pod's termination grace period: the one the deletion

@@ -1,0 +1,91 @@
+package agent
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"github.com/drover/drover/internal/runtime/sim"
+	"github.com/drover/drover/internal/testenv"
+)
+
+// requestCounter counts the requests a client makes by method, path and
+// response code.
+type requestCounter struct {
+	mu     sync.Mutex
+	counts map[string]int // "PUT /api/v1/namespaces/default/pods/x/status 409"
+}
+
+func (c *requestCounter) wrap(rt http.RoundTripper) http.RoundTripper {
+	return roundTripFunc(func(req *http.Request) (*http.Response, error) {
+		resp, err := rt.RoundTrip(req)
+		code := 0
+		if resp != nil {
+			code = resp.StatusCode
+		}
+		c.mu.Lock()
+		c.counts[fmt.Sprintf("%s %s %d", req.Method, req.URL.Path, code)]++
+		c.mu.Unlock()
+		return resp, err
+	})
+}
+
+// count sums the requests whose key has this prefix.
+func (c *requestCounter) count(prefix string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for k, v := range c.counts {
+		if strings.HasPrefix(k, prefix) {
+			n += v
+		}
+	}
+	return n
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// A pod whose status changes many times in a row (a crash loop: every exit,
+// restart and back-off is a status write) is written without a single
+// conflict: each write starts from the resourceVersion of the agent's own
+// previous write when the informer has not caught up with it yet.
+func TestStatusWritesDoNotConflict(t *testing.T) {
+	env := testenv.Start(t)
+	counter := &requestCounter{counts: map[string]int{}}
+	cfg := rest.CopyConfig(env.Config)
+	cfg.WrapTransport = counter.wrap
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	startAgent(t, env, sim.New(sim.Config{}), Config{Client: client, BackoffBase: 100 * time.Millisecond, BackoffCap: 200 * time.Millisecond})
+	createPod(t, env, simPod("flappy", map[string]string{sim.AnnotationCrashAfter: "20ms", sim.AnnotationExitCode: "1"}))
+	waitPod(t, env, "flappy", 60*time.Second, func(p *corev1.Pod) error {
+		if len(p.Status.ContainerStatuses) != 1 || p.Status.ContainerStatuses[0].RestartCount < 6 {
+			return fmt.Errorf("container statuses %+v, want 6 restarts", p.Status.ContainerStatuses)
+		}
+		return nil
+	})
+	status := "PUT /api/v1/namespaces/default/pods/flappy/status "
+	ok, conflicts := counter.count(status+"200"), counter.count(status+"409")
+	rereads := counter.count("GET /api/v1/namespaces/default/pods/flappy ")
+	t.Logf("pod status writes: %d OK, %d conflicts, %d re-reads", ok, conflicts, rereads)
+	if ok < 6 {
+		t.Errorf("%d status writes for 6 restarts: the test did not exercise a sequence of writes", ok)
+	}
+	if conflicts != 0 || rereads != 0 {
+		t.Errorf("%d conflicts and %d re-reads in %d status writes, want none", conflicts, rereads, ok)
+	}
+	if n := counter.count("PUT /api/v1/namespaces/default/pods/flappy/status ") - ok - conflicts; n != 0 {
+		t.Errorf("%d status writes failed otherwise", n)
+	}
+}
