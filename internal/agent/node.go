@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	goruntime "runtime"
@@ -297,7 +298,9 @@ func (a *agent) renewLease(ctx context.Context) error {
 	l.OwnerReferences = fresh.OwnerReferences
 	updated, err := leases.Update(ctx, l, metav1.UpdateOptions{})
 	if err != nil {
-		a.lease = nil // read it again next time
+		if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
+			a.lease = nil // read it again next time
+		} // else (429, timeout) the copy we hold is still the latest
 		return fmt.Errorf("agent: renew lease: %w", err)
 	}
 	a.lease = updated
@@ -326,18 +329,25 @@ func (a *agent) newLease(now metav1.MicroTime) *coordinationv1.Lease {
 // heartbeat renews the lease every HeartbeatInterval and the node status
 // every NodeStatusInterval (or at once when the runtime's readiness
 // changes or the lease is renewed again after failures), until ctx ends.
+// The first renewal comes after a random part of the interval, so that a
+// fleet of nodes started together does not renew in step; a failed renewal
+// is retried after a quarter of the interval, doubling up to the interval,
+// so that a refused one (429) does not cost a whole interval of the node
+// lifecycle controller's grace period.
 func (a *agent) heartbeat(ctx context.Context) {
-	tick := time.NewTicker(a.cfg.HeartbeatInterval)
-	defer tick.Stop()
+	interval := a.cfg.HeartbeatInterval
+	timer := time.NewTimer(rand.N(interval) + 1)
+	defer timer.Stop()
 	lastStatus := time.Now()
 	lastReady := true
-	leaseFailed := false
+	failures := 0
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-tick.C:
+		case <-timer.C:
 		}
+		start := time.Now()
 		renewed := a.renewLease(ctx)
 		if renewed != nil && ctx.Err() == nil {
 			a.log.Warn("lease renewal failed", "err", renewed)
@@ -345,8 +355,15 @@ func (a *agent) heartbeat(ctx context.Context) {
 		// Back in touch after missed renewals: the node lifecycle
 		// controller may have marked the node Unknown meanwhile, so say
 		// at once that it is alive rather than at the next interval.
-		reconnected := renewed == nil && leaseFailed
-		leaseFailed = renewed != nil
+		reconnected := renewed == nil && failures > 0
+		next := interval
+		if renewed != nil {
+			failures++
+			next = min(interval/4<<min(failures-1, 2), interval)
+		} else {
+			failures = 0
+		}
+		timer.Reset(max(next-time.Since(start), time.Millisecond))
 		rs := a.runtimeStatus(ctx)
 		ready := rs.RuntimeReady && rs.NetworkReady
 		if ready != lastReady || reconnected || time.Since(lastStatus) >= a.cfg.NodeStatusInterval {

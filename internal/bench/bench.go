@@ -36,6 +36,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/drover/drover/internal/agent"
 	"github.com/drover/drover/internal/agent/simfleet"
 	"github.com/drover/drover/internal/controlplane"
 )
@@ -80,7 +81,7 @@ type Config struct {
 	// nodes have) instead of one shared by the fleet (as KWOK has).
 	WatchPerNode bool
 	// HeartbeatInterval is the simulated nodes' Lease renewal period;
-	// default the agent's (agent.DefaultHeartbeatInterval).
+	// default HeartbeatFor(Nodes).
 	HeartbeatInterval time.Duration
 	// Executable is the drover binary for FleetChild; default
 	// os.Executable().
@@ -137,6 +138,8 @@ type Result struct {
 	WorkloadCPUSeconds float64 `json:"workloadCPUSeconds"`
 	Fleet              string  `json:"fleet"`
 	WatchPerNode       bool    `json:"watchPerNode"`
+	// HeartbeatSeconds is the simulated nodes' Lease renewal period.
+	HeartbeatSeconds float64 `json:"heartbeatSeconds,omitempty"`
 }
 
 // Percentiles of a latency distribution, in seconds.
@@ -186,10 +189,32 @@ func (c *Config) setDefaults() error {
 	if c.Timeout <= 0 {
 		c.Timeout = DefaultTimeout
 	}
+	if c.HeartbeatInterval <= 0 && c.Fleet != FleetNone {
+		c.HeartbeatInterval = HeartbeatFor(c.Nodes)
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
 	return nil
+}
+
+// Lease renewal budget of HeartbeatFor.
+const (
+	// LeaseWritesPerSecond is the rate of Lease renewals a fleet's
+	// heartbeat interval is chosen to stay under.
+	LeaseWritesPerSecond = 100
+	// MaxHeartbeatInterval keeps renewals well inside the node lifecycle
+	// controller's 8s grace period: a node that misses one renewal (a 429)
+	// still has two retries before it is marked Unknown.
+	MaxHeartbeatInterval = 3 * time.Second
+)
+
+// HeartbeatFor is the Lease renewal period for a fleet of n nodes: the
+// agent's default (2s) up to LeaseWritesPerSecond renewals a second, then
+// longer, up to MaxHeartbeatInterval.
+func HeartbeatFor(n int) time.Duration {
+	d := time.Duration(n) * time.Second / LeaseWritesPerSecond
+	return min(max(d, agent.DefaultHeartbeatInterval), MaxHeartbeatInterval).Round(100 * time.Millisecond)
 }
 
 // Run performs one benchmark run and returns its figures.
@@ -204,7 +229,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	defer bg.Wait()
 	defer cancel() // runs before bg.Wait: stops the control plane and fleet
 
-	res := &Result{Nodes: cfg.Nodes, Pods: cfg.Pods, Deployments: cfg.Deployments, Fleet: cfg.Fleet, WatchPerNode: cfg.WatchPerNode}
+	res := &Result{Nodes: cfg.Nodes, Pods: cfg.Pods, Deployments: cfg.Deployments, Fleet: cfg.Fleet, WatchPerNode: cfg.WatchPerNode,
+		HeartbeatSeconds: cfg.HeartbeatInterval.Seconds()}
 	var (
 		restCfg    *rest.Config
 		kubeconfig = cfg.Kubeconfig
@@ -638,6 +664,9 @@ func (r *Result) WriteTable(w io.Writer) {
 	watches := "one pod watch for the fleet"
 	if r.WatchPerNode {
 		watches = "a pod watch per node"
+	}
+	if r.HeartbeatSeconds > 0 {
+		watches += fmt.Sprintf(", heartbeat %gs", r.HeartbeatSeconds)
 	}
 	fmt.Fprintf(w, "nodes %d, pods %d, deployments %d, fleet %s (%s)\n", r.Nodes, r.Pods, r.Deployments, r.Fleet, watches)
 	fmt.Fprintf(w, "  end to end          %8.2f s   %8.1f pods/s\n", r.Seconds, r.PodsPerSec)

@@ -121,3 +121,17 @@ func TestRunSmallCluster(t *testing.T) {
 		t.Errorf("table:\n%s", buf.String())
 	}
 }
+
+func TestHeartbeatFor(t *testing.T) {
+	for _, c := range []struct {
+		nodes int
+		want  time.Duration
+	}{
+		{1, 2 * time.Second}, {100, 2 * time.Second}, {200, 2 * time.Second},
+		{250, 2500 * time.Millisecond}, {500, 3 * time.Second}, {5000, 3 * time.Second},
+	} {
+		if got := HeartbeatFor(c.nodes); got != c.want {
+			t.Errorf("HeartbeatFor(%d) = %v, want %v", c.nodes, got, c.want)
+		}
+	}
+}

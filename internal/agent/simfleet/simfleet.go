@@ -44,6 +44,12 @@ const (
 	DefaultPods         = 110
 	DefaultWorkers      = 4
 	DefaultStartWorkers = 32
+	// DefaultNodeStatusInterval is how often a simulated node rewrites its
+	// unchanged status, as the kubelet's nodeStatusReportFrequency: its
+	// Lease says it is alive, and a fleet of hundreds of nodes writing
+	// their whole Node every few seconds (and every node watcher decoding
+	// it) costs the control plane more than the pods do.
+	DefaultNodeStatusInterval = time.Minute
 	// MaxNodes is how many nodes fit the simulated pod address plan (a /24
 	// per node in 10.64.0.0/10).
 	MaxNodes = 1 << 14
@@ -71,6 +77,10 @@ type Config struct {
 	// HeartbeatInterval is each node's Lease renewal period; default
 	// agent.DefaultHeartbeatInterval.
 	HeartbeatInterval time.Duration
+	// NodeStatusInterval is how often each node writes its status when
+	// nothing in it changed; default DefaultNodeStatusInterval. A change
+	// of readiness is written at once.
+	NodeStatusInterval time.Duration
 	// Workers is the pod sync workers per node; default DefaultWorkers.
 	Workers int
 	// StartWorkers is how many nodes register at once; default
@@ -112,6 +122,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.Capacity == nil {
 		c.Capacity = DefaultCapacity()
+	}
+	if c.NodeStatusInterval <= 0 {
+		c.NodeStatusInterval = DefaultNodeStatusInterval
 	}
 	if c.Workers <= 0 {
 		c.Workers = DefaultWorkers
@@ -178,17 +191,18 @@ func Run(ctx context.Context, cfg Config) error {
 				return
 			}
 			acfg := agent.Config{
-				NodeName:          names[i],
-				Client:            cfg.Client,
-				Runtime:           sim.New(sim.Config{Subnet: Subnet(i)}),
-				DataDir:           filepath.Join(cfg.DataDir, names[i]),
-				Logger:            cfg.Logger,
-				HeartbeatInterval: cfg.HeartbeatInterval,
-				Workers:           cfg.Workers,
-				ListenAddr:        "127.0.0.1:0",
-				NodeIP:            "127.0.0.1",
-				Capacity:          cfg.Capacity.DeepCopy(),
-				Labels:            cfg.Labels,
+				NodeName:           names[i],
+				Client:             cfg.Client,
+				Runtime:            sim.New(sim.Config{Subnet: Subnet(i)}),
+				DataDir:            filepath.Join(cfg.DataDir, names[i]),
+				Logger:             cfg.Logger,
+				HeartbeatInterval:  cfg.HeartbeatInterval,
+				NodeStatusInterval: cfg.NodeStatusInterval,
+				Workers:            cfg.Workers,
+				ListenAddr:         "127.0.0.1:0",
+				NodeIP:             "127.0.0.1",
+				Capacity:           cfg.Capacity.DeepCopy(),
+				Labels:             cfg.Labels,
 			}
 			if shared != nil {
 				acfg.Pods = &agent.PodSource{Informer: shared, Lister: nodePods{idx: shared.GetIndexer(), node: names[i]}}
