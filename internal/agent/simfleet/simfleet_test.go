@@ -112,3 +112,74 @@ func TestSubnetsAreDistinct(t *testing.T) {
 		t.Errorf("last subnet %s, want 10.127.255.0/24", got)
 	}
 }
+
+// A node's Lease says it is alive: the fleet renews Leases every heartbeat
+// but rewrites an unchanged Node status only every NodeStatusInterval.
+func TestFleetRenewsLeasesWithoutRewritingNodeStatus(t *testing.T) {
+	env := testenv.Start(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan []string, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, Config{
+			Nodes: 2, NamePrefix: "calm-", Client: env.Kube, DataDir: t.TempDir(),
+			HeartbeatInterval: 100 * time.Millisecond,
+			Ready:             func(n []string) { ready <- n },
+		})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	select {
+	case <-ready:
+	case err := <-done:
+		t.Fatalf("Run returned before Ready: %v", err)
+	case <-time.After(time.Minute):
+		t.Fatal("fleet not ready within a minute")
+	}
+	// Each node has registered and renewed its Lease once: remember its
+	// Node's resourceVersion and Lease's renewTime.
+	nodeRV := map[string]string{}
+	renewed := map[string]time.Time{}
+	testenv.Eventually(t, 30*time.Second, func() error {
+		for i := range 2 {
+			name := NodeName("calm-", i)
+			l, err := env.Kube.CoordinationV1().Leases(corev1.NamespaceNodeLease).Get(ctx, name, metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			n, err := env.Kube.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			nodeRV[name], renewed[name] = n.ResourceVersion, l.Spec.RenewTime.Time
+		}
+		return nil
+	})
+	// Ten heartbeats later every Lease has been renewed again...
+	testenv.Eventually(t, 30*time.Second, func() error {
+		for name, first := range renewed {
+			l, err := env.Kube.CoordinationV1().Leases(corev1.NamespaceNodeLease).Get(ctx, name, metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			if l.Spec.RenewTime.Time.Sub(first) < 10*100*time.Millisecond {
+				return fmt.Errorf("lease %s renewed %v after the first look, want a second", name, l.Spec.RenewTime.Time.Sub(first))
+			}
+		}
+		return nil
+	})
+	// ...and no Node was written meanwhile.
+	for name, rv := range nodeRV {
+		n, err := env.Kube.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n.ResourceVersion != rv {
+			t.Errorf("node %s written during ten heartbeats of an unchanged node (resourceVersion %s -> %s)", name, rv, n.ResourceVersion)
+		}
+	}
+}
