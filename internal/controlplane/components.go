@@ -8,6 +8,7 @@ import (
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
@@ -33,6 +34,12 @@ type Component struct {
 	// this server holds the leader lease, so that of several servers on
 	// one etcd exactly one acts.
 	LeaderOnly bool
+	// SharedInformers marks a leader-only component that takes its
+	// informers from Clients.Informers, the factory all such components
+	// share for one leadership term, and calls its Start exactly once,
+	// after registering them; the informers start when every sharing
+	// component has done so.
+	SharedInformers bool
 }
 
 // Clients are the admin's API clients, shared by in-process components.
@@ -44,6 +51,10 @@ type Clients struct {
 	Discovery discovery.CachedDiscoveryInterface
 	// Config is the admin client configuration; copy before changing.
 	Config *rest.Config
+	// Informers is set for leader-only components only: the informer
+	// factory shared by the components marked SharedInformers during the
+	// current leadership term. They must not shut it down.
+	Informers informers.SharedInformerFactory
 }
 
 func newClients(cfg *rest.Config) (Clients, error) {
@@ -72,29 +83,29 @@ func builtinComponents() []Component {
 		{Name: "namespace-controller", LeaderOnly: true, Run: func(ctx context.Context, c Clients, log *slog.Logger) error {
 			return namespace.Run(ctx, c.Kube, c.Dynamic, c.Discovery, log)
 		}},
-		{Name: "scheduler", LeaderOnly: true, Run: func(ctx context.Context, c Clients, log *slog.Logger) error {
-			return scheduler.Run(ctx, c.Kube, log, scheduler.Options{})
+		{Name: "scheduler", LeaderOnly: true, SharedInformers: true, Run: func(ctx context.Context, c Clients, log *slog.Logger) error {
+			return scheduler.Run(ctx, c.Kube, log, scheduler.Options{Informers: c.Informers})
 		}},
 		{Name: "garbage-collector", LeaderOnly: true, Run: func(ctx context.Context, c Clients, log *slog.Logger) error {
 			return gc.Run(ctx, c.Kube, c.Dynamic, c.Discovery, log)
 		}},
-		{Name: "endpoints-controller", LeaderOnly: true, Run: func(ctx context.Context, c Clients, log *slog.Logger) error {
-			return endpoints.Run(ctx, c.Kube, log, endpoints.Options{})
+		{Name: "endpoints-controller", LeaderOnly: true, SharedInformers: true, Run: func(ctx context.Context, c Clients, log *slog.Logger) error {
+			return endpoints.Run(ctx, c.Kube, log, endpoints.Options{Informers: c.Informers})
 		}},
-		{Name: "node-lifecycle-controller", LeaderOnly: true, Run: func(ctx context.Context, c Clients, log *slog.Logger) error {
-			return nodelifecycle.Run(ctx, c.Kube, log, nodelifecycle.Options{})
+		{Name: "node-lifecycle-controller", LeaderOnly: true, SharedInformers: true, Run: func(ctx context.Context, c Clients, log *slog.Logger) error {
+			return nodelifecycle.Run(ctx, c.Kube, log, nodelifecycle.Options{Informers: c.Informers})
 		}},
-		{Name: "disruption-controller", LeaderOnly: true, Run: func(ctx context.Context, c Clients, log *slog.Logger) error {
-			return disruption.Run(ctx, c.Kube, log)
+		{Name: "disruption-controller", LeaderOnly: true, SharedInformers: true, Run: func(ctx context.Context, c Clients, log *slog.Logger) error {
+			return disruption.RunShared(ctx, c.Kube, c.Informers, log)
 		}},
-		{Name: "deployment-controller", LeaderOnly: true, Run: func(ctx context.Context, c Clients, log *slog.Logger) error {
-			return deployment.Run(ctx, c.Kube, log, deployment.Options{})
+		{Name: "deployment-controller", LeaderOnly: true, SharedInformers: true, Run: func(ctx context.Context, c Clients, log *slog.Logger) error {
+			return deployment.Run(ctx, c.Kube, log, deployment.Options{Informers: c.Informers})
 		}},
-		{Name: "horizontal-pod-autoscaler", LeaderOnly: true, Run: func(ctx context.Context, c Clients, log *slog.Logger) error {
-			return hpa.Run(ctx, c.Kube, c.Config, log, hpa.Options{})
+		{Name: "horizontal-pod-autoscaler", LeaderOnly: true, SharedInformers: true, Run: func(ctx context.Context, c Clients, log *slog.Logger) error {
+			return hpa.Run(ctx, c.Kube, c.Config, log, hpa.Options{Informers: c.Informers})
 		}},
-		{Name: "replicaset-controller", LeaderOnly: true, Run: func(ctx context.Context, c Clients, log *slog.Logger) error {
-			return replicaset.Run(ctx, c.Kube, log, replicaset.Options{})
+		{Name: "replicaset-controller", LeaderOnly: true, SharedInformers: true, Run: func(ctx context.Context, c Clients, log *slog.Logger) error {
+			return replicaset.Run(ctx, c.Kube, log, replicaset.Options{Informers: c.Informers})
 		}},
 	}
 }

@@ -76,12 +76,26 @@ func leaderComponent(cfg LeaderElection, comps []Component) Component {
 				Name:            LeaderLeaseName,
 				Callbacks: leaderelection.LeaderCallbacks{
 					OnStartedLeading: func(leadCtx context.Context) {
+						wg.Add(1)
+						defer wg.Done()
 						elog.Info("became leader: starting controllers")
+						// One informer factory per term, shared by the
+						// components that take it, stopped with the term.
+						sharers := 0
 						for _, c := range comps {
-							wg.Add(1)
+							if c.SharedInformers {
+								sharers++
+							}
+						}
+						shared := newTermInformers(clients.Kube, sharers, leadCtx.Done())
+						termClients := clients
+						termClients.Informers = shared
+						var term sync.WaitGroup
+						for _, c := range comps {
+							term.Add(1)
 							go func() {
-								defer wg.Done()
-								err := c.Run(leadCtx, clients, log)
+								defer term.Done()
+								err := c.Run(leadCtx, termClients, log)
 								if leadCtx.Err() == nil {
 									if err == nil {
 										err = fmt.Errorf("exited")
@@ -90,6 +104,8 @@ func leaderComponent(cfg LeaderElection, comps []Component) Component {
 								}
 							}()
 						}
+						term.Wait()
+						shared.Shutdown() // the term's informers have stopped with leadCtx
 					},
 					OnStoppedLeading: func() { elog.Info("not leading: controllers stopped") },
 					OnNewLeader: func(id string) {

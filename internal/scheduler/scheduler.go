@@ -56,6 +56,11 @@ type Options struct {
 	BindWorkers int
 	// PercentageOfNodesToScore: see Config (0: upstream's adaptive default).
 	PercentageOfNodesToScore int
+	// Informers, if set, is a factory shared with other controllers: Run
+	// registers its node and pod informers on it, then calls its Start
+	// once, and leaves shutting it down to its owner. If nil, Run makes,
+	// starts and stops its own.
+	Informers informers.SharedInformerFactory
 }
 
 func (o *Options) defaults() {
@@ -110,25 +115,30 @@ func Run(ctx context.Context, client kubernetes.Interface, logger *slog.Logger, 
 	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: client.CoreV1().Events("")})
 	s.recorder = broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: opts.SchedulerName})
 
-	factory := informers.NewSharedInformerFactory(client, 0)
+	factory, own := opts.Informers, opts.Informers == nil
+	if own {
+		factory = informers.NewSharedInformerFactory(client, 0)
+	}
 	nodes := factory.Core().V1().Nodes().Informer()
 	pods := factory.Core().V1().Pods().Informer()
-	if _, err := nodes.AddEventHandler(cache.ResourceEventHandlerFuncs{
+	if _, err := nodes.AddEventHandlerWithResyncPeriod(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(obj any) { s.nodeChanged(nil, obj) },
 		UpdateFunc: s.nodeChanged,
 		DeleteFunc: s.nodeDeleted,
-	}); err != nil {
+	}, 0); err != nil {
 		return fmt.Errorf("scheduler: watching nodes: %w", err)
 	}
-	if _, err := pods.AddEventHandler(cache.ResourceEventHandlerFuncs{
+	if _, err := pods.AddEventHandlerWithResyncPeriod(cache.ResourceEventHandlerFuncs{
 		AddFunc:    s.podChanged,
 		UpdateFunc: func(_, obj any) { s.podChanged(obj) },
 		DeleteFunc: s.podDeleted,
-	}); err != nil {
+	}, 0); err != nil {
 		return fmt.Errorf("scheduler: watching pods: %w", err)
 	}
 	factory.Start(ctx.Done())
-	defer factory.Shutdown()
+	if own {
+		defer factory.Shutdown()
+	}
 	defer s.queue.Close()
 	if !cache.WaitForCacheSync(ctx.Done(), nodes.HasSynced, pods.HasSynced) {
 		return nil // ctx done before the caches synced

@@ -52,6 +52,11 @@ type Options struct {
 	// Resync is the informers' resync period (default 0: none; progress
 	// deadlines are re-checked with timers).
 	Resync time.Duration
+	// Informers, if set, is a factory shared with other controllers: Run
+	// registers its informers and handlers on it, then calls its Start
+	// once, and leaves shutting it down to its owner. If nil, Run makes,
+	// starts and stops its own.
+	Informers informers.SharedInformerFactory
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 }
@@ -84,7 +89,10 @@ func Run(ctx context.Context, client kubernetes.Interface, logger *slog.Logger, 
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "deployment"}),
 		written: map[string]uint64{},
 	}
-	factory := informers.NewSharedInformerFactory(client, opts.Resync)
+	factory, own := opts.Informers, opts.Informers == nil
+	if own {
+		factory = informers.NewSharedInformerFactory(client, opts.Resync)
+	}
 	dInf := factory.Apps().V1().Deployments()
 	rsInf := factory.Apps().V1().ReplicaSets()
 	podInf := factory.Core().V1().Pods()
@@ -109,12 +117,14 @@ func Run(ctx context.Context, client kubernetes.Interface, logger *slog.Logger, 
 		}},
 	}
 	for _, h := range handlers {
-		if _, err := h.inf.AddEventHandler(h.h); err != nil {
+		if _, err := h.inf.AddEventHandlerWithResyncPeriod(h.h, opts.Resync); err != nil {
 			return fmt.Errorf("deployment controller: adding event handler: %w", err)
 		}
 	}
 	factory.Start(ctx.Done())
-	defer factory.Shutdown()
+	if own {
+		defer factory.Shutdown()
+	}
 	defer c.queue.ShutDown()
 	if !cache.WaitForCacheSync(ctx.Done(), dInf.Informer().HasSynced, rsInf.Informer().HasSynced, podInf.Informer().HasSynced) {
 		return nil // ctx done before the caches synced

@@ -49,8 +49,16 @@ const (
 )
 
 // Run runs the controller until ctx is done, then returns nil; an error only
-// if it cannot start.
+// if it cannot start. It makes, starts and stops its own informers.
 func Run(ctx context.Context, client kubernetes.Interface, logger *slog.Logger) error {
+	return RunShared(ctx, client, nil, logger)
+}
+
+// RunShared is Run with informers from factory, shared with other
+// controllers: it registers its informers and handlers on factory, then
+// calls its Start once, and leaves shutting it down to its owner. A nil
+// factory is Run.
+func RunShared(ctx context.Context, client kubernetes.Interface, factory informers.SharedInformerFactory, logger *slog.Logger) error {
 	if logger == nil {
 		logger = slog.Default()
 	}
@@ -61,7 +69,10 @@ func Run(ctx context.Context, client kubernetes.Interface, logger *slog.Logger) 
 			workqueue.NewTypedItemExponentialFailureRateLimiter[string](RetryBase, RetryMax),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "disruption"}),
 	}
-	factory := informers.NewSharedInformerFactory(client, Resync)
+	own := factory == nil
+	if own {
+		factory = informers.NewSharedInformerFactory(client, Resync)
+	}
 	pdbs := factory.Policy().V1().PodDisruptionBudgets()
 	pods := factory.Core().V1().Pods()
 	rss := factory.Apps().V1().ReplicaSets()
@@ -96,12 +107,14 @@ func Run(ctx context.Context, client kubernetes.Interface, logger *slog.Logger) 
 		{deps.Informer(), cache.ResourceEventHandlerFuncs{UpdateFunc: c.scaleChanged}},
 	}
 	for _, h := range handlers {
-		if _, err := h.inf.AddEventHandler(h.h); err != nil {
+		if _, err := h.inf.AddEventHandlerWithResyncPeriod(h.h, Resync); err != nil {
 			return fmt.Errorf("disruption controller: event handler: %w", err)
 		}
 	}
 	factory.Start(ctx.Done())
-	defer factory.Shutdown()
+	if own {
+		defer factory.Shutdown()
+	}
 	defer c.queue.ShutDown()
 	if !cache.WaitForCacheSync(ctx.Done(), pdbs.Informer().HasSynced, pods.Informer().HasSynced,
 		rss.Informer().HasSynced, deps.Informer().HasSynced) {

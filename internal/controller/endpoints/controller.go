@@ -62,6 +62,11 @@ type Options struct {
 	BatchPeriod time.Duration
 	// Resync is the informers' resync period (default 10 minutes).
 	Resync time.Duration
+	// Informers, if set, is a factory shared with other controllers: Run
+	// registers its informers and handlers on it, then calls its Start
+	// once, and leaves shutting it down to its owner. If nil, Run makes,
+	// starts and stops its own.
+	Informers informers.SharedInformerFactory
 }
 
 const (
@@ -124,7 +129,10 @@ func Run(ctx context.Context, client kubernetes.Interface, logger *slog.Logger, 
 	c.epRecorder = broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "endpoint-controller"})
 	c.sliceRecorder = broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "endpoint-slice-controller"})
 
-	factory := informers.NewSharedInformerFactory(client, opts.Resync)
+	factory, own := opts.Informers, opts.Informers == nil
+	if own {
+		factory = informers.NewSharedInformerFactory(client, opts.Resync)
+	}
 	svcInf := factory.Core().V1().Services()
 	podInf := factory.Core().V1().Pods()
 	epInf := factory.Core().V1().Endpoints()
@@ -158,12 +166,14 @@ func Run(ctx context.Context, client kubernetes.Interface, logger *slog.Logger, 
 		}},
 	}
 	for _, h := range handlers {
-		if _, err := h.inf.AddEventHandler(h.h); err != nil {
+		if _, err := h.inf.AddEventHandlerWithResyncPeriod(h.h, opts.Resync); err != nil {
 			return fmt.Errorf("endpoints controller: adding event handler: %w", err)
 		}
 	}
 	factory.Start(ctx.Done())
-	defer factory.Shutdown()
+	if own {
+		defer factory.Shutdown()
+	}
 	defer c.epQueue.ShutDown()
 	defer c.sliceQueue.ShutDown()
 	if !cache.WaitForCacheSync(ctx.Done(), svcInf.Informer().HasSynced, podInf.Informer().HasSynced,

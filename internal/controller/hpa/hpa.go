@@ -86,6 +86,11 @@ type Options struct {
 	Metrics MetricsSource
 	// Resync is the informers' resync period; default 10 minutes.
 	Resync time.Duration
+	// Informers, if set, is a factory shared with other controllers: Run
+	// registers its informers and handlers on it, then calls its Start
+	// once, and leaves shutting it down to its owner. If nil, Run makes,
+	// starts and stops its own.
+	Informers informers.SharedInformerFactory
 }
 
 // MetricsSource reads the resource metrics of the pods that selector
@@ -186,10 +191,13 @@ func Run(ctx context.Context, client kubernetes.Interface, cfg *rest.Config, log
 	defer broadcaster.Shutdown() // after the workers stop, so their events are sent
 	c.recorder = broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: ControllerName})
 
-	factory := informers.NewSharedInformerFactory(client, opts.Resync)
+	factory, own := opts.Informers, opts.Informers == nil
+	if own {
+		factory = informers.NewSharedInformerFactory(client, opts.Resync)
+	}
 	hpaInf, podInf := factory.Autoscaling().V2().HorizontalPodAutoscalers(), factory.Core().V1().Pods()
 	c.hpas, c.pods = hpaInf.Lister(), podInf.Lister()
-	if _, err := hpaInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+	if _, err := hpaInf.Informer().AddEventHandlerWithResyncPeriod(cache.ResourceEventHandlerFuncs{
 		AddFunc: c.enqueue,
 		UpdateFunc: func(old, cur any) {
 			// Status writes and resyncs wait for the next period; a
@@ -199,11 +207,13 @@ func Run(ctx context.Context, client kubernetes.Interface, cfg *rest.Config, log
 			}
 		},
 		DeleteFunc: c.enqueue,
-	}); err != nil {
+	}, opts.Resync); err != nil {
 		return fmt.Errorf("hpa: watching HPAs: %w", err)
 	}
 	factory.Start(ctx.Done())
-	defer factory.Shutdown()
+	if own {
+		defer factory.Shutdown()
+	}
 	defer c.queue.ShutDown()
 	if !cache.WaitForCacheSync(ctx.Done(), hpaInf.Informer().HasSynced, podInf.Informer().HasSynced) {
 		return nil

@@ -74,6 +74,12 @@ type Options struct {
 	Workers int
 	// Resync is the informers' resync period (default 10 minutes).
 	Resync time.Duration
+	// Informers, if set, is a factory shared with other controllers: Run
+	// registers its node and pod informers and handlers on it, then calls
+	// its Start once, and leaves shutting it down to its owner. If nil, Run
+	// makes, starts and stops its own. Leases always come from a factory of
+	// Run's own, limited to kube-node-lease.
+	Informers informers.SharedInformerFactory
 }
 
 func (o *Options) defaults() {
@@ -126,7 +132,10 @@ func Run(ctx context.Context, client kubernetes.Interface, logger *slog.Logger, 
 		buckets:   map[string]*Bucket{},
 		taintSeen: map[string]time.Time{},
 	}
-	factory := informers.NewSharedInformerFactory(client, opts.Resync)
+	factory, own := opts.Informers, opts.Informers == nil
+	if own {
+		factory = informers.NewSharedInformerFactory(client, opts.Resync)
+	}
 	leaseFactory := informers.NewSharedInformerFactoryWithOptions(client, opts.Resync, informers.WithNamespace(corev1.NamespaceNodeLease))
 	nodes := factory.Core().V1().Nodes()
 	pods := factory.Core().V1().Pods()
@@ -141,13 +150,13 @@ func Run(ctx context.Context, client kubernetes.Interface, logger *slog.Logger, 
 		return fmt.Errorf("nodelifecycle: pod index: %w", err)
 	}
 	c.pods = pods.Informer().GetIndexer()
-	if _, err := pods.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+	if _, err := pods.Informer().AddEventHandlerWithResyncPeriod(cache.ResourceEventHandlerFuncs{
 		AddFunc:    c.enqueuePod,
 		UpdateFunc: func(_, obj any) { c.enqueuePod(obj) },
-	}); err != nil {
+	}, opts.Resync); err != nil {
 		return fmt.Errorf("nodelifecycle: watching pods: %w", err)
 	}
-	if _, err := nodes.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+	if _, err := nodes.Informer().AddEventHandlerWithResyncPeriod(cache.ResourceEventHandlerFuncs{
 		AddFunc: func(obj any) { c.enqueueNodePods(obj.(*corev1.Node).Name) },
 		UpdateFunc: func(old, obj any) {
 			o, n := old.(*corev1.Node), obj.(*corev1.Node)
@@ -155,12 +164,14 @@ func Run(ctx context.Context, client kubernetes.Interface, logger *slog.Logger, 
 				c.enqueueNodePods(n.Name)
 			}
 		},
-	}); err != nil {
+	}, opts.Resync); err != nil {
 		return fmt.Errorf("nodelifecycle: watching nodes: %w", err)
 	}
 	factory.Start(ctx.Done())
 	leaseFactory.Start(ctx.Done())
-	defer factory.Shutdown()
+	if own {
+		defer factory.Shutdown()
+	}
 	defer leaseFactory.Shutdown()
 	defer c.queue.ShutDown()
 	if !cache.WaitForCacheSync(ctx.Done(), nodes.Informer().HasSynced, pods.Informer().HasSynced, leases.Informer().HasSynced) {

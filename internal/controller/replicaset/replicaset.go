@@ -51,6 +51,11 @@ type Options struct {
 	BurstReplicas int
 	// Resync is the informers' resync period (default 10 minutes).
 	Resync time.Duration
+	// Informers, if set, is a factory shared with other controllers: Run
+	// registers its informers and handlers on it, then calls its Start
+	// once, and leaves shutting it down to its owner. If nil, Run makes,
+	// starts and stops its own.
+	Informers informers.SharedInformerFactory
 }
 
 const (
@@ -91,7 +96,10 @@ func Run(ctx context.Context, client kubernetes.Interface, logger *slog.Logger, 
 	defer broadcaster.Shutdown()
 	c.recorder = broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: controllerName})
 
-	factory := informers.NewSharedInformerFactory(client, opts.Resync)
+	factory, own := opts.Informers, opts.Informers == nil
+	if own {
+		factory = informers.NewSharedInformerFactory(client, opts.Resync)
+	}
 	rsInf := factory.Apps().V1().ReplicaSets()
 	podInf := factory.Core().V1().Pods()
 	c.rsLister, c.podLister = rsInf.Lister(), podInf.Lister()
@@ -102,22 +110,24 @@ func Run(ctx context.Context, client kubernetes.Interface, logger *slog.Logger, 
 		return fmt.Errorf("replicaset controller: indexing pods: %w", err)
 	}
 	c.rsIndexer, c.podIndexer = rsInf.Informer().GetIndexer(), podInf.Informer().GetIndexer()
-	if _, err := rsInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+	if _, err := rsInf.Informer().AddEventHandlerWithResyncPeriod(cache.ResourceEventHandlerFuncs{
 		AddFunc:    c.enqueue,
 		UpdateFunc: func(_, obj any) { c.enqueue(obj) },
 		DeleteFunc: c.deleteRS,
-	}); err != nil {
+	}, opts.Resync); err != nil {
 		return fmt.Errorf("replicaset controller: watching replicasets: %w", err)
 	}
-	if _, err := podInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+	if _, err := podInf.Informer().AddEventHandlerWithResyncPeriod(cache.ResourceEventHandlerFuncs{
 		AddFunc:    c.addPod,
 		UpdateFunc: c.updatePod,
 		DeleteFunc: c.deletePod,
-	}); err != nil {
+	}, opts.Resync); err != nil {
 		return fmt.Errorf("replicaset controller: watching pods: %w", err)
 	}
 	factory.Start(ctx.Done())
-	defer factory.Shutdown()
+	if own {
+		defer factory.Shutdown()
+	}
 	defer c.queue.ShutDown()
 	if !cache.WaitForCacheSync(ctx.Done(), rsInf.Informer().HasSynced, podInf.Informer().HasSynced) {
 		return nil // ctx done before the caches synced
