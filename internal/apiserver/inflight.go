@@ -32,8 +32,9 @@ const inflightQueueWait = time.Second
 
 // inflightLimiter bounds concurrent requests, as upstream's max-in-flight
 // filter does: read-only and mutating requests have separate pools, and a
-// request that finds its pool full is rejected at once (429, Retry-After)
-// rather than queued. Long-running requests (watches, logs, exec) are not
+// request that finds its pool full waits its turn in a queue no longer
+// than the pool (see below), else is rejected at once (429, Retry-After).
+// Long-running requests (watches, logs, exec) are not
 // counted. system:masters have, besides the shared pool, a reserved one
 // (a tenth of the limit, at least 1) that others cannot use, so that an
 // admin's kubectl works during a flood from other identities. Node
@@ -41,16 +42,20 @@ const inflightQueueWait = time.Second
 // own as well: late heartbeats make the node lifecycle controller mark
 // nodes Unknown and evict their pods, which only adds to the load. A
 // request that finds every slot it may take busy waits up to
-// inflightQueueWait for a shared one, then is rejected.
+// inflightQueueWait for a shared one, then is rejected; a request that
+// finds as many others already waiting as the pool has slots is rejected
+// at once, so that a flood gets 429s at once rather than a second later
+// (upstream's priority and fairness bounds its queues the same way).
 type inflightLimiter struct {
 	readOnly, mutating pool
 	wait               time.Duration
 }
 
 // pool is one limit: shared slots, then slots only masters may take, and
-// slots only heartbeats may take. A nil channel means no limit.
+// slots only heartbeats may take; waiting holds a token per request
+// queued for a shared slot. A nil channel means no limit.
 type pool struct {
-	shared, reserved, heartbeat chan struct{}
+	shared, reserved, heartbeat, waiting chan struct{}
 }
 
 func newPool(limit int) pool {
@@ -58,7 +63,8 @@ func newPool(limit int) pool {
 		return pool{}
 	}
 	reserve := max(1, limit/10)
-	return pool{shared: make(chan struct{}, limit), reserved: make(chan struct{}, reserve), heartbeat: make(chan struct{}, reserve)}
+	return pool{shared: make(chan struct{}, limit), reserved: make(chan struct{}, reserve), heartbeat: make(chan struct{}, reserve),
+		waiting: make(chan struct{}, limit)}
 }
 
 // newInflightLimiter returns a limiter; a limit of 0 takes upstream's
@@ -106,6 +112,12 @@ func (l *inflightLimiter) acquire(r *http.Request, u *auth.User) (release func()
 		}
 	}
 	if l.wait > 0 {
+		select {
+		case p.waiting <- struct{}{}:
+			defer func() { <-p.waiting }()
+		default:
+			return nil, false // the queue is full too
+		}
 		t := time.NewTimer(l.wait)
 		defer t.Stop()
 		select {
