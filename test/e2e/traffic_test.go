@@ -225,6 +225,11 @@ type trafficScenario struct {
 	// setVersion starts a rollout to a version ("v2", or "v3" that never
 	// becomes ready) with kubectl.
 	setVersion func(t *testing.T, version string)
+	// manifests, if set, is the file or directory of my-web's Deployment
+	// and Service applied instead of the ones built from container.
+	manifests string
+	// versions, if set, are the versions v1, v2 and v3 answer with.
+	versions []string
 }
 
 const trafficService = `---
@@ -254,6 +259,10 @@ func trafficUnderRollouts(t *testing.T, s trafficScenario) {
 	up := s.up
 	cs := up.clientset(t)
 	ctx := context.Background()
+	v1, v2, v3 := "v1", "v2", "v3"
+	if s.versions != nil {
+		v1, v2, v3 = s.versions[0], s.versions[1], s.versions[2]
+	}
 	manifest := `apiVersion: apps/v1
 kind: Deployment
 metadata: {name: my-web}
@@ -278,6 +287,9 @@ spec:
 ` + trafficService
 	path := filepath.Join(t.TempDir(), "my-web.yaml")
 	writeFile(t, path, manifest)
+	if s.manifests != "" {
+		path = s.manifests
+	}
 	up.mustKubectl(t, "apply", "-f", path)
 	up.mustKubectl(t, "rollout", "status", "deployment/my-web", "--timeout=3m")
 	svc, err := cs.CoreV1().Services("default").Get(ctx, "my-web", metav1.GetOptions{})
@@ -289,7 +301,7 @@ spec:
 	t.Logf("service my-web: cluster IP %s, node port %d; load at %d req/s on %s", svc.Spec.ClusterIP, nodePort, loadRate, url)
 
 	load := startTraffic(t, url, "v1 steady")
-	load.streakOf(t, "v1", 2*loadRate, time.Minute)
+	load.streakOf(t, v1, 2*loadRate, time.Minute)
 	check := func(p *loadPhase, final string, wantOrder ...string) {
 		t.Helper()
 		t.Log(p)
@@ -303,18 +315,18 @@ spec:
 			t.Errorf("%s: last answer from %q, want %s", p.name, p.last, final)
 		}
 	}
-	check(load.next("rollout v1→v2"), "v1", "v1")
+	check(load.next("rollout v1→v2"), v1, v1)
 
 	// The rolling update.
-	s.setVersion(t, "v2")
+	s.setVersion(t, v2)
 	up.mustKubectl(t, "rollout", "status", "deployment/my-web", "--timeout=3m")
 	// Old pods that are still terminating have left the endpoints: the
 	// next answers all come from v2.
-	load.streakOf(t, "v2", 2*loadRate, time.Minute)
-	check(load.next("v3 halts"), "v2", "v1", "v2")
+	load.streakOf(t, v2, 2*loadRate, time.Minute)
+	check(load.next("v3 halts"), v2, v1, v2)
 
 	// A version that never becomes ready halts at its progress deadline.
-	s.setVersion(t, "v3")
+	s.setVersion(t, v3)
 	waitFor(t, 2*time.Minute, func() error {
 		d, err := cs.AppsV1().Deployments("default").Get(ctx, "my-web", metav1.GetOptions{})
 		if err != nil {
@@ -331,8 +343,8 @@ spec:
 	if err == nil || !strings.Contains(out, "exceeded its progress deadline") {
 		t.Errorf("kubectl rollout status on the halted rollout: %v\n%s", err, out)
 	}
-	load.streakOf(t, "v2", loadRate, time.Minute)
-	check(load.next("rollout undo"), "v2", "v2")
+	load.streakOf(t, v2, loadRate, time.Minute)
+	check(load.next("rollout undo"), v2, v2)
 
 	up.mustKubectl(t, "rollout", "undo", "deployment/my-web")
 	// kubectl rollout status may see the halted condition until the
@@ -349,16 +361,16 @@ spec:
 	})
 	waitPods(t, up, 3, "rollout undo")
 	up.mustKubectl(t, "rollout", "status", "deployment/my-web", "--timeout=1m")
-	load.streakOf(t, "v2", loadRate, time.Minute)
-	check(load.next("scale 3→1→3"), "v2", "v2")
+	load.streakOf(t, v2, loadRate, time.Minute)
+	check(load.next("scale 3→1→3"), v2, v2)
 
 	up.mustKubectl(t, "scale", "deployment/my-web", "--replicas=1")
 	waitPods(t, up, 1, "scale to 1")
 	up.mustKubectl(t, "scale", "deployment/my-web", "--replicas=3")
 	up.mustKubectl(t, "rollout", "status", "deployment/my-web", "--timeout=3m")
 	waitPods(t, up, 3, "scale to 3")
-	load.streakOf(t, "v2", loadRate, time.Minute)
-	check(load.next("done"), "v2", "v2")
+	load.streakOf(t, v2, loadRate, time.Minute)
+	check(load.next("done"), v2, v2)
 }
 
 // waitPods waits until exactly n pods of my-web exist, all ready and none
@@ -410,9 +422,15 @@ func removeMyWeb(t *testing.T, up *serverProc) {
 	t.Errorf("cleanup: my-web pods still there a minute after deleting the Deployment")
 }
 
+// myWebVersions are the versions of examples/my-web; the last one's
+// readiness always fails.
+var myWebVersions = []string{"1.0", "2.0", "3.0"}
+
 // webImages builds the web test server once and makes an image of it per
-// version, tagged drover.local/my-web:VERSION; v3's readiness always fails
-// (its unhealthy file is "/", which exists). It returns the archives.
+// version of myWebVersions, tagged drover.local/my-web:VERSION, as
+// examples/my-web/README.md does with drover image build; 3.0's readiness
+// always fails (its unhealthy file is "/", which exists). It returns the
+// archives.
 func webImages(t *testing.T, ctx context.Context) []string {
 	bin, err := image.BuildBinary(ctx, image.WebPackage, t.TempDir())
 	if err != nil {
@@ -420,9 +438,9 @@ func webImages(t *testing.T, ctx context.Context) []string {
 	}
 	dir := t.TempDir()
 	var tars []string
-	for _, v := range []string{"v1", "v2", "v3"} {
+	for i, v := range myWebVersions {
 		args := []string{"-version=" + v}
-		if v == "v3" {
+		if i == len(myWebVersions)-1 {
 			args = append(args, "-unhealthy-file=/")
 		}
 		img, err := image.FromBinary(image.Spec{Binary: bin, Args: args})
@@ -484,10 +502,11 @@ func TestTrafficOnCRI(t *testing.T) {
 	up, dir := startCRIUp(t, ctx, "cri-traffic", "10.247.0.0/24")
 	t.Cleanup(func() { removeMyWeb(t, up) })
 	importImages(t, ctx, dir, webImages(t, ctx)...)
+	// The walkthrough's own manifests: examples/my-web.
 	trafficUnderRollouts(t, trafficScenario{
-		up: up,
-		container: `        image: drover.local/my-web:v1
-        imagePullPolicy: Never`,
+		up:        up,
+		manifests: "../../examples/my-web",
+		versions:  myWebVersions,
 		setVersion: func(t *testing.T, v string) {
 			up.mustKubectl(t, "set", "image", "deployment/my-web", "web=drover.local/my-web:"+v)
 		},
