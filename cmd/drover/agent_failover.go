@@ -76,24 +76,6 @@ func withFailover(ctx context.Context, cfg *rest.Config, seeds []string, dataDir
 	return servers, nil
 }
 
-// keepNodeCredentialsVia is controlplane.KeepNodeCredentials against the
-// current server of servers rather than a fixed one.
-func keepNodeCredentialsVia(ctx context.Context, j controlplane.NodeJoin, servers *failover.Servers, interval time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		j.Server = servers.Current()
-		if _, err := controlplane.NodeCredentials(ctx, j); err != nil && ctx.Err() == nil {
-			j.Logger.Warn("node certificate check", "err", err)
-		}
-	}
-}
-
 // agentFailoverConfig builds the agent's client for --server (one URL or
 // several, comma-separated) with node credentials: it joins through the
 // first reachable server and fails over among every known server.
@@ -115,7 +97,8 @@ func agentFailoverConfig(ctx context.Context, server, token, nodeName, dataDir s
 		return nil, err
 	}
 	// client-go rereads the certificate files, so renewal in place reaches it.
-	go keepNodeCredentialsVia(ctx, j, servers, nodeCertCheckInterval)
+	j.CurrentServer = servers.Current
+	go controlplane.KeepNodeCredentials(ctx, j, nodeCertCheckInterval)
 	return cfg, nil
 }
 

@@ -205,6 +205,10 @@ type NodeJoin struct {
 	Logger *slog.Logger
 	// Now is the clock for renewal decisions; nil means time.Now.
 	Now func() time.Time
+	// CurrentServer, if set, names the server KeepNodeCredentials renews
+	// through, asked before each check (a client that fails over among
+	// servers); nil means Server.
+	CurrentServer func() string
 }
 
 // NodeCredentials returns a client configuration for the node identity
@@ -447,6 +451,9 @@ func KeepNodeCredentials(ctx context.Context, j NodeJoin, interval time.Duration
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		}
+		if j.CurrentServer != nil {
+			j.Server = j.CurrentServer()
 		}
 		if _, err := NodeCredentials(ctx, j); err != nil && ctx.Err() == nil {
 			j.Logger.Warn("node certificate check", "err", err)
