@@ -269,7 +269,6 @@ func (m *podManager) sandboxConfig(pod *corev1.Pod, attempt uint32) runtime.PodS
 		Labels:       labels,
 		Annotations:  maps.Clone(pod.Annotations),
 	}
-	cfg.DNS = m.podDNS(pod)
 	for _, c := range pod.Spec.Containers {
 		for _, p := range c.Ports {
 			if p.HostPort != 0 {
@@ -460,6 +459,9 @@ func (r *podRun) ensureSandbox(ctx context.Context) error {
 			}
 		}
 		r.sbCfg = m.sandboxConfig(pod, next)
+		// Only a new sandbox takes a resolver configuration: no need to
+		// read the host's on every sync of a running pod.
+		r.sbCfg.DNS = m.podDNS(pod)
 		if err := os.MkdirAll(r.sbCfg.LogDirectory, 0o755); err != nil {
 			return fmt.Errorf("log directory: %w", err)
 		}
