@@ -94,7 +94,7 @@ func TestHPAOnCRI(t *testing.T) {
 	t.Cleanup(func() {
 		// Containers outlive `drover up`: remove the pods through
 		// the agent first, then what is left of Drover's containerd.
-		deleteAndWait(t, up, "app=web")
+		deleteAndWait(t, up, "web")
 		up.stop(t)
 		if err := containerd.Purge(containerd.Config{Dir: filepath.Join(dir, "agent", "containerd")}); err != nil {
 			t.Errorf("containerd purge: %v", err)
@@ -128,7 +128,7 @@ func TestHPAOnProcess(t *testing.T) {
 	dir := t.TempDir()
 	up := startControlPlane(t, "up", dir, freeAddr(t), "--runtime", "process", "--node-name", "proc-1",
 		"--agent-listen", freeAddr(t), "--node-ip", "127.0.0.1", "--pod-subnet", "127.78.0.0/16")
-	t.Cleanup(func() { deleteAndWait(t, up, "app=web") })
+	t.Cleanup(func() { deleteAndWait(t, up, "web") })
 	// Pods share the host's network: each binds its own POD_IP.
 	autoscaleUnderLoad(t, up, "process", `        image: unused
         command: ["sh", "-c", "exec `+web+` -addr=$POD_IP:8080"]`)
@@ -360,9 +360,10 @@ func readyPodIPs(ctx context.Context, cs *kubernetes.Clientset) []string {
 	return ips
 }
 
-// deleteAndWait deletes the Deployment web and waits until the pods that
-// selector selects are gone, so that no container outlives the test.
-func deleteAndWait(t *testing.T, up *serverProc, selector string) {
+// deleteAndWait deletes the Deployment name, labelled app=name like its
+// pods, and waits until those pods are gone, so that no container
+// outlives the test.
+func deleteAndWait(t *testing.T, up *serverProc, name string) {
 	t.Helper()
 	select {
 	case <-up.exited:
@@ -370,7 +371,8 @@ func deleteAndWait(t *testing.T, up *serverProc, selector string) {
 	default:
 	}
 	cs := up.clientset(t)
-	if _, err := up.kubectl(t, "delete", "deployment", "web", "--ignore-not-found"); err != nil {
+	selector := "app=" + name
+	if _, err := up.kubectl(t, "delete", "deployment", name, "--ignore-not-found"); err != nil {
 		t.Errorf("cleanup: %v", err)
 		return
 	}
@@ -382,5 +384,5 @@ func deleteAndWait(t *testing.T, up *serverProc, selector string) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	t.Errorf("cleanup: app=web pods still there a minute after deleting the Deployment")
+	t.Errorf("cleanup: %s pods still there a minute after deleting the Deployment", selector)
 }

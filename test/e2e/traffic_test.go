@@ -398,30 +398,6 @@ func waitPods(t *testing.T, up *serverProc, n int, what string) {
 	})
 }
 
-// removeMyWeb deletes the Deployment and waits for its pods to go, so no
-// container outlives the test.
-func removeMyWeb(t *testing.T, up *serverProc) {
-	select {
-	case <-up.exited:
-		return
-	default:
-	}
-	if _, err := up.kubectl(t, "delete", "deployment", "my-web", "--ignore-not-found"); err != nil {
-		t.Errorf("cleanup: %v", err)
-		return
-	}
-	cs := up.clientset(t)
-	deadline := time.Now().Add(time.Minute)
-	for time.Now().Before(deadline) {
-		pods, err := cs.CoreV1().Pods("default").List(context.Background(), metav1.ListOptions{LabelSelector: "app=my-web"})
-		if err == nil && len(pods.Items) == 0 {
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Errorf("cleanup: my-web pods still there a minute after deleting the Deployment")
-}
-
 // myWebVersions are the versions of examples/my-web; the last one's
 // readiness always fails.
 var myWebVersions = []string{"1.0", "2.0", "3.0"}
@@ -500,7 +476,7 @@ func TestTrafficOnCRI(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	up, dir := startCRIUp(t, ctx, "cri-traffic", "10.247.0.0/24")
-	t.Cleanup(func() { removeMyWeb(t, up) })
+	t.Cleanup(func() { deleteAndWait(t, up, "my-web") })
 	importImages(t, ctx, dir, webImages(t, ctx)...)
 	// The walkthrough's own manifests: examples/my-web.
 	trafficUnderRollouts(t, trafficScenario{
@@ -530,7 +506,7 @@ func TestTrafficOnProcess(t *testing.T) {
 	}
 	up := startControlPlane(t, "up", t.TempDir(), freeAddr(t), "--runtime", "process", "--node-name", "proc-traffic",
 		"--agent-listen", freeAddr(t), "--node-ip", "127.0.0.1", "--pod-subnet", "127.79.0.0/16", "--proxy-mode", "userspace")
-	t.Cleanup(func() { removeMyWeb(t, up) })
+	t.Cleanup(func() { deleteAndWait(t, up, "my-web") })
 	trafficUnderRollouts(t, trafficScenario{
 		up: up,
 		// Pods share the host's network: each binds its own POD_IP.
