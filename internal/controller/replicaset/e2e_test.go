@@ -51,6 +51,14 @@ func (c *creations) count(prefix string) int {
 
 func start(t testing.TB) *cluster {
 	t.Helper()
+	return startAfter(t, nil)
+}
+
+// startAfter starts the cluster and runs setup (if any) before the controller
+// starts, so that what setup creates is in the controller's first listing
+// rather than racing its watch; then it starts the controller.
+func startAfter(t testing.TB, setup func(testing.TB, *cluster)) *cluster {
+	t.Helper()
 	env := testenv.Start(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -75,12 +83,16 @@ func start(t testing.TB) *cluster {
 	if !cache.WaitForCacheSync(ctx.Done(), inf.HasSynced) {
 		t.Fatal("pod watch did not sync")
 	}
+	c := &cluster{env: env, kube: env.Kube, ctx: ctx, created: created}
+	if setup != nil {
+		setup(t, c)
+	}
 	wg.Go(func() {
 		if err := replicaset.Run(ctx, env.Kube, log, replicaset.Options{}); err != nil {
 			t.Errorf("replicaset.Run: %v", err)
 		}
 	})
-	return &cluster{env: env, kube: env.Kube, ctx: ctx, created: created}
+	return c
 }
 
 func newRS(name string, replicas, minReady int32) *appsv1.ReplicaSet {
@@ -244,21 +256,11 @@ func TestReplaceScaleDownNoOverCreation(t *testing.T) {
 }
 
 func TestAdoptAndRelease(t *testing.T) {
-	c := start(t)
-	orphan := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: "orphan", Namespace: "default", Labels: map[string]string{"app": "adopt"}},
-		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "web", Image: "web:1"}}},
-	}
-	if _, err := c.kube.CoreV1().Pods("default").Create(c.ctx, orphan, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	testenv.Eventually(t, 30*time.Second, func() error {
-		p, err := c.kube.CoreV1().Pods("default").Get(c.ctx, "orphan", metav1.GetOptions{})
-		if err != nil || !ready(p) {
-			return fmt.Errorf("orphan not ready yet (%v)", err)
-		}
-		return nil
-	})
+	// The orphan exists before the controller starts: created after, it could
+	// reach the controller's pod watch later than the ReplicaSet reaches its
+	// ReplicaSet watch (separate streams), and the controller would rightly
+	// create a pod it then deletes.
+	c := startAfter(t, createReadyOrphan)
 	rs := c.create(t, newRS("adopt", 2, 0))
 	c.waitStatus(t, "adopt", 2, 2, 2)
 	p, err := c.kube.CoreV1().Pods("default").Get(c.ctx, "orphan", metav1.GetOptions{})
@@ -342,4 +344,24 @@ func TestDeletedReplicaSetForgetsPods(t *testing.T) {
 	if n := c.created.count("gone-"); n != 2 {
 		t.Errorf("a ReplicaSet being deleted created pods: %d in all, want 2", n)
 	}
+}
+
+// createReadyOrphan creates a pod labelled app=adopt with no owner and waits
+// until a simulated node runs it and it is Ready.
+func createReadyOrphan(t testing.TB, c *cluster) {
+	t.Helper()
+	orphan := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "orphan", Namespace: "default", Labels: map[string]string{"app": "adopt"}},
+		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "web", Image: "web:1"}}},
+	}
+	if _, err := c.kube.CoreV1().Pods("default").Create(c.ctx, orphan, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 30*time.Second, func() error {
+		p, err := c.kube.CoreV1().Pods("default").Get(c.ctx, "orphan", metav1.GetOptions{})
+		if err != nil || !ready(p) {
+			return fmt.Errorf("orphan not ready yet (%v)", err)
+		}
+		return nil
+	})
 }
