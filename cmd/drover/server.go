@@ -51,6 +51,9 @@ of an HA cluster, keeping its objects.
 "drover server remove NAME" removes a server's etcd member.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkTimingFlags(cfg); err != nil {
+				return err
+			}
 			cfg.Logger = slog.Default()
 			if cfg.Cluster.Token == "" {
 				cfg.Cluster.Token = os.Getenv("DROVER_TOKEN") // not a flag default: help would show it
@@ -88,6 +91,7 @@ of an HA cluster, keeping its objects.
 	f.StringVar(&cfg.Cluster.Name, "name", "", "this server's name in the cluster (default <hostname>-<random>, kept in DATA_DIR/server-name)")
 	f.IntVar(&cfg.MaxRequestsInFlight, "max-requests-inflight", 0, "most read-only requests served at once, watches excepted; beyond it 429 (0: 400, negative: no limit)")
 	f.IntVar(&cfg.MaxMutatingRequestsInFlight, "max-mutating-requests-inflight", 0, "most mutating requests served at once; beyond it 429 (0: 200, negative: no limit)")
+	addTimingFlags(f, &cfg)
 	cmd.AddCommand(newServerMembersCommand(), newServerRemoveCommand(), newRotateNodeTokenCommand())
 	return cmd
 }

@@ -42,6 +42,9 @@ Drover's own containerd, serves the cluster DNS that pods resolve
 <service>.<namespace>.svc.cluster.local with (--cluster-dns).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkTimingFlags(server); err != nil {
+				return err
+			}
 			log := slog.Default()
 			out := cmd.OutOrStdout()
 			why := "chosen with --runtime"
@@ -114,6 +117,7 @@ Drover's own containerd, serves the cluster DNS that pods resolve
 	f.StringVar(&node.ListenAddr, "agent-listen", agent.DefaultListenAddr, "HOST:PORT of the node agent's HTTP endpoint (logs, stats)")
 	f.StringVar(&node.NodeIP, "node-ip", "", "the node's InternalIP (default: the address of the default route's interface)")
 	services.add(f)
+	addTimingFlags(f, &server)
 	return cmd
 }
 

@@ -74,8 +74,9 @@ func newClients(cfg *rest.Config) (Clients, error) {
 	}, nil
 }
 
-// builtinComponents are the controllers every control plane runs.
-func builtinComponents() []Component {
+// builtinComponents are the controllers every control plane runs, with
+// cfg's timings.
+func builtinComponents(cfg Config) []Component {
 	return []Component{
 		{Name: "clusterrole-aggregation-controller", LeaderOnly: true, Run: func(ctx context.Context, c Clients, log *slog.Logger) error {
 			return clusterroleaggregation.Run(ctx, c.Kube, log)
@@ -93,7 +94,7 @@ func builtinComponents() []Component {
 			return endpoints.Run(ctx, c.Kube, log, endpoints.Options{Informers: c.Informers})
 		}},
 		{Name: "node-lifecycle-controller", LeaderOnly: true, SharedInformers: true, Run: func(ctx context.Context, c Clients, log *slog.Logger) error {
-			return nodelifecycle.Run(ctx, c.Kube, log, nodelifecycle.Options{Informers: c.Informers})
+			return nodelifecycle.Run(ctx, c.Kube, log, nodelifecycle.Options{Informers: c.Informers, NodeMonitorGracePeriod: cfg.NodeMonitorGracePeriod})
 		}},
 		{Name: "disruption-controller", LeaderOnly: true, SharedInformers: true, Run: func(ctx context.Context, c Clients, log *slog.Logger) error {
 			return disruption.RunShared(ctx, c.Kube, c.Informers, log)

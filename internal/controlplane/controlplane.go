@@ -58,6 +58,19 @@ const (
 	shutdownTimeout  = 10 * time.Second
 )
 
+// DefaultNodeMonitorGracePeriod is Config.NodeMonitorGracePeriod's
+// default (upstream's is 40s; agents renew their Lease about every 2s).
+const DefaultNodeMonitorGracePeriod = 8 * time.Second
+
+// ValidateTimings checks the node monitor grace period and the leader
+// election's timings, with a message that names the upstream flag.
+func (cfg Config) ValidateTimings() error {
+	if cfg.NodeMonitorGracePeriod < 0 {
+		return fmt.Errorf("node monitor grace period %v must be positive (--node-monitor-grace-period)", cfg.NodeMonitorGracePeriod)
+	}
+	return cfg.LeaderElection.Validate()
+}
+
 // Config describes a control plane. Zero fields take defaults.
 type Config struct {
 	// DataDir holds all state: etcd data, PKI, admin token and kubeconfig.
@@ -90,6 +103,10 @@ type Config struct {
 	// LeaderElection tunes the election that picks which server's
 	// leader-only components act.
 	LeaderElection LeaderElection
+	// NodeMonitorGracePeriod is how long a node may go without a heartbeat
+	// before the node lifecycle controller marks it NotReady (Unknown) and,
+	// later, evicts its pods; 0 means DefaultNodeMonitorGracePeriod.
+	NodeMonitorGracePeriod time.Duration
 	// Ready, if set, is called once the API server serves and the built-in
 	// namespaces exist. It runs on Run's goroutine and should return quickly.
 	Ready func(Info)
@@ -139,6 +156,9 @@ func Run(ctx context.Context, cfg Config) error {
 func run(ctx context.Context, cfg Config) error {
 	if cfg.DataDir == "" {
 		return errors.New("controlplane: no data dir")
+	}
+	if err := cfg.ValidateTimings(); err != nil {
+		return err
 	}
 	if cfg.Listen == "" {
 		cfg.Listen = DefaultListen
@@ -325,7 +345,7 @@ func run(ctx context.Context, cfg Config) error {
 		}, time.Minute)
 		return nil
 	}}
-	comps := append(builtinComponents(), repair, scraper, cluster.registry(url))
+	comps := append(builtinComponents(cfg), repair, scraper, cluster.registry(url))
 	if cluster.ha() {
 		comps = append(comps, cluster.promoter())
 		if cfg.LeaderElection.Identity == "" {

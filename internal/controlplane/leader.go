@@ -4,12 +4,15 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"sync"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/uuid"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/leaderelection"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
 )
@@ -20,6 +23,13 @@ const LeaderLeaseName = "drover-controllers"
 
 // leaderElectionName names the component that runs the leader-only ones.
 const leaderElectionName = "leader-election"
+
+// Defaults of LeaderElection's timings (upstream's are 15s, 10s and 2s).
+const (
+	DefaultLeaseDuration = 8 * time.Second
+	DefaultRenewDeadline = 6 * time.Second
+	DefaultRetryPeriod   = time.Second
+)
 
 // LeaderElection tunes the election among servers. Zero fields take the
 // defaults: a dead leader is replaced within LeaseDuration + RetryPeriod,
@@ -34,19 +44,65 @@ type LeaderElection struct {
 
 func (le LeaderElection) withDefaults() LeaderElection {
 	if le.LeaseDuration == 0 {
-		le.LeaseDuration = 8 * time.Second
+		le.LeaseDuration = DefaultLeaseDuration
 	}
 	if le.RenewDeadline == 0 {
-		le.RenewDeadline = 6 * time.Second
+		le.RenewDeadline = DefaultRenewDeadline
 	}
 	if le.RetryPeriod == 0 {
-		le.RetryPeriod = time.Second
+		le.RetryPeriod = DefaultRetryPeriod
 	}
 	if le.Identity == "" {
 		host, _ := os.Hostname()
 		le.Identity = host + "_" + string(uuid.NewUUID())
 	}
 	return le
+}
+
+// Validate checks the timings (zero fields as their defaults) as
+// client-go's elector would, with the upstream flag names in the message:
+// each positive, the renew deadline shorter than the lease, and the retry
+// period (with client-go's jitter of 1.2) shorter than the renew deadline.
+func (le LeaderElection) Validate() error {
+	if le.LeaseDuration < 0 || le.RenewDeadline < 0 || le.RetryPeriod < 0 {
+		return fmt.Errorf("leader election: negative duration (lease %v, renew deadline %v, retry period %v)",
+			le.LeaseDuration, le.RenewDeadline, le.RetryPeriod)
+	}
+	d := le.withDefaults()
+	if d.RenewDeadline >= d.LeaseDuration {
+		return fmt.Errorf("leader election: renew deadline %v must be shorter than the lease duration %v (--leader-elect-renew-deadline < --leader-elect-lease-duration)",
+			d.RenewDeadline, d.LeaseDuration)
+	}
+	if d.RenewDeadline <= time.Duration(leaderelection.JitterFactor*float64(d.RetryPeriod)) {
+		return fmt.Errorf("leader election: renew deadline %v must be longer than %g × the retry period %v (--leader-elect-renew-deadline > --leader-elect-retry-period)",
+			d.RenewDeadline, leaderelection.JitterFactor, d.RetryPeriod)
+	}
+	return nil
+}
+
+// leaderElectionUserAgent names the elector's own client in the API
+// server's logs and metrics.
+const leaderElectionUserAgent = "drover-controlplane/leader-election"
+
+// leaderElectionClient is a client for the leader lease alone, over a
+// connection of its own: the in-process components share one HTTP/2
+// connection (client-go caches transports by TLS configuration) whose
+// streams and flow control a flood of their requests can hold up long
+// enough for the leader to miss its renew deadline. A Dial function is
+// what makes client-go build a new transport: its cache is keyed by the
+// TLS settings and the address of the dial holder, which is made afresh
+// for each client. It has its own rate limiter too.
+func leaderElectionClient(cfg *rest.Config) (kubernetes.Interface, error) {
+	c := rest.CopyConfig(cfg)
+	c.UserAgent = leaderElectionUserAgent
+	c.QPS, c.Burst = 20, 40 // a Get and an Update per retry period
+	c.RateLimiter = nil
+	c.Dial = (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext
+	kube, err := kubernetes.NewForConfig(c)
+	if err != nil {
+		return nil, fmt.Errorf("leader election client: %w", err)
+	}
+	return kube, nil
 }
 
 // leaderComponent runs comps only while this server holds the leader
@@ -58,9 +114,17 @@ func leaderComponent(cfg LeaderElection, comps []Component) Component {
 	cfg = cfg.withDefaults()
 	return Component{Name: leaderElectionName, Run: func(ctx context.Context, clients Clients, log *slog.Logger) error {
 		elog := log.With("component", leaderElectionName, "identity", cfg.Identity)
+		lockClient := clients.Kube
+		if clients.Config != nil {
+			c, err := leaderElectionClient(clients.Config)
+			if err != nil {
+				return err
+			}
+			lockClient = c
+		}
 		lock := &resourcelock.LeaseLock{
 			LeaseMeta:  metav1.ObjectMeta{Namespace: metav1.NamespaceSystem, Name: LeaderLeaseName},
-			Client:     clients.Kube.CoordinationV1(),
+			Client:     lockClient.CoordinationV1(),
 			LockConfig: resourcelock.ResourceLockConfig{Identity: cfg.Identity},
 		}
 		var failed error
