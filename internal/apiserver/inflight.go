@@ -40,7 +40,11 @@ const inflightQueueWait = time.Second
 // admin's kubectl works during a flood from other identities. Node
 // heartbeats (Lease and node status writes) have a reserved pool of their
 // own as well: late heartbeats make the node lifecycle controller mark
-// nodes Unknown and evict their pods, which only adds to the load. A
+// nodes Unknown and evict their pods, which only adds to the load. The
+// control plane's own Leases (kube-system: the controllers' leader lease,
+// servers' leases) have a small reserve apart even from the nodes', so
+// that a fleet's renewals cannot take every heartbeat slot and cost the
+// controllers their leader (each change of leader restarts them all). A
 // request that finds every slot it may take busy waits up to
 // inflightQueueWait for a shared one, then is rejected; a request that
 // finds as many others already waiting as the pool has slots is rejected
@@ -51,11 +55,12 @@ type inflightLimiter struct {
 	wait               time.Duration
 }
 
-// pool is one limit: shared slots, then slots only masters may take, and
-// slots only heartbeats may take; waiting holds a token per request
-// queued for a shared slot. A nil channel means no limit.
+// pool is one limit: shared slots, then slots only masters may take,
+// slots only heartbeats may take, and slots only control-plane Leases may
+// take; waiting holds a token per request queued for a shared slot. A nil
+// channel means no limit.
 type pool struct {
-	shared, reserved, heartbeat, waiting chan struct{}
+	shared, reserved, heartbeat, controlPlane, waiting chan struct{}
 }
 
 func newPool(limit int) pool {
@@ -64,7 +69,7 @@ func newPool(limit int) pool {
 	}
 	reserve := max(1, limit/10)
 	return pool{shared: make(chan struct{}, limit), reserved: make(chan struct{}, reserve), heartbeat: make(chan struct{}, reserve),
-		waiting: make(chan struct{}, limit)}
+		controlPlane: make(chan struct{}, max(1, limit/100)), waiting: make(chan struct{}, limit)}
 }
 
 // newInflightLimiter returns a limiter; a limit of 0 takes upstream's
@@ -97,7 +102,15 @@ func (l *inflightLimiter) acquire(r *http.Request, u *auth.User) (release func()
 		return func() { <-p.shared }, true
 	default:
 	}
-	if isHeartbeat(r) {
+	switch heartbeatOf(r) {
+	case controlPlaneHeartbeat:
+		select {
+		case p.controlPlane <- struct{}{}:
+			return func() { <-p.controlPlane }, true
+		default:
+		}
+		fallthrough // then the nodes' reserve
+	case nodeHeartbeat:
 		select {
 		case p.heartbeat <- struct{}{}:
 			return func() { <-p.heartbeat }, true
@@ -130,16 +143,39 @@ func (l *inflightLimiter) acquire(r *http.Request, u *auth.User) (release func()
 	return nil, false
 }
 
-// isHeartbeat reports whether r writes a Lease or a node's status, which
-// is how nodes (and controller leaders) say they are alive.
-func isHeartbeat(r *http.Request) bool {
+// heartbeat classes: how a request says some component is alive.
+const (
+	notHeartbeat = iota
+	// nodeHeartbeat: a Lease (kube-node-lease, or any namespace but
+	// kube-system) or a node's status.
+	nodeHeartbeat
+	// controlPlaneHeartbeat: reading, creating or writing one Lease in
+	// kube-system, as leader election (the controllers', a scheduler's)
+	// and servers do.
+	controlPlaneHeartbeat
+)
+
+// heartbeatOf classifies r: Lease and node status requests are how nodes,
+// servers and controller leaders say they are alive.
+func heartbeatOf(r *http.Request) int {
 	info, ok := parseRequestInfo(r)
 	if !ok {
-		return false
+		return notHeartbeat
 	}
-	return info.Group == "coordination.k8s.io" && info.Resource == "leases" ||
-		info.Group == "" && info.Resource == "nodes" && info.Subresource == "status"
+	switch {
+	case info.Group == "coordination.k8s.io" && info.Resource == "leases" && info.Subresource == "":
+		if info.Namespace == leaseNamespaceControlPlane && (info.Name != "" || info.Verb == "create") {
+			return controlPlaneHeartbeat
+		}
+		return nodeHeartbeat
+	case info.Group == "" && info.Resource == "nodes" && info.Subresource == "status":
+		return nodeHeartbeat
+	}
+	return notHeartbeat
 }
+
+// leaseNamespaceControlPlane holds the control plane's Leases.
+const leaseNamespaceControlPlane = "kube-system"
 
 // isMutating reports whether method changes state.
 func isMutating(method string) bool {
