@@ -83,6 +83,12 @@ type Config struct {
 	// HeartbeatInterval is the simulated nodes' Lease renewal period;
 	// default HeartbeatFor(Nodes).
 	HeartbeatInterval time.Duration
+	// NodeMonitorGracePeriod is the own control plane's (none with
+	// Kubeconfig); default GracePeriodFor(HeartbeatInterval).
+	NodeMonitorGracePeriod time.Duration
+	// LeaderElection is the own control plane's leader election timing
+	// (none with Kubeconfig); zero fields take UpstreamLeaderElection's.
+	LeaderElection controlplane.LeaderElection
 	// Executable is the drover binary for FleetChild; default
 	// os.Executable().
 	Executable string
@@ -140,6 +146,21 @@ type Result struct {
 	WatchPerNode       bool    `json:"watchPerNode"`
 	// HeartbeatSeconds is the simulated nodes' Lease renewal period.
 	HeartbeatSeconds float64 `json:"heartbeatSeconds,omitempty"`
+	// NodeMonitorGraceSeconds and the Leader* timings are the own control
+	// plane's (absent with a kubeconfig).
+	NodeMonitorGraceSeconds float64 `json:"nodeMonitorGraceSeconds,omitempty"`
+	LeaderLeaseSeconds      float64 `json:"leaderLeaseSeconds,omitempty"`
+	LeaderRenewSeconds      float64 `json:"leaderRenewSeconds,omitempty"`
+	LeaderRetrySeconds      float64 `json:"leaderRetrySeconds,omitempty"`
+	// LeaderChanges counts changes of the controllers' leader (new terms
+	// of the kube-system/drover-controllers Lease) from the nodes being
+	// Ready to the last pod Ready; each restarts every controller. 0 in a
+	// healthy run.
+	LeaderChanges int `json:"leaderChanges"`
+	// NodeReadyLost counts the times a node's Ready condition left True
+	// over the same span (the node lifecycle controller found a heartbeat
+	// late). 0 in a healthy run.
+	NodeReadyLost int `json:"nodeReadyLost"`
 }
 
 // Percentiles of a latency distribution, in seconds.
@@ -192,6 +213,24 @@ func (c *Config) setDefaults() error {
 	if c.HeartbeatInterval <= 0 && c.Fleet != FleetNone {
 		c.HeartbeatInterval = HeartbeatFor(c.Nodes)
 	}
+	if c.Kubeconfig == "" {
+		if c.NodeMonitorGracePeriod <= 0 {
+			c.NodeMonitorGracePeriod = GracePeriodFor(c.HeartbeatInterval)
+		}
+		le := &c.LeaderElection
+		if le.LeaseDuration == 0 {
+			le.LeaseDuration = UpstreamLeaderElection.LeaseDuration
+		}
+		if le.RenewDeadline == 0 {
+			le.RenewDeadline = UpstreamLeaderElection.RenewDeadline
+		}
+		if le.RetryPeriod == 0 {
+			le.RetryPeriod = UpstreamLeaderElection.RetryPeriod
+		}
+		if err := (controlplane.Config{NodeMonitorGracePeriod: c.NodeMonitorGracePeriod, LeaderElection: c.LeaderElection}).ValidateTimings(); err != nil {
+			return fmt.Errorf("bench: %w", err)
+		}
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -204,8 +243,10 @@ const (
 	// heartbeat interval is chosen to stay under.
 	LeaseWritesPerSecond = 100
 	// MaxHeartbeatInterval keeps renewals well inside the node lifecycle
-	// controller's 8s grace period: a node that misses one renewal (a 429)
-	// still has two retries before it is marked Unknown.
+	// controller's default 8s grace period (for a cluster the bench does
+	// not start; its own has GracePeriodFor the interval): a node that
+	// misses one renewal (a 429) still has two retries before it is
+	// marked Unknown.
 	MaxHeartbeatInterval = 3 * time.Second
 )
 
@@ -231,6 +272,12 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 
 	res := &Result{Nodes: cfg.Nodes, Pods: cfg.Pods, Deployments: cfg.Deployments, Fleet: cfg.Fleet, WatchPerNode: cfg.WatchPerNode,
 		HeartbeatSeconds: cfg.HeartbeatInterval.Seconds()}
+	if cfg.Kubeconfig == "" {
+		res.NodeMonitorGraceSeconds = cfg.NodeMonitorGracePeriod.Seconds()
+		res.LeaderLeaseSeconds = cfg.LeaderElection.LeaseDuration.Seconds()
+		res.LeaderRenewSeconds = cfg.LeaderElection.RenewDeadline.Seconds()
+		res.LeaderRetrySeconds = cfg.LeaderElection.RetryPeriod.Seconds()
+	}
 	var (
 		restCfg    *rest.Config
 		kubeconfig = cfg.Kubeconfig
@@ -250,6 +297,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 				DataDir: dir, Listen: "127.0.0.1:0", Version: "bench",
 				Logger: slog.New(quietHandler{log.Handler()}),
 				Ready:  func(i controlplane.Info) { ready <- i },
+
+				NodeMonitorGracePeriod: cfg.NodeMonitorGracePeriod,
+				LeaderElection:         cfg.LeaderElection,
 			})
 			if err == nil && ctx.Err() == nil {
 				err = errors.New("stopped")
@@ -356,6 +406,12 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	healthCtx, stopHealth := context.WithCancel(ctx)
+	defer stopHealth()
+	health, err := startHealth(healthCtx, client)
+	if err != nil {
+		return nil, err
+	}
 	if cfg.Started != nil {
 		cfg.Started(rest.CopyConfig(restCfg))
 	}
@@ -378,6 +434,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, err
 	}
 	res.WorkloadCPUSeconds = cpuSeconds() - cpu0
+	res.LeaderChanges, res.NodeReadyLost = health.counts()
+	stopHealth()
 	log.Info("all pods ready", "seconds", time.Since(start).Seconds())
 
 	after, err := scrapeAPI(ctx, client)
@@ -668,9 +726,15 @@ func (r *Result) WriteTable(w io.Writer) {
 	if r.HeartbeatSeconds > 0 {
 		watches += fmt.Sprintf(", heartbeat %gs", r.HeartbeatSeconds)
 	}
-	fmt.Fprintf(w, "nodes %d, pods %d, deployments %d, fleet %s (%s)\n", r.Nodes, r.Pods, r.Deployments, r.Fleet, watches)
+	timings := ""
+	if r.NodeMonitorGraceSeconds > 0 {
+		timings = fmt.Sprintf("; node monitor grace %gs, leader lease %gs renew %gs retry %gs",
+			r.NodeMonitorGraceSeconds, r.LeaderLeaseSeconds, r.LeaderRenewSeconds, r.LeaderRetrySeconds)
+	}
+	fmt.Fprintf(w, "nodes %d, pods %d, deployments %d, fleet %s (%s)%s\n", r.Nodes, r.Pods, r.Deployments, r.Fleet, watches, timings)
 	fmt.Fprintf(w, "  end to end          %8.2f s   %8.1f pods/s\n", r.Seconds, r.PodsPerSec)
 	fmt.Fprintf(w, "  scheduler           %8.2f s   %8.1f pods/s (first to last bind)\n", r.SecondsToAllScheduled, r.SchedulerPodsPerSec)
+	fmt.Fprintf(w, "  leader changes      %8d     node Ready lost %d (both 0 when healthy)\n", r.LeaderChanges, r.NodeReadyLost)
 	fmt.Fprintf(w, "  pod startup (s)     p50 %.3f  p90 %.3f  p99 %.3f  max %.3f\n", r.Startup.P50, r.Startup.P90, r.Startup.P99, r.Startup.Max)
 	verbs := make([]string, 0, len(r.API))
 	for v := range r.API {

@@ -115,8 +115,19 @@ func TestRunSmallCluster(t *testing.T) {
 	if res.PeakRSS <= 0 || res.EtcdDBSize <= 0 || res.CPUSeconds <= 0 {
 		t.Errorf("RSS %d, etcd %d, CPU %v", res.PeakRSS, res.EtcdDBSize, res.CPUSeconds)
 	}
+	// A healthy run: the controllers kept their leader, the nodes stayed Ready.
+	if res.LeaderChanges != 0 || res.NodeReadyLost != 0 {
+		t.Errorf("leader changes %d, node Ready lost %d; want 0 and 0", res.LeaderChanges, res.NodeReadyLost)
+	}
+	if res.NodeMonitorGraceSeconds != 10 || res.LeaderLeaseSeconds != 15 || res.LeaderRenewSeconds != 10 || res.LeaderRetrySeconds != 2 {
+		t.Errorf("timings: grace %v, lease %v/%v/%v; want 10 (5 × 2s heartbeats), 15/10/2", res.NodeMonitorGraceSeconds,
+			res.LeaderLeaseSeconds, res.LeaderRenewSeconds, res.LeaderRetrySeconds)
+	}
 	var buf strings.Builder
 	res.WriteTable(&buf)
+	if !strings.Contains(buf.String(), "node monitor grace 10s, leader lease 15s renew 10s retry 2s") || !strings.Contains(buf.String(), "leader changes") {
+		t.Errorf("table:\n%s", buf.String())
+	}
 	if !strings.Contains(buf.String(), "pods/s") || !strings.Contains(buf.String(), "API POST") {
 		t.Errorf("table:\n%s", buf.String())
 	}
