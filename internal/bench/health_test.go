@@ -60,7 +60,7 @@ func TestLeaderCounter(t *testing.T) {
 	if c.changes != 0 {
 		t.Fatalf("renewals counted as %d changes", c.changes)
 	}
-	c.observe("", 3) // released on losing the lease...
+	c.observe("", 3)  // released on losing the lease...
 	c.observe("a", 4) // ...and taken again by the same server: a new term
 	if c.changes != 1 {
 		t.Fatalf("re-acquired by the same server: %d changes, want 1", c.changes)
