@@ -8,10 +8,10 @@ import (
 	"testing"
 	"time"
 
-	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/util/retry"
 
 	"github.com/drover/drover/internal/controlplane"
 )
@@ -133,9 +133,8 @@ func TestHealthWatchesLeaseAndNodes(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Wait for the controllers' leader to take the lease.
-	var lease *coordinationv1.Lease
 	waitFor(t, func() bool {
-		lease, err = client.CoordinationV1().Leases(metav1.NamespaceSystem).Get(ctx, controlplane.LeaderLeaseName, metav1.GetOptions{})
+		lease, err := client.CoordinationV1().Leases(metav1.NamespaceSystem).Get(ctx, controlplane.LeaderLeaseName, metav1.GetOptions{})
 		return err == nil && lease.Spec.HolderIdentity != nil && *lease.Spec.HolderIdentity != ""
 	})
 	node, err := client.CoreV1().Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "health-n1"}}, metav1.CreateOptions{})
@@ -165,9 +164,17 @@ func TestHealthWatchesLeaseAndNodes(t *testing.T) {
 	// Another holder takes the lease, as a server would (client-go bumps
 	// leaseTransitions); the real leader may take it back later.
 	intruder := "intruder"
-	next := *lease.Spec.LeaseTransitions + 1
-	lease.Spec.HolderIdentity, lease.Spec.LeaseTransitions = &intruder, &next
-	if _, err := client.CoordinationV1().Leases(metav1.NamespaceSystem).Update(ctx, lease, metav1.UpdateOptions{}); err != nil {
+	err = retry.RetryOnConflict(retry.DefaultRetry, func() error { // the leader renews meanwhile
+		lease, err := client.CoordinationV1().Leases(metav1.NamespaceSystem).Get(ctx, controlplane.LeaderLeaseName, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		next := *lease.Spec.LeaseTransitions + 1
+		lease.Spec.HolderIdentity, lease.Spec.LeaseTransitions = &intruder, &next
+		_, err = client.CoordinationV1().Leases(metav1.NamespaceSystem).Update(ctx, lease, metav1.UpdateOptions{})
+		return err
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, func() bool { l, _ := h.counts(); return l >= 1 })

@@ -112,8 +112,9 @@ func builtinComponents(cfg Config) []Component {
 }
 
 // arrange puts the leader-only components behind one leader election and
-// returns what to start.
-func arrange(comps []Component, le LeaderElection) []Component {
+// returns what to start; released is called once the election has stopped
+// (see leaderComponent).
+func arrange(comps []Component, le LeaderElection, released func()) []Component {
 	var always, leaderOnly []Component
 	for _, c := range comps {
 		if c.LeaderOnly {
@@ -123,7 +124,9 @@ func arrange(comps []Component, le LeaderElection) []Component {
 		}
 	}
 	if len(leaderOnly) > 0 {
-		always = append(always, leaderComponent(le, leaderOnly))
+		always = append(always, leaderComponent(le, leaderOnly, released))
+	} else if released != nil {
+		released() // no election: nothing to release
 	}
 	return always
 }

@@ -353,7 +353,8 @@ func run(ctx context.Context, cfg Config) error {
 			cfg.LeaderElection.Identity = cluster.name + "_" + string(uuid.NewUUID())
 		}
 	}
-	for _, c := range arrange(append(comps, cfg.Components...), cfg.LeaderElection) {
+	leaseReleased := make(chan struct{})
+	for _, c := range arrange(append(comps, cfg.Components...), cfg.LeaderElection, func() { close(leaseReleased) }) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -404,6 +405,13 @@ func run(ctx context.Context, cfg Config) error {
 	// Components are clients: telling them to stop first ends their watches,
 	// so the HTTP drain is not held up by them.
 	stopComponents()
+	// A cleanly stopped leader releases its lease, so that another server
+	// takes over at once: over the API, so before it stops serving.
+	select {
+	case <-leaseReleased:
+	case <-time.After(drainTimeout):
+		log.Warn("leader election did not stop in time; the lease may stay held until it expires")
+	}
 	shutdownHTTP(srv, cancelBase, log)
 	wg.Wait()
 	// Deferred: the store, then etcd.

@@ -109,10 +109,19 @@ func leaderElectionClient(cfg *rest.Config) (kubernetes.Interface, error) {
 // lease. Losing the lease stops them; the server then campaigns again
 // once they have all returned, so two leaders' controllers never overlap
 // in one process. It returns nil when ctx is done, or the first error a
-// component returns while leading.
-func leaderComponent(cfg LeaderElection, comps []Component) Component {
+// component returns while leading. released, if set, is called once the
+// election has stopped for good, the lease released if it was held, so
+// that the server can wait for that before it stops serving (the
+// elector's connection is its own, and idle between renewals: closed
+// first when the server shuts down).
+func leaderComponent(cfg LeaderElection, comps []Component, released func()) Component {
 	cfg = cfg.withDefaults()
+	if released == nil {
+		released = func() {}
+	}
 	return Component{Name: leaderElectionName, Run: func(ctx context.Context, clients Clients, log *slog.Logger) error {
+		var once sync.Once
+		defer once.Do(released)
 		elog := log.With("component", leaderElectionName, "identity", cfg.Identity)
 		lockClient := clients.Kube
 		if clients.Config != nil {
@@ -194,6 +203,9 @@ func leaderComponent(cfg LeaderElection, comps []Component) Component {
 				}
 			}()
 			elector.Run(runCtx) // returns when ctx is done or the lease is lost
+			if ctx.Err() != nil {
+				once.Do(released) // the lease is released: the controllers may still be stopping
+			}
 			cancel()
 			wg.Wait()
 			failed = <-firstErr

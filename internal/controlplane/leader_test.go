@@ -130,6 +130,19 @@ func TestOnlyTheLeaderActs(t *testing.T) {
 	})
 	other := map[string]string{"one": "two", "two": "one"}[leader]
 	servers[leader].stop(t)
+	// A cleanly stopped leader has released its lease before it stopped
+	// serving (its elector's connection is its own, closed first).
+	otherClients, err := newClients(servers[other].info.RestConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := otherClients.Kube.CoordinationV1().Leases(metav1.NamespaceSystem).Get(context.Background(), LeaderLeaseName, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.Spec.HolderIdentity != nil && *l.Spec.HolderIdentity == leader {
+		t.Errorf("the stopped leader %s still holds the lease", leader)
+	}
 	waitUntil(t, 30*time.Second, func() error {
 		if got := a.acting(); len(got) != 1 || got[0] != other {
 			return fmt.Errorf("acting %v, want %s to take over", got, other)
