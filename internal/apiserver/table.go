@@ -129,10 +129,22 @@ func toPartialMetadata(obj runtime.Object) any {
 		}
 		return out
 	}
-	acc, _ := meta.Accessor(obj)
 	m := &metav1.PartialObjectMetadata{TypeMeta: metav1.TypeMeta{Kind: "PartialObjectMetadata", APIVersion: "meta.k8s.io/v1"}}
-	if om, ok := acc.(*metav1.ObjectMeta); ok {
-		m.ObjectMeta = *om.DeepCopy()
+	// meta.Accessor returns a typed object itself (it implements
+	// metav1.Object), not its ObjectMeta: reach that through
+	// GetObjectMeta. The copy is shallow: the result is only encoded.
+	if oma, ok := obj.(metav1.ObjectMetaAccessor); ok {
+		if om, ok := oma.GetObjectMeta().(*metav1.ObjectMeta); ok {
+			m.ObjectMeta = *om
+			return m
+		}
+	}
+	if acc, err := meta.Accessor(obj); err == nil {
+		m.Name, m.GenerateName, m.Namespace, m.UID = acc.GetName(), acc.GetGenerateName(), acc.GetNamespace(), acc.GetUID()
+		m.ResourceVersion, m.Generation, m.CreationTimestamp = acc.GetResourceVersion(), acc.GetGeneration(), acc.GetCreationTimestamp()
+		m.DeletionTimestamp, m.DeletionGracePeriodSeconds = acc.GetDeletionTimestamp(), acc.GetDeletionGracePeriodSeconds()
+		m.Labels, m.Annotations, m.OwnerReferences = acc.GetLabels(), acc.GetAnnotations(), acc.GetOwnerReferences()
+		m.Finalizers, m.ManagedFields = acc.GetFinalizers(), acc.GetManagedFields()
 	}
 	return m
 }

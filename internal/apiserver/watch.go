@@ -182,7 +182,7 @@ func (wt *watcher) bookmark(rev int64, initialEventsEnd bool) bool {
 		acc.SetAnnotations(map[string]string{metav1.InitialEventsAnnotationKey: "true"})
 	}
 	obj.GetObjectKind().SetGroupVersionKind(wt.h.res.GroupVersionKind())
-	data, err := json.Marshal(obj)
+	data, err := json.Marshal(bookmarkIn(wt.form, obj))
 	if err != nil {
 		return false
 	}
