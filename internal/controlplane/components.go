@@ -10,6 +10,7 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
 
 	"github.com/drover/drover/internal/controller/clusterroleaggregation"
@@ -88,7 +89,11 @@ func builtinComponents(cfg Config) []Component {
 			return scheduler.Run(ctx, c.Kube, log, scheduler.Options{Informers: c.Informers})
 		}},
 		{Name: "garbage-collector", LeaderOnly: true, Run: func(ctx context.Context, c Clients, log *slog.Logger) error {
-			return gc.Run(ctx, c.Kube, c.Dynamic, c.Discovery, log)
+			md, err := metadata.NewForConfig(c.Config)
+			if err != nil {
+				return fmt.Errorf("garbage collector: metadata client: %w", err)
+			}
+			return gc.Run(ctx, c.Kube, md, c.Discovery, log)
 		}},
 		{Name: "endpoints-controller", LeaderOnly: true, SharedInformers: true, Run: func(ctx context.Context, c Clients, log *slog.Logger) error {
 			return endpoints.Run(ctx, c.Kube, log, endpoints.Options{Informers: c.Informers})

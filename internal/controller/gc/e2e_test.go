@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/metadata"
 
 	"github.com/drover/drover/internal/controller/gc"
 	"github.com/drover/drover/internal/controller/replicaset"
@@ -48,7 +49,7 @@ func start(t testing.TB) *cluster {
 		}
 	})
 	wg.Go(func() {
-		if err := gc.Run(ctx, env.Kube, env.Dynamic, memory.NewMemCacheClient(env.Kube.Discovery()), log); err != nil {
+		if err := gc.Run(ctx, env.Kube, metadata.NewForConfigOrDie(env.Config), memory.NewMemCacheClient(env.Kube.Discovery()), log); err != nil {
 			t.Errorf("gc.Run: %v", err)
 		}
 	})

@@ -29,13 +29,12 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/discovery"
-	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/dynamic/dynamicinformer"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/metadata"
+	"k8s.io/client-go/metadata/metadatainformer"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/lru"
@@ -70,19 +69,21 @@ func ownerUIDIndexFunc(obj any) ([]string, error) {
 // Run runs the collector until ctx is done, then returns nil. It returns
 // an error only if it cannot start (discovery fails entirely). client is
 // accepted for symmetry with the other controllers (events may use it);
-// dyn watches, reads, patches and deletes objects of every kind; disco
-// finds the resources (pass a memory-cached client: it is invalidated on
-// every rediscovery).
-func Run(ctx context.Context, client kubernetes.Interface, dyn dynamic.Interface, disco discovery.DiscoveryInterface, logger *slog.Logger) error {
+// md watches, reads, patches and deletes objects of every kind, as
+// metadata only (PartialObjectMetadata: the collector needs nothing else,
+// and decoding whole objects of every kind, pods included, would cost the
+// control plane much CPU); disco finds the resources (pass a memory-cached
+// client: it is invalidated on every rediscovery).
+func Run(ctx context.Context, client kubernetes.Interface, md metadata.Interface, disco discovery.DiscoveryInterface, logger *slog.Logger) error {
 	if logger == nil {
 		logger = slog.Default()
 	}
 	c := &collector{
 		client:    client,
-		dyn:       dyn,
+		md:        md,
 		disco:     disco,
 		log:       logger.With("controller", "garbagecollector"),
-		factory:   dynamicinformer.NewDynamicSharedInformerFactory(dyn, 0),
+		factory:   metadatainformer.NewSharedInformerFactory(md, 0),
 		informers: map[schema.GroupVersionResource]cache.SharedIndexInformer{},
 		byUID:     map[types.UID]item{},
 		absent:    lru.New(absentCacheSize),
@@ -144,13 +145,13 @@ func (i item) key() string {
 
 type collector struct {
 	client kubernetes.Interface
-	dyn    dynamic.Interface
+	md     metadata.Interface
 	disco  discovery.DiscoveryInterface
 	log    *slog.Logger
 	queue  workqueue.TypedRateLimitingInterface[item]
 	absent *lru.Cache // owner UIDs known to be gone
 
-	factory dynamicinformer.DynamicSharedInformerFactory
+	factory metadatainformer.SharedInformerFactory
 
 	mu        sync.RWMutex
 	informers map[schema.GroupVersionResource]cache.SharedIndexInformer
@@ -285,7 +286,7 @@ func (c *collector) enqueueOwners(refs []metav1.OwnerReference) {
 // cached is one object from the informers.
 type cached struct {
 	item
-	obj *unstructured.Unstructured
+	obj *metav1.PartialObjectMetadata
 }
 
 // dependents returns the cached objects that refer to owner.
@@ -299,7 +300,7 @@ func (c *collector) dependents(owner types.UID) []cached {
 			continue
 		}
 		for _, o := range objs {
-			u, ok := o.(*unstructured.Unstructured)
+			u, ok := o.(*metav1.PartialObjectMetadata)
 			if !ok {
 				continue
 			}
@@ -311,7 +312,7 @@ func (c *collector) dependents(owner types.UID) []cached {
 
 // fromCache returns the informer's copy of it, nil if it has none (or
 // one with another UID).
-func (c *collector) fromCache(it item) *unstructured.Unstructured {
+func (c *collector) fromCache(it item) *metav1.PartialObjectMetadata {
 	c.mu.RLock()
 	inf := c.informers[it.Resource]
 	c.mu.RUnlock()
@@ -322,15 +323,15 @@ func (c *collector) fromCache(it item) *unstructured.Unstructured {
 	if err != nil || !ok {
 		return nil
 	}
-	u, ok := obj.(*unstructured.Unstructured)
+	u, ok := obj.(*metav1.PartialObjectMetadata)
 	if !ok || u.GetUID() != it.UID {
 		return nil
 	}
 	return u
 }
 
-func (c *collector) resource(it item) dynamic.ResourceInterface {
-	r := c.dyn.Resource(it.Resource)
+func (c *collector) resource(it item) metadata.ResourceInterface {
+	r := c.md.Resource(it.Resource)
 	if it.Namespace != "" {
 		return r.Namespace(it.Namespace)
 	}
@@ -339,7 +340,7 @@ func (c *collector) resource(it item) dynamic.ResourceInterface {
 
 // fresh reads it from the API; nil (and no error) if it is gone or was
 // replaced by another object of the same name.
-func (c *collector) fresh(ctx context.Context, it item) (*unstructured.Unstructured, error) {
+func (c *collector) fresh(ctx context.Context, it item) (*metav1.PartialObjectMetadata, error) {
 	u, err := c.resource(it).Get(ctx, it.Name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		return nil, nil
@@ -427,7 +428,7 @@ func (c *collector) sync(ctx context.Context, it item) (retry bool, err error) {
 }
 
 // decide resolves the object's owners and asks Decide.
-func (c *collector) decide(ctx context.Context, it item, obj *unstructured.Unstructured) Decision {
+func (c *collector) decide(ctx context.Context, it item, obj *metav1.PartialObjectMetadata) Decision {
 	refs := obj.GetOwnerReferences()
 	owners := make([]Owner, len(refs))
 	for i, r := range refs {
@@ -557,7 +558,7 @@ func (c *collector) removeFinalizer(ctx context.Context, it item, f string) erro
 // patchMeta sets one metadata field with a JSON merge patch that holds
 // the object's resourceVersion, so it fails with a conflict if the object
 // changed since it was read.
-func (c *collector) patchMeta(ctx context.Context, it item, obj *unstructured.Unstructured, field string, value any) error {
+func (c *collector) patchMeta(ctx context.Context, it item, obj *metav1.PartialObjectMetadata, field string, value any) error {
 	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{
 		field:             value,
 		"resourceVersion": obj.GetResourceVersion(),
