@@ -48,6 +48,8 @@ type Component struct {
 type Clients struct {
 	Kube    kubernetes.Interface
 	Dynamic dynamic.Interface
+	// Metadata reads and watches objects as PartialObjectMetadata.
+	Metadata metadata.Interface
 	// Discovery caches discovery documents in memory.
 	Discovery discovery.CachedDiscoveryInterface
 	// Config is the admin client configuration; copy before changing.
@@ -67,9 +69,14 @@ func newClients(cfg *rest.Config) (Clients, error) {
 	if err != nil {
 		return Clients{}, fmt.Errorf("admin dynamic client: %w", err)
 	}
+	md, err := metadata.NewForConfig(cfg)
+	if err != nil {
+		return Clients{}, fmt.Errorf("admin metadata client: %w", err)
+	}
 	return Clients{
 		Kube:      kube,
 		Dynamic:   dyn,
+		Metadata:  md,
 		Discovery: memory.NewMemCacheClient(kube.Discovery()),
 		Config:    cfg,
 	}, nil
@@ -89,11 +96,7 @@ func builtinComponents(cfg Config) []Component {
 			return scheduler.Run(ctx, c.Kube, log, scheduler.Options{Informers: c.Informers})
 		}},
 		{Name: "garbage-collector", LeaderOnly: true, Run: func(ctx context.Context, c Clients, log *slog.Logger) error {
-			md, err := metadata.NewForConfig(c.Config)
-			if err != nil {
-				return fmt.Errorf("garbage collector: metadata client: %w", err)
-			}
-			return gc.Run(ctx, c.Kube, md, c.Discovery, log)
+			return gc.Run(ctx, c.Kube, c.Metadata, c.Discovery, log)
 		}},
 		{Name: "endpoints-controller", LeaderOnly: true, SharedInformers: true, Run: func(ctx context.Context, c Clients, log *slog.Logger) error {
 			return endpoints.Run(ctx, c.Kube, log, endpoints.Options{Informers: c.Informers})
