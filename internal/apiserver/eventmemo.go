@@ -44,6 +44,10 @@ type memoEntry struct {
 	encodeOnce sync.Once
 	data       []byte // obj as JSON (the plain object form)
 	encErr     error
+
+	protoOnce sync.Once
+	protoData []byte // obj in enveloped protobuf
+	protoErr  error
 }
 
 func newEventMemo() *eventMemo {
@@ -80,4 +84,10 @@ func (e *memoEntry) decoded(decode func() (runtime.Object, error)) (runtime.Obje
 func (e *memoEntry) encoded(encode func(runtime.Object) ([]byte, error)) ([]byte, error) {
 	e.encodeOnce.Do(func() { e.data, e.encErr = encode(e.obj) })
 	return e.data, e.encErr
+}
+
+// encodedProtobuf is encoded's protobuf counterpart.
+func (e *memoEntry) encodedProtobuf(encode func(runtime.Object) ([]byte, error)) ([]byte, error) {
+	e.protoOnce.Do(func() { e.protoData, e.protoErr = encode(e.obj) })
+	return e.protoData, e.protoErr
 }

@@ -122,6 +122,8 @@ func (h *handler) verbAllowed(verb string) bool {
 
 // writeResult writes out, as a Table or metadata when the client asked so.
 func (h *handler) writeResult(code int, out runtime.Object) {
+	// A client that prefers protobuf gets it for plain objects; one that
+	// asks for a Table or metadata in JSON first gets that.
 	switch want := wantedForm(h.r); {
 	case want == formTable && h.info.Subresource == "":
 		t, err := h.s.toTable(h.res, out, h.r)
@@ -132,6 +134,8 @@ func (h *handler) writeResult(code int, out runtime.Object) {
 		writeJSON(h.w, code, t)
 	case (want == formPartialMetadata || want == formPartialMetadataList) && h.info.Subresource == "":
 		writeJSON(h.w, code, toPartialMetadata(out))
+	case wantsProtobuf(h.r):
+		writeProtobuf(h.w, code, out)
 	default:
 		writeObject(h.w, code, out)
 	}

@@ -18,18 +18,13 @@ import (
 	"github.com/drover/drover/internal/storage"
 )
 
-// watchEvent is one line of a watch stream.
-type watchEvent struct {
-	Type   watch.EventType `json:"type"`
-	Object json.RawMessage `json:"object"`
-}
-
 // watcher writes a watch stream to one client.
 type watcher struct {
 	h       *handler
 	w       http.ResponseWriter
 	flusher http.Flusher
 	form    responseForm
+	proto   bool // events in protobuf (then form is formObject)
 	sent    int
 	buf     []byte // the line being written, reused
 }
@@ -81,7 +76,12 @@ func (h *handler) watch(ctx context.Context) {
 	}
 	flusher, _ := h.w.(http.Flusher)
 	wt := &watcher{h: h, w: h.w, flusher: flusher, form: wantedForm(h.r)}
-	h.w.Header().Set("Content-Type", "application/json")
+	contentType := "application/json"
+	if wantsProtobuf(h.r) && hasProtobuf(h.res.New()) {
+		wt.proto, wt.form = true, formObject
+		contentType = protobufWatchType
+	}
+	h.w.Header().Set("Content-Type", contentType)
 	h.w.Header().Set("Transfer-Encoding", "chunked")
 	h.w.WriteHeader(http.StatusOK)
 	wt.flush()
@@ -127,8 +127,10 @@ func (wt *watcher) handle(ev storage.Event, sel selector, bookmarks bool) bool {
 		}
 		s := status.ErrStatus
 		s.Kind, s.APIVersion = "Status", "v1"
-		data, _ := json.Marshal(s)
-		wt.write(watchEvent{Type: watch.Error, Object: data})
+		data, err := wt.encode(&s)
+		if err == nil {
+			wt.writeRaw(watch.Error, data)
+		}
 		return false
 	}
 	// Every watcher of this resource sees the same event: decode (and
@@ -182,11 +184,19 @@ func (wt *watcher) bookmark(rev int64, initialEventsEnd bool) bool {
 		acc.SetAnnotations(map[string]string{metav1.InitialEventsAnnotationKey: "true"})
 	}
 	obj.GetObjectKind().SetGroupVersionKind(wt.h.res.GroupVersionKind())
-	data, err := json.Marshal(bookmarkIn(wt.form, obj))
+	data, err := wt.encode(bookmarkIn(wt.form, obj))
 	if err != nil {
 		return false
 	}
-	return wt.write(watchEvent{Type: watch.Bookmark, Object: data})
+	return wt.writeRaw(watch.Bookmark, data)
+}
+
+// encode encodes an event's object in the stream's encoding.
+func (wt *watcher) encode(obj any) ([]byte, error) {
+	if wt.proto {
+		return encodeProtobuf(obj.(runtime.Object))
+	}
+	return json.Marshal(obj)
 }
 
 // sendShared sends the memo entry's object, which other watchers share: in
@@ -200,7 +210,15 @@ func (wt *watcher) sendShared(t watch.EventType, e *memoEntry) bool {
 		}
 		return wt.send(t, e.obj)
 	}
-	data, err := e.encoded(func(obj runtime.Object) ([]byte, error) { return json.Marshal(obj) })
+	var (
+		data []byte
+		err  error
+	)
+	if wt.proto {
+		data, err = e.encodedProtobuf(encodeProtobuf)
+	} else {
+		data, err = e.encoded(func(obj runtime.Object) ([]byte, error) { return json.Marshal(obj) })
+	}
 	if err != nil {
 		wt.h.s.log.Error("watch: encoding event", "err", err)
 		return false
@@ -224,7 +242,7 @@ func (wt *watcher) send(t watch.EventType, obj runtime.Object) bool {
 	case formPartialMetadata, formPartialMetadataList:
 		out = toPartialMetadata(obj)
 	}
-	data, err := json.Marshal(out)
+	data, err := wt.encode(out)
 	if err != nil {
 		wt.h.s.log.Error("watch: encoding event", "err", err)
 		return false
@@ -233,14 +251,25 @@ func (wt *watcher) send(t watch.EventType, obj runtime.Object) bool {
 	return wt.writeRaw(t, data)
 }
 
-func (wt *watcher) write(ev watchEvent) bool {
-	return wt.writeRaw(ev.Type, ev.Object)
-}
-
-// writeRaw writes one line {"type":T,"object":OBJECT}, object being JSON
-// as json.Marshal makes it (compact and valid): what marshalling a
-// watchEvent gives, without checking and compacting the object again.
+// writeRaw writes one event whose object is already encoded. In JSON it
+// is the line {"type":T,"object":OBJECT}, object being JSON as
+// json.Marshal makes it (compact and valid): what marshalling a metav1.WatchEvent
+// gives, without checking and compacting the object again. In protobuf it
+// is one length-framed metav1.WatchEvent.
 func (wt *watcher) writeRaw(t watch.EventType, object []byte) bool {
+	if wt.proto {
+		buf, err := appendProtobufWatchEvent(wt.buf[:0], t, object)
+		if err != nil {
+			wt.h.s.log.Error("watch: encoding event", "err", err)
+			return false
+		}
+		wt.buf = buf
+		if _, err := wt.w.Write(buf); err != nil {
+			return false
+		}
+		wt.flush()
+		return true
+	}
 	buf := wt.buf[:0]
 	buf = append(buf, `{"type":`...)
 	buf = strconv.AppendQuote(buf, string(t))
