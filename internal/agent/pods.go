@@ -359,7 +359,7 @@ func (m *podManager) syncPod(ctx context.Context, pod *corev1.Pod, st *podState)
 			reason = "FailedMount"
 		}
 		m.a.event(pod, corev1.EventTypeWarning, reason, "%v", err)
-		status := computeStatus(pod, podView{HostIP: m.a.cfg.NodeIP, RuntimeName: m.a.runtimeName, Now: now})
+		status := computeStatus(latestStatus(pod, st), podView{HostIP: m.a.cfg.NodeIP, RuntimeName: m.a.runtimeName, Now: now})
 		if _, werr := m.writeStatus(ctx, pod, st, status); werr != nil {
 			m.a.log.Warn("update status", "pod", pod.Namespace+"/"+pod.Name, "err", werr)
 		}
@@ -402,7 +402,7 @@ func (m *podManager) syncPod(ctx context.Context, pod *corev1.Pod, st *podState)
 	if r.podIP != "" {
 		ips = []string{r.podIP}
 	}
-	status := computeStatus(pod, podView{
+	status := computeStatus(latestStatus(pod, st), podView{
 		SandboxReady: true,
 		PodIPs:       ips,
 		HostIP:       m.a.cfg.NodeIP,
@@ -823,6 +823,20 @@ func (m *podManager) writeStatus(ctx context.Context, pod *corev1.Pod, st *podSt
 	}
 	st.written = &status
 	return true, nil
+}
+
+// latestStatus returns pod with the newest status the agent knows of: the
+// one it last wrote when the informer's copy has not yet caught up with
+// that write. Computed from the informer's older status, conditions that
+// changed since would get a new transition time on every sync while the
+// watch lags, and each such status would be written again.
+func latestStatus(pod *corev1.Pod, st *podState) *corev1.Pod {
+	if st.written == nil || newerResourceVersion(pod.ResourceVersion, st.writtenRV) == pod.ResourceVersion {
+		return pod
+	}
+	p := *pod // shallow: computeStatus copies the status it starts from
+	p.Status = *st.written
+	return &p
 }
 
 // newerResourceVersion returns the later of two resourceVersions (etcd

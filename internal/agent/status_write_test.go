@@ -89,3 +89,29 @@ func TestStatusWritesDoNotConflict(t *testing.T) {
 		t.Errorf("%d status writes failed otherwise", n)
 	}
 }
+
+// A sync that sees the informer's copy from before the agent's own last
+// status write computes from that write, so it writes nothing new: from the
+// stale copy, a changed condition would get a new transition time.
+func TestLatestStatusPrefersOwnNewerWrite(t *testing.T) {
+	stale := &corev1.Pod{}
+	stale.ResourceVersion = "10"
+	stale.Status.Phase = corev1.PodPending
+	written := corev1.PodStatus{Phase: corev1.PodRunning}
+	st := &podState{written: &written, writtenRV: "12"}
+	if got := latestStatus(stale, st); got.Status.Phase != corev1.PodRunning || got.ResourceVersion != "10" {
+		t.Errorf("informer behind own write: got phase %s rv %s, want Running from the write", got.Status.Phase, got.ResourceVersion)
+	}
+	if stale.Status.Phase != corev1.PodPending {
+		t.Error("the informer's object was modified")
+	}
+	fresh := stale.DeepCopy()
+	fresh.ResourceVersion = "13" // someone wrote after us: theirs counts
+	fresh.Status.Phase = corev1.PodFailed
+	if got := latestStatus(fresh, st); got != fresh {
+		t.Errorf("informer newer than own write: got phase %s, want the informer's copy", got.Status.Phase)
+	}
+	if got := latestStatus(stale, &podState{}); got != stale {
+		t.Error("nothing written yet: want the informer's copy")
+	}
+}
