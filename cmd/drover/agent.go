@@ -17,6 +17,7 @@ import (
 	"github.com/drover/drover/internal/agent"
 	"github.com/drover/drover/internal/agent/noderuntime"
 	"github.com/drover/drover/internal/image/pauseproc"
+	"github.com/drover/drover/internal/kubeclient"
 )
 
 func newAgentCommand() *cobra.Command {
@@ -75,7 +76,7 @@ before it gets its preStop hook and SIGTERM.`,
 				return err
 			}
 			restCfg.UserAgent = "drover-agent"
-			client, err := kubernetes.NewForConfig(restCfg)
+			client, err := kubernetes.NewForConfig(kubeclient.Protobuf(restCfg))
 			if err != nil {
 				return fmt.Errorf("client: %w", err)
 			}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/drover/drover/internal/agent"
 	"github.com/drover/drover/internal/agent/simfleet"
+	"github.com/drover/drover/internal/kubeclient"
 	"github.com/drover/drover/internal/runtime/sim"
 )
 
@@ -52,7 +53,7 @@ func (s *simFleetFlags) run(cmd *cobra.Command, rtName string, restCfg *rest.Con
 	restCfg = rest.CopyConfig(restCfg)
 	restCfg.QPS, restCfg.Burst = fleetQPS, fleetBurst
 	restCfg.UserAgent = "drover-simfleet"
-	client, err := kubernetes.NewForConfig(restCfg)
+	client, err := kubernetes.NewForConfig(kubeclient.Protobuf(restCfg))
 	if err != nil {
 		return fmt.Errorf("client: %w", err)
 	}

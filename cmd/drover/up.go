@@ -15,6 +15,7 @@ import (
 	"github.com/drover/drover/internal/agent"
 	"github.com/drover/drover/internal/agent/noderuntime"
 	"github.com/drover/drover/internal/controlplane"
+	"github.com/drover/drover/internal/kubeclient"
 )
 
 func newUpCommand() *cobra.Command {
@@ -94,7 +95,7 @@ Drover's own containerd, serves the cluster DNS that pods resolve
 					if err != nil {
 						return err
 					}
-					client, err := kubernetes.NewForConfig(restCfg)
+					client, err := kubernetes.NewForConfig(kubeclient.Protobuf(restCfg))
 					if err != nil {
 						return err
 					}

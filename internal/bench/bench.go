@@ -39,6 +39,7 @@ import (
 	"github.com/drover/drover/internal/agent"
 	"github.com/drover/drover/internal/agent/simfleet"
 	"github.com/drover/drover/internal/controlplane"
+	"github.com/drover/drover/internal/kubeclient"
 )
 
 // Defaults for Config.
@@ -327,7 +328,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	restCfg = rest.CopyConfig(restCfg)
 	restCfg.QPS, restCfg.Burst = clientQPS, clientBurst
 	restCfg.UserAgent = "drover-bench"
-	client, err := kubernetes.NewForConfig(restCfg)
+	client, err := kubernetes.NewForConfig(kubeclient.Protobuf(restCfg))
 	if err != nil {
 		return nil, fmt.Errorf("bench: client: %w", err)
 	}
@@ -336,7 +337,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	var child *exec.Cmd
 	switch cfg.Fleet {
 	case FleetInProcess:
-		fleetClient, err := kubernetes.NewForConfig(withAgent(restCfg, "drover-simfleet"))
+		fleetClient, err := kubernetes.NewForConfig(kubeclient.Protobuf(withAgent(restCfg, "drover-simfleet")))
 		if err != nil {
 			return nil, fmt.Errorf("bench: client: %w", err)
 		}

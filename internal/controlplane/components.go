@@ -22,6 +22,7 @@ import (
 	"github.com/drover/drover/internal/controller/namespace"
 	"github.com/drover/drover/internal/controller/nodelifecycle"
 	"github.com/drover/drover/internal/controller/replicaset"
+	"github.com/drover/drover/internal/kubeclient"
 	"github.com/drover/drover/internal/scheduler"
 )
 
@@ -61,7 +62,7 @@ type Clients struct {
 }
 
 func newClients(cfg *rest.Config) (Clients, error) {
-	kube, err := kubernetes.NewForConfig(cfg)
+	kube, err := kubernetes.NewForConfig(kubeclient.Protobuf(cfg))
 	if err != nil {
 		return Clients{}, fmt.Errorf("admin client: %w", err)
 	}

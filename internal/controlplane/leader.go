@@ -15,6 +15,8 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/leaderelection"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
+
+	"github.com/drover/drover/internal/kubeclient"
 )
 
 // LeaderLeaseName is the Lease in kube-system that decides which server's
@@ -98,7 +100,7 @@ func leaderElectionClient(cfg *rest.Config) (kubernetes.Interface, error) {
 	c.QPS, c.Burst = 20, 40 // a Get and an Update per retry period
 	c.RateLimiter = nil
 	c.Dial = (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext
-	kube, err := kubernetes.NewForConfig(c)
+	kube, err := kubernetes.NewForConfig(kubeclient.Protobuf(c))
 	if err != nil {
 		return nil, fmt.Errorf("leader election client: %w", err)
 	}

@@ -27,6 +27,7 @@ import (
 	"github.com/drover/drover/internal/apiserver"
 	"github.com/drover/drover/internal/auth"
 	"github.com/drover/drover/internal/authz"
+	"github.com/drover/drover/internal/kubeclient"
 	"github.com/drover/drover/internal/registry"
 	"github.com/drover/drover/internal/storage"
 	"github.com/drover/drover/internal/storage/embedded"
@@ -111,7 +112,7 @@ func StartWith(t testing.TB, opts Options) *Env {
 	env := &Env{
 		URL:     srv.URL,
 		Config:  cfg,
-		Kube:    kubernetes.NewForConfigOrDie(cfg),
+		Kube:    kubernetes.NewForConfigOrDie(kubeclient.Protobuf(cfg)),
 		Dynamic: dynamic.NewForConfigOrDie(cfg),
 		Store:   store,
 		Etcd:    member,
