@@ -16,8 +16,10 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"go.etcd.io/etcd/client/pkg/v3/transport"
@@ -111,6 +113,15 @@ func Start(ctx context.Context, cfg Config) (*Member, error) {
 	}
 
 	e, err := embed.StartEtcd(ecfg)
+	// A free port chosen for us may be taken by another process before
+	// etcd binds it (parallel test binaries do): choose again.
+	for try := 1; addrInUse(err) && try < 5 &&
+		(cfg.ClientURL == "" || cfg.PeerURL == ""); try++ {
+		if ecfg, err = etcdConfig(cfg, zl); err != nil {
+			return nil, err
+		}
+		e, err = embed.StartEtcd(ecfg)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("etcd: start member %q in %s: %w", ecfg.Name, ecfg.Dir, err)
 	}
@@ -308,6 +319,12 @@ func urlOrFree(raw string) (*url.URL, error) {
 		return nil, err
 	}
 	return &url.URL{Scheme: "http", Host: net.JoinHostPort("127.0.0.1", port)}, nil
+}
+
+// addrInUse reports whether err is a listener's "address already in use",
+// however etcd wrapped it.
+func addrInUse(err error) bool {
+	return err != nil && (errors.Is(err, syscall.EADDRINUSE) || strings.Contains(err.Error(), "address already in use"))
 }
 
 // freePort asks the kernel for an unused loopback port. Another process may

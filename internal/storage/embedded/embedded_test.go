@@ -2,6 +2,8 @@ package embedded
 
 import (
 	"bytes"
+	"errors"
+	"net"
 	"context"
 	"fmt"
 	"log/slog"
@@ -136,4 +138,19 @@ func TestLogging(t *testing.T) {
 			t.Errorf("debug-level logger got no etcd logs; got:\n%.2000s", s)
 		}
 	})
+}
+
+func TestAddrInUse(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	_, err = net.Listen("tcp", l.Addr().String())
+	if !addrInUse(err) || !addrInUse(fmt.Errorf("etcd: %v", err)) {
+		t.Errorf("addrInUse(%v) = false", err)
+	}
+	if addrInUse(nil) || addrInUse(errors.New("permission denied")) {
+		t.Error("addrInUse true for other errors")
+	}
 }
