@@ -1,6 +1,7 @@
 package apiserver
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -72,7 +73,7 @@ func groupResource(res *registry.Resource) schema.GroupResource {
 func (o *objectStore) decode(res *registry.Resource, value []byte, rev int64) (runtime.Object, error) {
 	st := res.Storage()
 	obj := st.New()
-	if err := json.Unmarshal(value, obj); err != nil {
+	if err := unmarshalStored(value, obj); err != nil {
 		return nil, fmt.Errorf("decoding stored %s: %w", st.Plural, err)
 	}
 	if res.StorageOf != nil {
@@ -109,7 +110,24 @@ func (o *objectStore) encode(res *registry.Resource, obj runtime.Object) ([]byte
 	acc.SetResourceVersion("")
 	acc.SetSelfLink("")
 	obj.GetObjectKind().SetGroupVersionKind(res.Storage().GroupVersionKind())
+	if hasProtobuf(obj) {
+		return encodeProtobuf(obj)
+	}
 	return json.Marshal(obj)
+}
+
+// protobufPrefix starts every value in Kubernetes' enveloped protobuf.
+var protobufPrefix = []byte("k8s\x00")
+
+// unmarshalStored decodes a stored value into obj. Objects are stored in
+// protobuf, as upstream stores them (decoding JSON was the largest cost of
+// a write); values written as JSON by earlier versions still decode.
+func unmarshalStored(value []byte, obj runtime.Object) error {
+	if bytes.HasPrefix(value, protobufPrefix) {
+		_, _, err := protobufSerializer.Decode(value, nil, obj)
+		return err
+	}
+	return json.Unmarshal(value, obj)
 }
 
 func (o *objectStore) get(ctx context.Context, res *registry.Resource, namespace, name string) (runtime.Object, int64, error) {

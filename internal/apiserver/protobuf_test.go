@@ -225,3 +225,49 @@ func TestMetadataClientWithProtobufOffer(t *testing.T) {
 		t.Fatalf("metadata list: %+v", list.Items)
 	}
 }
+
+// Objects are stored in protobuf; a value stored as JSON (by an earlier
+// version of Drover) still reads, updates and is then stored in protobuf.
+func TestStoredInProtobufAndJSONStillReads(t *testing.T) {
+	ts := newTestServer(t)
+	ns := ts.namespace(t, "storedformat")
+	ctx := context.Background()
+	cms := ts.client.CoreV1().ConfigMaps(ns)
+	if _, err := cms.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "new"}, Data: map[string]string{"k": "v"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	kv, err := ts.store.Get(ctx, "/registry/core/configmaps/"+ns+"/new")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.HasPrefix(kv.Value, []byte("k8s\x00")) {
+		t.Errorf("stored value is not protobuf: %q", kv.Value[:min(len(kv.Value), 20)])
+	}
+
+	legacy := `{"kind":"ConfigMap","apiVersion":"v1","metadata":{"name":"legacy","namespace":"` + ns + `","uid":"0b1e5e6a-0000-4000-8000-000000000001","creationTimestamp":"2026-01-01T00:00:00Z"},"data":{"old":"json"}}`
+	if _, err := ts.store.Create(ctx, "/registry/core/configmaps/"+ns+"/legacy", []byte(legacy)); err != nil {
+		t.Fatal(err)
+	}
+	cm, err := cms.Get(ctx, "legacy", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cm.Data["old"] != "json" || cm.UID != "0b1e5e6a-0000-4000-8000-000000000001" {
+		t.Fatalf("legacy JSON value read back as %+v", cm)
+	}
+	cm.Data["new"] = "write"
+	if _, err := cms.Update(ctx, cm, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	kv, err = ts.store.Get(ctx, "/registry/core/configmaps/"+ns+"/legacy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.HasPrefix(kv.Value, []byte("k8s\x00")) {
+		t.Errorf("updated legacy value is not protobuf: %q", kv.Value[:min(len(kv.Value), 20)])
+	}
+	list, err := cms.List(ctx, metav1.ListOptions{})
+	if err != nil || len(list.Items) != 2 {
+		t.Fatalf("list after update: %v, %d items", err, len(list.Items))
+	}
+}
