@@ -429,7 +429,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, err
 	case <-ctx.Done():
 		s := tracker.summary()
-		return nil, fmt.Errorf("bench: %d of %d pods Ready (%d scheduled) when the run ended: %w", s.ready, cfg.Pods, s.scheduled, ctx.Err())
+		return nil, fmt.Errorf("bench: %d of %d pods Ready (%d scheduled) when the run ended: %w%s", s.ready, cfg.Pods, s.scheduled, ctx.Err(), describeUnready(client, cfg.Namespace))
 	}
 	if err := tracker.err(); err != nil {
 		return nil, err

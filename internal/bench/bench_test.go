@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/rest"
 )
 
@@ -143,6 +144,22 @@ func TestHeartbeatFor(t *testing.T) {
 	} {
 		if got := HeartbeatFor(c.nodes); got != c.want {
 			t.Errorf("HeartbeatFor(%d) = %v, want %v", c.nodes, got, c.want)
+		}
+	}
+}
+
+func TestSummarizeUnready(t *testing.T) {
+	ready := corev1.Pod{Spec: corev1.PodSpec{NodeName: "n1"}, Status: corev1.PodStatus{Phase: corev1.PodRunning,
+		Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}}}
+	pending := corev1.Pod{Spec: corev1.PodSpec{NodeName: "n2"}, Status: corev1.PodStatus{Phase: corev1.PodPending}}
+	pending.Name = "p1"
+	if got := summarizeUnready([]corev1.Pod{ready}); got != "" {
+		t.Errorf("all Ready: got %q, want nothing", got)
+	}
+	got := summarizeUnready([]corev1.Pod{ready, pending, pending})
+	for _, want := range []string{"on 1 nodes", `2 "Pending, no Ready condition"`, `p1 on "n2"`} {
+		if !strings.Contains(got, want) {
+			t.Errorf("summary %q lacks %q", got, want)
 		}
 	}
 }
