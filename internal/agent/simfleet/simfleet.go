@@ -44,6 +44,12 @@ const (
 	DefaultPods         = 110
 	DefaultWorkers      = 4
 	DefaultStartWorkers = 32
+	// DefaultResyncInterval is how often a simulated node looks at a pod
+	// it runs when nothing about the pod changed: a simulated container's
+	// exit or failing probe (sim's annotations) shows within it. A real
+	// agent's second would have a fleet of thousands of pods spend as
+	// much CPU re-reading unchanged pods as the control plane spends in all.
+	DefaultResyncInterval = 10 * time.Second
 	// DefaultNodeStatusInterval is how often a simulated node rewrites its
 	// unchanged status, as the kubelet's nodeStatusReportFrequency: its
 	// Lease says it is alive, and a fleet of hundreds of nodes writing
@@ -83,6 +89,9 @@ type Config struct {
 	NodeStatusInterval time.Duration
 	// Workers is the pod sync workers per node; default DefaultWorkers.
 	Workers int
+	// ResyncInterval is each node's agent.Config.ResyncInterval; default
+	// DefaultResyncInterval.
+	ResyncInterval time.Duration
 	// StartWorkers is how many nodes register at once; default
 	// DefaultStartWorkers.
 	StartWorkers int
@@ -128,6 +137,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.Workers <= 0 {
 		c.Workers = DefaultWorkers
+	}
+	if c.ResyncInterval <= 0 {
+		c.ResyncInterval = DefaultResyncInterval
 	}
 	if c.StartWorkers <= 0 {
 		c.StartWorkers = DefaultStartWorkers
@@ -199,6 +211,7 @@ func Run(ctx context.Context, cfg Config) error {
 				HeartbeatInterval:  cfg.HeartbeatInterval,
 				NodeStatusInterval: cfg.NodeStatusInterval,
 				Workers:            cfg.Workers,
+				ResyncInterval:     cfg.ResyncInterval,
 				ListenAddr:         "127.0.0.1:0",
 				NodeIP:             "127.0.0.1",
 				Capacity:           cfg.Capacity.DeepCopy(),
