@@ -148,6 +148,11 @@ type PodSource struct {
 	Informer cache.SharedIndexInformer
 	// Lister lists and gets only the pods bound to the agent's node.
 	Lister corelisters.PodLister
+	// Subscribe, if set, registers the handler of the node's pod events
+	// in place of a handler on Informer that filters every pod's events:
+	// it is called with the events of the node's pods only, starting with
+	// additions of those Informer holds. It returns how to unregister.
+	Subscribe func(node string, h cache.ResourceEventHandler) (unsubscribe func())
 }
 
 // Info describes a running agent.

@@ -103,11 +103,12 @@ func (m *podManager) run(ctx context.Context) error {
 			m.queue.Add(key)
 		}
 	}
-	var handler cache.ResourceEventHandler = cache.ResourceEventHandlerFuncs{
+	base := cache.ResourceEventHandlerFuncs{
 		AddFunc:    enqueue,
 		UpdateFunc: func(_, obj any) { enqueue(obj) },
 		DeleteFunc: enqueue,
 	}
+	var handler cache.ResourceEventHandler = base
 	var informer cache.SharedIndexInformer
 	if src := m.a.cfg.Pods; src != nil {
 		informer, m.lister = src.Informer, src.Lister
@@ -121,12 +122,20 @@ func (m *podManager) run(ctx context.Context) error {
 		factory.Start(ctx.Done())
 		defer factory.Shutdown()
 	}
-	reg, err := informer.AddEventHandler(handler)
-	if err != nil {
-		return fmt.Errorf("watching pods: %w", err)
+	hasSynced := informer.HasSynced
+	if src := m.a.cfg.Pods; src != nil && src.Subscribe != nil {
+		// The fleet's dispatcher calls the unfiltered handler with this
+		// node's pods only.
+		defer src.Subscribe(m.a.cfg.NodeName, base)()
+	} else {
+		reg, err := informer.AddEventHandler(handler)
+		if err != nil {
+			return fmt.Errorf("watching pods: %w", err)
+		}
+		defer informer.RemoveEventHandler(reg)
+		hasSynced = reg.HasSynced
 	}
-	defer informer.RemoveEventHandler(reg)
-	if !cache.WaitForCacheSync(ctx.Done(), reg.HasSynced) {
+	if !cache.WaitForCacheSync(ctx.Done(), hasSynced) {
 		return nil // ctx ended
 	}
 	m.synced.Store(true)

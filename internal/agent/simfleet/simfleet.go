@@ -179,11 +179,18 @@ func Run(ctx context.Context, cfg Config) error {
 		errOnce.Do(func() { runErr = err })
 		cancel()
 	}
-	var shared cache.SharedIndexInformer
+	var (
+		shared cache.SharedIndexInformer
+		disp   *dispatcher
+	)
 	if !cfg.WatchPerNode {
 		factory := informers.NewSharedInformerFactory(cfg.Client, 0)
 		shared = factory.Core().V1().Pods().Informer()
 		if err := shared.AddIndexers(cache.Indexers{nodeIndex: indexByNode}); err != nil {
+			return fmt.Errorf("simfleet: %w", err)
+		}
+		disp = newDispatcher(shared.GetIndexer())
+		if _, err := shared.AddEventHandler(disp); err != nil {
 			return fmt.Errorf("simfleet: %w", err)
 		}
 		factory.Start(ctx.Done())
@@ -218,7 +225,7 @@ func Run(ctx context.Context, cfg Config) error {
 				Labels:             cfg.Labels,
 			}
 			if shared != nil {
-				acfg.Pods = &agent.PodSource{Informer: shared, Lister: nodePods{idx: shared.GetIndexer(), node: names[i]}}
+				acfg.Pods = &agent.PodSource{Informer: shared, Lister: nodePods{idx: shared.GetIndexer(), node: names[i]}, Subscribe: disp.subscribe}
 			}
 			var once sync.Once
 			release := func() { once.Do(func() { <-slots }) }
