@@ -5,7 +5,6 @@ import (
 	"context"
 	"io"
 	"net/http"
-	"strconv"
 	"testing"
 	"time"
 
@@ -130,39 +129,6 @@ func TestProtobufResponses(t *testing.T) {
 	_, err = pods.Create(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "Bad_Name"}}, metav1.CreateOptions{})
 	if !apierrors.IsInvalid(err) {
 		t.Errorf("invalid pod: %v, want 422 Invalid", err)
-	}
-}
-
-func TestProtobufWatchTooOldIsGone(t *testing.T) {
-	ts := newTestServer(t)
-	ns := ts.namespace(t, "protobufgone")
-	ctx := context.Background()
-	cms := protobufClient(t, ts).CoreV1().ConfigMaps(ns)
-	old, err := cms.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "a"}}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	latest, err := cms.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "b"}}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := cms.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "c"}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	// Compact past b's revision, so a watch from a's (which must replay b) is too old.
-	rev, _ := strconv.ParseInt(latest.ResourceVersion, 10, 64)
-	if err := ts.store.Compact(ctx, rev+1); err != nil {
-		t.Fatal(err)
-	}
-	w, err := cms.Watch(ctx, metav1.ListOptions{ResourceVersion: old.ResourceVersion})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Stop()
-	ev := nextEvent(t, w)
-	status, ok := ev.Object.(*metav1.Status)
-	if ev.Type != watch.Error || !ok || status.Code != http.StatusGone || status.Reason != metav1.StatusReasonExpired {
-		t.Errorf("want ERROR 410 Expired, got %s %+v", ev.Type, ev.Object)
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 )
 
@@ -84,11 +85,22 @@ func TestWatchFromResourceVersionGetsEveryLaterEventOnce(t *testing.T) {
 	}
 }
 
+// A watch from a compacted revision ends with 410 Expired, in JSON and in
+// protobuf.
 func TestWatchTooOldIsGone(t *testing.T) {
 	ts := newTestServer(t)
-	ns := ts.namespace(t, "watchgone")
+	for _, enc := range []struct {
+		name   string
+		client kubernetes.Interface
+	}{{"json", ts.client}, {"protobuf", protobufClient(t, ts)}} {
+		t.Run(enc.name, func(t *testing.T) { watchTooOldIsGone(t, ts, enc.client, "watchgone-"+enc.name) })
+	}
+}
+
+func watchTooOldIsGone(t *testing.T, ts *testServer, client kubernetes.Interface, namespace string) {
+	ns := ts.namespace(t, namespace)
 	ctx := context.Background()
-	cms := ts.client.CoreV1().ConfigMaps(ns)
+	cms := client.CoreV1().ConfigMaps(ns)
 	old, err := cms.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "a"}}, metav1.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)

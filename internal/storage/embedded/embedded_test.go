@@ -2,11 +2,11 @@ package embedded
 
 import (
 	"bytes"
-	"errors"
-	"net"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
