@@ -160,6 +160,9 @@ func Run(ctx context.Context, client kubernetes.Interface, cfg *rest.Config, log
 	if logger == nil {
 		logger = slog.Default()
 	}
+	// client-go's scale.NewForConfig sets fields of the config it is given:
+	// not of the caller's, which other components share.
+	cfg = rest.CopyConfig(cfg)
 	if err := opts.setDefaults(cfg); err != nil {
 		return err
 	}
