@@ -15,7 +15,6 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 )
@@ -167,28 +166,6 @@ func TestProtobufInformer(t *testing.T) {
 			t.Fatalf("informer never saw the watched object: %v", err)
 		}
 		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// client-go's metadata client offers protobuf metadata first, then JSON:
-// it gets the JSON it can use.
-func TestMetadataClientWithProtobufOffer(t *testing.T) {
-	ts := newTestServer(t)
-	ns := ts.namespace(t, "protobufmeta")
-	ctx := context.Background()
-	if _, err := ts.client.CoreV1().ConfigMaps(ns).Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "m", Labels: map[string]string{"k": "v"}}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	mc, err := metadata.NewForConfig(ts.config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	list, err := mc.Resource(corev1.SchemeGroupVersion.WithResource("configmaps")).Namespace(ns).List(ctx, metav1.ListOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(list.Items) != 1 || list.Items[0].Name != "m" || list.Items[0].Labels["k"] != "v" {
-		t.Fatalf("metadata list: %+v", list.Items)
 	}
 }
 
