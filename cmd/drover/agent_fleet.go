@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -28,6 +29,7 @@ type simFleetFlags struct {
 	cfg         simfleet.Config
 	cpu, memory string
 	pods        int
+	cpuProfile  string
 }
 
 func (s *simFleetFlags) add(f *pflag.FlagSet) {
@@ -38,6 +40,7 @@ func (s *simFleetFlags) add(f *pflag.FlagSet) {
 	f.IntVar(&s.pods, "sim-pods", simfleet.DefaultPods, "pod capacity of each simulated node (with --nodes)")
 	f.BoolVar(&s.cfg.WatchPerNode, "sim-watch-per-node", false, "give each simulated node its own pod watch, as real nodes have (default: one watch shared by the fleet, as KWOK has)")
 	f.IntVar(&s.cfg.Workers, "sim-workers", simfleet.DefaultWorkers, "pod sync workers per simulated node (with --nodes)")
+	f.StringVar(&s.cpuProfile, "sim-cpuprofile", "", "write a CPU profile of the fleet to this file until it stops (with --nodes)")
 }
 
 // run is `drover agent --runtime sim --nodes N`: a fleet of simulated
@@ -64,6 +67,17 @@ func (s *simFleetFlags) run(cmd *cobra.Command, rtName string, restCfg *rest.Con
 	cfg.DataDir = filepath.Join(acfg.DataDir, "simfleet")
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return fmt.Errorf("data dir: %w", err)
+	}
+	if s.cpuProfile != "" {
+		f, err := os.Create(s.cpuProfile)
+		if err != nil {
+			return fmt.Errorf("--sim-cpuprofile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("--sim-cpuprofile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
 	}
 	out := cmd.OutOrStdout()
 	cfg.Ready = func(nodes []string) {

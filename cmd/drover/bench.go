@@ -81,5 +81,6 @@ reported apart from the fleet's.`,
 	f.DurationVar(&cfg.Timeout, "timeout", bench.DefaultTimeout, "give up after this long")
 	f.StringVar(&output, "output", "", "write the figures as JSON to this file")
 	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of this process during the workload to this file")
+	f.StringVar(&cfg.FleetCPUProfile, "fleet-cpuprofile", "", "with --fleet child: write a CPU profile of the fleet process to this file")
 	return cmd
 }

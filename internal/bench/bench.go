@@ -93,6 +93,9 @@ type Config struct {
 	// Executable is the drover binary for FleetChild; default
 	// os.Executable().
 	Executable string
+	// FleetCPUProfile, if set, is where the FleetChild process writes a
+	// CPU profile of its whole life.
+	FleetCPUProfile string
 	// Namespace the workload is created in; default DefaultNamespace.
 	Namespace string
 	// NodePrefix names the simulated nodes; default DefaultNodePrefix.
@@ -365,6 +368,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		child = exec.Command(exe, "agent", "--runtime", "sim", "--nodes", strconv.Itoa(cfg.Nodes),
 			"--node-name-prefix", cfg.NodePrefix, "--kubeconfig", kubeconfig, "--data-dir", fleetDir, "--log-level", "warn",
 			"--sim-watch-per-node="+strconv.FormatBool(cfg.WatchPerNode))
+		if cfg.FleetCPUProfile != "" {
+			child.Args = append(child.Args, "--sim-cpuprofile", cfg.FleetCPUProfile)
+		}
 		if cfg.HeartbeatInterval > 0 {
 			child.Args = append(child.Args, "--heartbeat-interval", cfg.HeartbeatInterval.String())
 		}
