@@ -27,7 +27,8 @@
 //   - Progress events to idle watchers every Options.ProgressInterval, at the
 //     cache's revision, which moves with the inner store's Progress too.
 //
-// Get, Count, writes, Revision and Compact go to the inner store. Values
+// Get, Count, writes, Revision and Compact go to the inner store; GetCached
+// reads one key's cached copy, which may lag the inner store. Values
 // returned by List are shared with the cache: callers must not modify them.
 //
 // Multi puts one Cacher per prefix in front of a store and routes every
@@ -230,6 +231,26 @@ func (c *Cacher) covers(prefix string) bool { return strings.HasPrefix(prefix, c
 // Get reads the inner store.
 func (c *Cacher) Get(ctx context.Context, key string) (storage.KeyValue, error) {
 	return c.inner.Get(ctx, key)
+}
+
+// GetCached returns the cache's copy of key, without reading the inner
+// store: its value (shared with the cache: callers must not modify it) and
+// its mod revision. ok is false when key is outside the cached prefix, the
+// cache is not ready, or it does not hold key. The copy may be older than the
+// inner store's, as upstream's watch cache is: a caller that writes
+// conditionally on its revision learns so from ErrConflict; one that answers
+// from it must confirm with Get what it cannot check otherwise (e.g. that the
+// key is absent).
+func (c *Cacher) GetCached(key string) (kv storage.KeyValue, ok bool) {
+	if !c.covers(key) {
+		return storage.KeyValue{}, false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.ready {
+		return storage.KeyValue{}, false
+	}
+	return c.tree.Get(storage.KeyValue{Key: key})
 }
 
 // Count reads the inner store.

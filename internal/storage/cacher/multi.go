@@ -71,6 +71,15 @@ func (m *Multi) Get(ctx context.Context, key string) (storage.KeyValue, error) {
 	return m.inner.Get(ctx, key)
 }
 
+// GetCached returns the cached copy of key from the cacher whose prefix
+// covers it (see Cacher.GetCached); false when no cacher holds it.
+func (m *Multi) GetCached(key string) (storage.KeyValue, bool) {
+	if c := m.Cacher(key); c != nil {
+		return c.GetCached(key)
+	}
+	return storage.KeyValue{}, false
+}
+
 // List reads prefix's cacher, or the inner store.
 func (m *Multi) List(ctx context.Context, prefix string, opts storage.ListOptions) (storage.ListResult, error) {
 	return m.route(prefix).List(ctx, prefix, opts)
