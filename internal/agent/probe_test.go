@@ -5,6 +5,8 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/drover/drover/internal/runtime"
 )
 
 func TestProbeObserve(t *testing.T) {
@@ -64,5 +66,37 @@ func TestTimingDefaults(t *testing.T) {
 	want := ProbeTiming{Period: 10 * time.Second, Timeout: time.Second, SuccessThreshold: 1, FailureThreshold: 3}
 	if got != want {
 		t.Fatalf("TimingOf(zero) = %+v, want %+v", got, want)
+	}
+}
+
+func TestReadyForGood(t *testing.T) {
+	running := func(id string) containerView {
+		return containerView{Current: &runtime.ContainerStatus{Container: runtime.Container{ID: runtime.ContainerID(id), State: runtime.ContainerRunning}}}
+	}
+	withState := func(ok bool, id string) *podState {
+		return &podState{probes: map[probeKey]ProbeState{{"app", Readiness}: {Container: runtime.ContainerID(id), OK: ok}}}
+	}
+	noProbe := &corev1.Container{Name: "app"}
+	probed := &corev1.Container{Name: "app", ReadinessProbe: &corev1.Probe{PeriodSeconds: 1}}
+	tests := []struct {
+		name string
+		c    *corev1.Container
+		st   *podState
+		v    containerView
+		want bool
+	}{
+		{"implicit, found ready", noProbe, withState(true, "c1"), running("c1"), true},
+		{"implicit, not ready yet", noProbe, withState(false, "c1"), running("c1"), false},
+		{"implicit, never asked", noProbe, &podState{probes: map[probeKey]ProbeState{}}, running("c1"), false},
+		{"implicit, a new instance", noProbe, withState(true, "c1"), running("c2"), false},
+		{"the pod's own probe runs every period", probed, withState(true, "c1"), running("c1"), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := &podRun{st: tt.st}
+			if got := r.readyForGood(tt.c, tt.v); got != tt.want {
+				t.Errorf("readyForGood = %v, want %v", got, tt.want)
+			}
+		})
 	}
 }

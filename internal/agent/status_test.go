@@ -5,6 +5,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/drover/drover/internal/runtime"
 )
@@ -205,5 +206,46 @@ func TestComputeStatusStable(t *testing.T) {
 	}
 	if c := condition(flipped, corev1.PodScheduled); c.Status != corev1.ConditionTrue {
 		t.Errorf("PodScheduled %+v", c)
+	}
+}
+
+func TestSameStatus(t *testing.T) {
+	at := time.Date(2026, 11, 29, 9, 0, 0, 0, time.UTC)
+	stored := corev1.PodStatus{
+		Phase:      corev1.PodRunning,
+		Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue, LastTransitionTime: metav1.NewTime(at)}},
+		StartTime:  &metav1.Time{Time: at},
+	}
+	tests := []struct {
+		name string
+		edit func(*corev1.PodStatus)
+		want bool
+	}{
+		{"unchanged", func(*corev1.PodStatus) {}, true},
+		// The server keeps whole seconds: a fresh time within the same
+		// second is what is stored already.
+		{"time within the second", func(s *corev1.PodStatus) {
+			s.Conditions[0].LastTransitionTime = metav1.NewTime(at.Add(300 * time.Millisecond))
+		}, true},
+		{"time a second later", func(s *corev1.PodStatus) {
+			s.Conditions[0].LastTransitionTime = metav1.NewTime(at.Add(time.Second))
+		}, false},
+		{"condition status", func(s *corev1.PodStatus) { s.Conditions[0].Status = corev1.ConditionFalse }, false},
+		{"phase", func(s *corev1.PodStatus) { s.Phase = corev1.PodFailed }, false},
+		{"empty and nil lists", func(s *corev1.PodStatus) { s.ContainerStatuses = []corev1.ContainerStatus{} }, true},
+		{"pod IP", func(s *corev1.PodStatus) { s.PodIP = "10.0.0.1" }, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			next := *stored.DeepCopy()
+			tt.edit(&next)
+			enc, err := next.Marshal()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := sameStatus(enc, &stored); got != tt.want {
+				t.Errorf("sameStatus = %v, want %v", got, tt.want)
+			}
+		})
 	}
 }
