@@ -76,7 +76,7 @@ reported apart from the fleet's.`,
 	f.StringVar(&cfg.Kubeconfig, "kubeconfig", "", "target this cluster instead of starting a control plane")
 	f.StringVar(&cfg.Fleet, "fleet", bench.FleetInProcess, "where the simulated nodes run: in-process, child (a drover agent process) or none (they exist)")
 	f.BoolVar(&cfg.WatchPerNode, "watch-per-node", false, "give each simulated node its own pod watch, as real nodes have (default: one shared watch, as KWOK has)")
-	f.DurationVar(&cfg.HeartbeatInterval, "heartbeat-interval", 0, "the simulated nodes' lease renewal period (default: the agent's 2s, longer for fleets over 200 nodes to stay near 100 renewals/s, at most 3s); the bench's own control plane gets a node monitor grace period of 5 intervals (at least 8s); against another cluster keep it well under that cluster's, or nodes go Unknown and their pods are evicted")
+	f.DurationVar(&cfg.HeartbeatInterval, "heartbeat-interval", 0, "the simulated nodes' lease renewal period (default: the agent's 2s, longer for fleets over 100 nodes to stay near 50 renewals/s, at most the kubelet's 10s, or 3s with --kubeconfig); the bench's own control plane gets a node monitor grace period of 5 intervals (at least 8s); against another cluster keep it well under that cluster's, or nodes go Unknown and their pods are evicted")
 	f.StringVar(&cfg.NodePrefix, "node-name-prefix", bench.DefaultNodePrefix, "prefix of the simulated nodes' names")
 	f.DurationVar(&cfg.Timeout, "timeout", bench.DefaultTimeout, "give up after this long")
 	f.StringVar(&output, "output", "", "write the figures as JSON to this file")

@@ -137,13 +137,17 @@ func TestRunSmallCluster(t *testing.T) {
 func TestHeartbeatFor(t *testing.T) {
 	for _, c := range []struct {
 		nodes int
+		limit time.Duration
 		want  time.Duration
 	}{
-		{1, 2 * time.Second}, {100, 2 * time.Second}, {200, 2 * time.Second},
-		{250, 2500 * time.Millisecond}, {500, 3 * time.Second}, {5000, 3 * time.Second},
+		{1, UpstreamHeartbeatInterval, 2 * time.Second}, {100, UpstreamHeartbeatInterval, 2 * time.Second},
+		{250, UpstreamHeartbeatInterval, 5 * time.Second}, {500, UpstreamHeartbeatInterval, 10 * time.Second},
+		{5000, UpstreamHeartbeatInterval, 10 * time.Second},
+		{100, MaxHeartbeatInterval, 2 * time.Second}, {125, MaxHeartbeatInterval, 2500 * time.Millisecond},
+		{500, MaxHeartbeatInterval, 3 * time.Second},
 	} {
-		if got := HeartbeatFor(c.nodes); got != c.want {
-			t.Errorf("HeartbeatFor(%d) = %v, want %v", c.nodes, got, c.want)
+		if got := HeartbeatFor(c.nodes, c.limit); got != c.want {
+			t.Errorf("HeartbeatFor(%d, %v) = %v, want %v", c.nodes, c.limit, got, c.want)
 		}
 	}
 }

@@ -19,7 +19,7 @@ import (
 func TestGracePeriodFor(t *testing.T) {
 	for _, c := range []struct{ heartbeat, want time.Duration }{
 		{0, 8 * time.Second}, {time.Second, 8 * time.Second}, {2 * time.Second, 10 * time.Second},
-		{3 * time.Second, 15 * time.Second}, {HeartbeatFor(500), 15 * time.Second},
+		{3 * time.Second, 15 * time.Second}, {HeartbeatFor(500, UpstreamHeartbeatInterval), 50 * time.Second},
 	} {
 		if got := GracePeriodFor(c.heartbeat); got != c.want {
 			t.Errorf("GracePeriodFor(%v) = %v, want %v", c.heartbeat, got, c.want)
@@ -35,15 +35,15 @@ func TestBenchTimingDefaults(t *testing.T) {
 	if err := c.setDefaults(); err != nil {
 		t.Fatal(err)
 	}
-	if c.NodeMonitorGracePeriod != 15*time.Second || c.LeaderElection != UpstreamLeaderElection {
-		t.Errorf("own control plane: grace %v, leader election %+v; want 15s and %+v", c.NodeMonitorGracePeriod, c.LeaderElection, UpstreamLeaderElection)
+	if c.HeartbeatInterval != 10*time.Second || c.NodeMonitorGracePeriod != 50*time.Second || c.LeaderElection != UpstreamLeaderElection {
+		t.Errorf("own control plane: heartbeat %v, grace %v, leader election %+v; want 10s, 50s and %+v", c.HeartbeatInterval, c.NodeMonitorGracePeriod, c.LeaderElection, UpstreamLeaderElection)
 	}
-	c = Config{Kubeconfig: "/elsewhere"}
+	c = Config{Nodes: 500, Kubeconfig: "/elsewhere"}
 	if err := c.setDefaults(); err != nil {
 		t.Fatal(err)
 	}
-	if c.NodeMonitorGracePeriod != 0 || c.LeaderElection.LeaseDuration != 0 {
-		t.Errorf("targeted cluster: grace %v, leader election %+v; want none", c.NodeMonitorGracePeriod, c.LeaderElection)
+	if c.HeartbeatInterval != MaxHeartbeatInterval || c.NodeMonitorGracePeriod != 0 || c.LeaderElection.LeaseDuration != 0 {
+		t.Errorf("targeted cluster: heartbeat %v, grace %v, leader election %+v; want %v and none", c.HeartbeatInterval, c.NodeMonitorGracePeriod, c.LeaderElection, MaxHeartbeatInterval)
 	}
 	c = Config{}
 	c.LeaderElection.RenewDeadline = time.Minute
