@@ -285,7 +285,20 @@ func (s *server) namespaceAcceptsContent(ctx context.Context, res *registry.Reso
 	if nsRes == nil {
 		return nil
 	}
-	ns, _, err := s.store.get(ctx, nsRes, "", acc.GetNamespace())
+	// As upstream's NamespaceLifecycle admission reads its informer, the
+	// watch cache answers for an active namespace it holds, unless this
+	// server has started deleting the namespace since the cache's copy. A
+	// namespace the cache does not hold (created a moment ago) or holds as
+	// terminating (perhaps since created again) is looked up in etcd.
+	name := acc.GetNamespace()
+	ns, rev, ok := s.store.getCached(nsRes, "", name)
+	if ok {
+		nsAcc, _ := meta.Accessor(ns)
+		if nsAcc.GetDeletionTimestamp() == nil && !s.store.deleting.cacheMayLag(name, rev) {
+			return nil
+		}
+	}
+	ns, _, err := s.store.get(ctx, nsRes, "", name)
 	if err != nil {
 		return err
 	}
@@ -312,28 +325,79 @@ type updateFunc func(cur runtime.Object) (runtime.Object, error)
 // result, retrying on storage conflicts (tryUpdate sees the fresh object, so a
 // client's stale resourceVersion still gets its 409). An update that removes
 // the last finalizer of an object being deleted deletes it.
+//
+// As upstream's cacher does (it passes the watch cache's copy to etcd3's
+// GuaranteedUpdate as cachedExistingObject), the first attempt starts from
+// the watch cache's copy when it holds one, sparing a read of etcd for most
+// updates. That copy may lag etcd: a write conditional on its revision
+// conflicts and is retried from a fresh read; an error from tryUpdate (a
+// client's resourceVersion newer than the cache's is a 409 on the cached
+// copy) or a no-op is confirmed by running again on a fresh read before it
+// is answered, unless the fresh read finds the same revision. An object the
+// cache does not hold is read from etcd, so a 404 is etcd's. Dry runs read
+// etcd, as upstream's do.
 func (s *server) guaranteedUpdate(ctx context.Context, res *registry.Resource, namespace, name string, dryRun bool, tryUpdate updateFunc) (runtime.Object, error) {
 	key := objectKey(res, namespace, name)
-	for attempt := 0; ; attempt++ {
-		cur, rev, err := s.store.get(ctx, res, namespace, name)
-		if err != nil {
+	var (
+		cur    runtime.Object
+		rev    int64
+		cached bool
+		err    error
+	)
+	if !dryRun {
+		cur, rev, cached = s.store.getCached(res, namespace, name)
+	}
+	if !cached {
+		if cur, rev, err = s.store.get(ctx, res, namespace, name); err != nil {
 			return nil, err
 		}
+	}
+	fresh := !cached // cur was read from etcd, not from the watch cache
+	// refresh reads the object from etcd for the next attempt.
+	refresh := func() error {
+		cur, rev, err = s.store.get(ctx, res, namespace, name)
+		fresh = true
+		return err
+	}
+	for attempt := 0; ; attempt++ {
 		next, err := tryUpdate(cur.DeepCopyObject())
 		if err == nil {
 			err = s.admit(ctx, next)
 		}
 		if err != nil {
-			return nil, err
+			if fresh {
+				return nil, err
+			}
+			// The cached copy may be stale: the answer is the one for the
+			// current object. The same revision would give the same error.
+			cachedRev := rev
+			if rerr := refresh(); rerr != nil {
+				return nil, rerr
+			}
+			if rev == cachedRev {
+				return nil, err
+			}
+			continue
 		}
 		acc, _ := meta.Accessor(next)
 		acc.SetResourceVersion(strconv.FormatInt(rev, 10))
 		if apiequality.Semantic.DeepEqual(cur, next) || dryRun {
+			if !fresh {
+				// No change to the cached copy may be a change to the
+				// current object.
+				if err := refresh(); err != nil {
+					return nil, err
+				}
+				continue
+			}
 			return next, nil
 		}
 		if deletionComplete(res, next) {
 			if _, _, err := s.cfg.Storage.Delete(ctx, key, rev); err != nil {
 				if errors.Is(err, storage.ErrConflict) && attempt < 100 {
+					if err := refresh(); err != nil {
+						return nil, err
+					}
 					continue
 				}
 				return nil, storageError(err, res, name)
@@ -344,6 +408,13 @@ func (s *server) guaranteedUpdate(ctx context.Context, res *registry.Resource, n
 		if svc, ok := next.(*corev1.Service); ok {
 			// A type change may call for an address or node ports.
 			if err := s.alloc.assign(ctx, svc); err != nil {
+				if !fresh {
+					// Perhaps refused for the cached copy's sake.
+					if rerr := refresh(); rerr != nil {
+						return nil, rerr
+					}
+					continue
+				}
 				return nil, err
 			}
 		}
@@ -353,6 +424,9 @@ func (s *server) guaranteedUpdate(ctx context.Context, res *registry.Resource, n
 		}
 		newRev, err := s.cfg.Storage.Update(ctx, key, data, rev)
 		if errors.Is(err, storage.ErrConflict) && attempt < 100 {
+			if err := refresh(); err != nil {
+				return nil, err
+			}
 			continue
 		}
 		if err != nil {
@@ -572,6 +646,9 @@ func (s *server) deleteObject(ctx context.Context, res *registry.Resource, names
 		cur, rev, err := s.store.get(ctx, res, namespace, name)
 		if err != nil {
 			return 0, nil, err
+		}
+		if res.GroupVersion.Group == "" && res.Plural == "namespaces" && !dryRun {
+			s.store.deleting.note(name, rev) // see namespaceAcceptsContent
 		}
 		acc, _ := meta.Accessor(cur)
 		if p := opts.Preconditions; p != nil {

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -22,6 +24,9 @@ import (
 // resourceVersion taken from the key's revision.
 type objectStore struct {
 	s storage.Interface
+	// deleting is the namespaces whose deletion this server started
+	// recently, for namespaceAcceptsContent.
+	deleting deletingNamespaces
 }
 
 // keyPrefix returns the prefix under which the resource's objects live; with
@@ -162,3 +167,84 @@ func storageError(err error, res *registry.Resource, name string) error {
 }
 
 const conflictMessage = "the object has been modified; please apply your changes to the latest version and try again"
+
+// cachedGetter is implemented by storage with a watch cache in front of it
+// (cacher.Multi): the cached copy of one key and its revision, which may lag
+// the store's.
+type cachedGetter interface {
+	GetCached(key string) (storage.KeyValue, bool)
+}
+
+// getCached decodes the watch cache's copy of an object, with its revision;
+// false when there is no cache or it does not hold the object. The object is
+// decoded afresh from the cached value, so the caller owns it. It may be
+// older than the stored one: callers write conditionally on its revision or
+// confirm with get.
+func (o *objectStore) getCached(res *registry.Resource, namespace, name string) (runtime.Object, int64, bool) {
+	cg, ok := o.s.(cachedGetter)
+	if !ok {
+		return nil, 0, false
+	}
+	kv, ok := cg.GetCached(objectKey(res, namespace, name))
+	if !ok {
+		return nil, 0, false
+	}
+	obj, err := o.decode(res, kv.Value, kv.Revision)
+	if err != nil {
+		// Etcd holds the same bytes: let the caller read and report them.
+		return nil, 0, false
+	}
+	return obj, kv.Revision, true
+}
+
+// terminatingTTL bounds how long a namespace deletion made through this
+// server keeps the cache's copy of the namespace from being trusted; the
+// cache catches up far sooner (upstream's forceLiveLookupTTL is 30s).
+const terminatingTTL = time.Minute
+
+// deletingNamespaces remembers the namespaces this server has started
+// deleting, as upstream's NamespaceLifecycle admission does
+// (forceLiveLookupCache): until the watch cache holds a copy newer than the
+// one the deletion started from, the cache may still show the namespace
+// active, and creates into it must look it up in storage.
+type deletingNamespaces struct {
+	mu    sync.Mutex
+	since map[string]deletingNamespace
+}
+
+type deletingNamespace struct {
+	rev int64 // the revision the deletion read
+	at  time.Time
+}
+
+// note records that the deletion of namespace name started from revision rev.
+func (d *deletingNamespaces) note(name string, rev int64) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	now := time.Now()
+	if d.since == nil {
+		d.since = map[string]deletingNamespace{}
+	}
+	for n, e := range d.since {
+		if now.Sub(e.at) > terminatingTTL {
+			delete(d.since, n)
+		}
+	}
+	d.since[name] = deletingNamespace{rev: rev, at: now}
+}
+
+// cacheMayLag reports that a cached copy of namespace name at cachedRev may
+// predate a deletion this server made.
+func (d *deletingNamespaces) cacheMayLag(name string, cachedRev int64) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	e, ok := d.since[name]
+	switch {
+	case !ok:
+		return false
+	case cachedRev > e.rev || time.Since(e.at) > terminatingTTL:
+		delete(d.since, name)
+		return false
+	}
+	return true
+}
