@@ -13,6 +13,14 @@
 // never acts again on a gap before the controller has seen its own
 // previous creations and deletions.
 //
+// A sync reads only the ReplicaSet's own pods and its namespace's orphans
+// (the pod informer is indexed by controller UID), and a change of pod
+// status alone, or of the ReplicaSet's status, waits up to
+// statusBatchPerPod per pod (at most statusBatchMax) so that one sync of a
+// big ReplicaSet takes in many such changes; every change the controller
+// must act on (a pod added, deleted, finished, relabelled, adopted or
+// released; the spec) syncs at once.
+//
 // The decisions are pure functions (Decide, PodsToDelete, ComputeStatus,
 // ClaimPod, NewPod); Run is the loop around them.
 package replicaset
@@ -41,6 +49,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
+	"k8s.io/utils/clock"
 )
 
 // Options tune the controller; zero values take upstream's defaults.
@@ -56,9 +65,23 @@ type Options struct {
 	// once, and leaves shutting it down to its owner. If nil, Run makes,
 	// starts and stops its own.
 	Informers informers.SharedInformerFactory
+
+	// onSync, if set (by this package's tests and benchmarks), is called
+	// after every sync with its key and how long it took.
+	onSync func(key string, took time.Duration)
 }
 
 const (
+	// statusBatchPerPod and statusBatchMax set how long a pod's
+	// status-only change waits before its ReplicaSet syncs: per pod of the
+	// ReplicaSet, at most the maximum. A sync walks all the ReplicaSet's
+	// pods, so syncing on every status change of a big ReplicaSet costs
+	// quadratic time (10,000 pods turning Ready: 10,000 syncs of 10,000
+	// pods); waiting lets one sync take in many changes, while a small
+	// ReplicaSet (3 pods: 60µs) still syncs at once.
+	statusBatchPerPod = 20 * time.Microsecond
+	statusBatchMax    = 500 * time.Millisecond
+
 	slowStartInitialBatch = 1
 	retryBase             = 5 * time.Millisecond
 	retryMax              = 1000 * time.Second
@@ -87,9 +110,7 @@ func Run(ctx context.Context, client kubernetes.Interface, logger *slog.Logger, 
 		log:          logger.With("controller", "replicaset"),
 		opts:         opts,
 		expectations: NewExpectations(nil),
-		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
-			workqueue.NewTypedItemExponentialFailureRateLimiter[string](retryBase, retryMax),
-			workqueue.TypedRateLimitingQueueConfig[string]{Name: "replicaset"}),
+		queue:        newQueue(clock.RealClock{}),
 	}
 	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
 	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: client.CoreV1().Events("")})
@@ -106,13 +127,13 @@ func Run(ctx context.Context, client kubernetes.Interface, logger *slog.Logger, 
 	if err := rsInf.Informer().AddIndexers(cache.Indexers{controllerUIDIndex: controllerUIDIndexFunc}); err != nil {
 		return fmt.Errorf("replicaset controller: indexing replicasets: %w", err)
 	}
-	if err := podInf.Informer().AddIndexers(cache.Indexers{controllerUIDIndex: controllerUIDIndexFunc}); err != nil {
+	if err := podInf.Informer().AddIndexers(cache.Indexers{controllerUIDIndex: podControllerUIDIndexFunc}); err != nil {
 		return fmt.Errorf("replicaset controller: indexing pods: %w", err)
 	}
 	c.rsIndexer, c.podIndexer = rsInf.Informer().GetIndexer(), podInf.Informer().GetIndexer()
 	if _, err := rsInf.Informer().AddEventHandlerWithResyncPeriod(cache.ResourceEventHandlerFuncs{
 		AddFunc:    c.enqueue,
-		UpdateFunc: func(_, obj any) { c.enqueue(obj) },
+		UpdateFunc: c.updateRS,
 		DeleteFunc: c.deleteRS,
 	}, opts.Resync); err != nil {
 		return fmt.Errorf("replicaset controller: watching replicasets: %w", err)
@@ -160,8 +181,33 @@ type controller struct {
 	podIndexer   cache.Indexer
 }
 
-// controllerUIDIndex indexes objects by their controller's UID.
+// newQueue is the controller's work queue, its delays timed by clk.
+func newQueue(clk clock.WithTicker) workqueue.TypedRateLimitingInterface[string] {
+	return workqueue.NewTypedRateLimitingQueueWithConfig(
+		workqueue.NewTypedItemExponentialFailureRateLimiter[string](retryBase, retryMax),
+		workqueue.TypedRateLimitingQueueConfig[string]{Name: "replicaset", Clock: clk})
+}
+
+// controllerUIDIndex indexes ReplicaSets and pods by their controller's
+// UID; pods without a controller are indexed under orphanPodKey of their
+// namespace (as upstream's podControllerUID index), so a sync reads its
+// own pods and the orphans it may adopt, not every pod of the namespace.
 const controllerUIDIndex = "controllerUID"
+
+// orphanPodKey is the controllerUIDIndex value of the namespace's pods
+// that have no controller.
+func orphanPodKey(namespace string) string { return "_ORPHAN_POD/" + namespace }
+
+func podControllerUIDIndexFunc(obj any) ([]string, error) {
+	p, ok := obj.(*corev1.Pod)
+	if !ok {
+		return nil, nil
+	}
+	if ref := metav1.GetControllerOfNoCopy(p); ref != nil {
+		return []string{string(ref.UID)}, nil
+	}
+	return []string{orphanPodKey(p.Namespace)}, nil
+}
 
 func controllerUIDIndexFunc(obj any) ([]string, error) {
 	m, ok := obj.(metav1.Object)
@@ -178,6 +224,33 @@ func (c *controller) enqueue(obj any) {
 	if key, err := cache.DeletionHandlingMetaNamespaceKeyFunc(obj); err == nil {
 		c.queue.Add(key)
 	}
+}
+
+// updateRS queues the ReplicaSet. A change of its status alone (mostly
+// the controller's own write, seen back) asks for nothing new: it waits
+// statusSyncDelay like a pod's status change, or else every status write
+// of a big ReplicaSet would start another sync over all its pods at once,
+// defeating the batching of pod status changes. Resyncs (same resource
+// version) still queue at once, as upstream, so a ReplicaSet whose
+// creations failed is retried.
+func (c *controller) updateRS(oldObj, newObj any) {
+	old, cur := oldObj.(*appsv1.ReplicaSet), newObj.(*appsv1.ReplicaSet)
+	if old.ResourceVersion != cur.ResourceVersion && statusOnly(old, cur) {
+		c.queue.AddAfter(key(cur), statusSyncDelay(cur))
+		return
+	}
+	c.enqueue(cur)
+}
+
+// statusOnly reports whether nothing but the status (and the resource
+// version) differs between two versions of a ReplicaSet that the sync reads.
+func statusOnly(old, cur *appsv1.ReplicaSet) bool {
+	return old.Generation == cur.Generation &&
+		old.UID == cur.UID &&
+		old.DeletionTimestamp.Equal(cur.DeletionTimestamp) &&
+		reflect.DeepEqual(old.Labels, cur.Labels) &&
+		reflect.DeepEqual(old.OwnerReferences, cur.OwnerReferences) &&
+		reflect.DeepEqual(old.Spec, cur.Spec)
 }
 
 func (c *controller) deleteRS(obj any) {
@@ -268,6 +341,15 @@ func (c *controller) updatePod(oldObj, newObj any) {
 		if rs == nil {
 			return
 		}
+		if !refChanged && !labelsChanged && IsPodActive(old) == IsPodActive(cur) {
+			// Only what the status counts changed (readiness, mostly):
+			// nothing to create or delete, so a big ReplicaSet waits a
+			// little to take in many such changes in one sync. The
+			// delaying queue keeps the earliest deadline of a key, so
+			// further changes do not put the sync off.
+			c.queue.AddAfter(key(rs), statusSyncDelay(rs))
+			return
+		}
 		c.queue.Add(key(rs))
 		return
 	}
@@ -276,6 +358,13 @@ func (c *controller) updatePod(oldObj, newObj any) {
 			c.queue.Add(key(rs))
 		}
 	}
+}
+
+// statusSyncDelay is how long a status-only pod change waits before rs
+// syncs: statusBatchPerPod for each of its pods, at most statusBatchMax.
+func statusSyncDelay(rs *appsv1.ReplicaSet) time.Duration {
+	n := max(replicas(rs), rs.Status.Replicas, 0)
+	return min(time.Duration(n)*statusBatchPerPod, statusBatchMax)
 }
 
 func (c *controller) deletePod(obj any) {
@@ -303,7 +392,11 @@ func (c *controller) processNext(ctx context.Context) bool {
 		return false
 	}
 	defer c.queue.Done(k)
+	begin := time.Now()
 	err := c.sync(ctx, k)
+	if c.opts.onSync != nil {
+		c.opts.onSync(k, time.Since(begin))
+	}
 	if err == nil {
 		c.queue.Forget(k)
 		return true
@@ -335,7 +428,7 @@ func (c *controller) sync(ctx context.Context, k string) error {
 		c.log.Error("replicaset has an invalid selector", "replicaset", k, "err", err)
 		return nil // the API server validates selectors; nothing to retry
 	}
-	all, err := c.podLister.Pods(namespace).List(labels.Everything())
+	all, err := c.candidatePods(cached)
 	if err != nil {
 		return fmt.Errorf("listing pods of %s: %w", k, err)
 	}
@@ -367,6 +460,29 @@ func (c *controller) sync(ctx context.Context, k string) error {
 		c.queue.AddAfter(k, next)
 	}
 	return manageErr
+}
+
+// candidatePods returns the pods a sync of rs looks at: those it
+// controls and the orphans of its namespace, which it may adopt. Pods of
+// other controllers are none of its business (ClaimPod ignores them), so
+// the index spares the sync from listing them.
+func (c *controller) candidatePods(rs *appsv1.ReplicaSet) ([]*corev1.Pod, error) {
+	var out []*corev1.Pod
+	for _, v := range []string{string(rs.UID), orphanPodKey(rs.Namespace)} {
+		objs, err := c.podIndexer.ByIndex(controllerUIDIndex, v)
+		if err != nil {
+			return nil, err
+		}
+		if out == nil {
+			out = make([]*corev1.Pod, 0, len(objs))
+		}
+		for _, obj := range objs {
+			if p, ok := obj.(*corev1.Pod); ok && p.Namespace == rs.Namespace {
+				out = append(out, p)
+			}
+		}
+	}
+	return out, nil
 }
 
 // claim adopts and releases pods as ClaimPod decides and returns the
