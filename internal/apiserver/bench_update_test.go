@@ -22,14 +22,23 @@ func benchServers(b *testing.B, fn func(b *testing.B, client kubernetes.Interfac
 		name := map[bool]string{false: "etcd", true: "cacher"}[cached]
 		b.Run(name, func(b *testing.B) {
 			var ts *testServer
+			var cts *cachedTestServer
 			var gated *gatedStore
 			if cached {
-				cts := newCachedTestServer(b)
+				cts = newCachedTestServer(b)
 				ts, gated = cts.testServer, cts.gated
 			} else {
 				ts = newTestServer(b)
 			}
 			ns := ts.namespace(b, fmt.Sprintf("bench-upd-%s-%d", name, benchRuns.Add(1)))
+			if cached {
+				// Timed creates should find it in the cache.
+				nsObj, err := ts.client.CoreV1().Namespaces().Get(context.Background(), ns, metav1.GetOptions{})
+				if err != nil {
+					b.Fatal(err)
+				}
+				cts.waitCached(b, "/registry/core/namespaces/"+ns, nsObj.ResourceVersion)
+			}
 			var gets0 int64
 			var cpu0 time.Duration
 			onReset = func() {
@@ -126,6 +135,23 @@ func BenchmarkUpdateStatus(b *testing.B) {
 				b.Fatal(err)
 			}
 			objs[i%len(objs)] = updated
+		}
+	})
+}
+
+// BenchmarkCreateInNamespace measures a ConfigMap create, whose namespace
+// must exist and not be terminating.
+func BenchmarkCreateInNamespace(b *testing.B) {
+	benchServers(b, func(b *testing.B, client kubernetes.Interface, ns string) {
+		ctx := context.Background()
+		cms := client.CoreV1().ConfigMaps(ns)
+		b.ReportAllocs()
+		b.ResetTimer()
+		onReset()
+		for i := 0; i < b.N; i++ {
+			if _, err := cms.Create(ctx, benchConfigMap(fmt.Sprintf("c-%d", i)), metav1.CreateOptions{}); err != nil {
+				b.Fatal(err)
+			}
 		}
 	})
 }
