@@ -749,7 +749,14 @@ func (r *podRun) runProbe(ctx context.Context, c *corev1.Container, v containerV
 	}
 	timing := TimingOf(p)
 	due := ps.NextRun(timing, v.Current.StartedAt)
-	if !r.now.Before(due) {
+	now := r.now
+	if kind == Readiness && c.ReadinessProbe == nil {
+		// The sim runtime's own verdict costs nothing to ask: ask it now,
+		// so a container started in this sync is reported ready in this
+		// sync's status write, not in a second one a moment later.
+		now = time.Now()
+	}
+	if !now.Before(due) {
 		okProbe, err := r.m.prober.probe(ctx, kind, p, c, id, r.podIP)
 		if err != nil {
 			r.m.a.log.Debug("probe error", "pod", r.pod.Namespace+"/"+r.pod.Name, "container", c.Name, "probe", kind, "err", err)

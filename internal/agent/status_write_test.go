@@ -90,6 +90,27 @@ func TestStatusWritesDoNotConflict(t *testing.T) {
 	}
 }
 
+// A simulated pod with no probe of its own is reported Running and Ready
+// in one status write, as its container starts and is found ready in the
+// same sync (a second write per pod was a fifth of a simulated fleet's
+// API writes).
+func TestSimPodReadyInOneWrite(t *testing.T) {
+	env := testenv.Start(t)
+	counter := &requestCounter{counts: map[string]int{}}
+	cfg := rest.CopyConfig(env.Config)
+	cfg.WrapTransport = counter.wrap
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	startAgent(t, env, sim.New(sim.Config{}), Config{Client: client})
+	createPod(t, env, simPod("plain", nil))
+	waitPod(t, env, "plain", 30*time.Second, podReady)
+	if n := counter.count("PUT /api/v1/namespaces/default/pods/plain/status "); n != 1 {
+		t.Errorf("%d status writes until Running and Ready, want 1", n)
+	}
+}
+
 // A sync that sees the informer's copy from before the agent's own last
 // status write computes from that write, so it writes nothing new: from the
 // stale copy, a changed condition would get a new transition time.
