@@ -297,3 +297,23 @@ func TestReplicaSetStatusWriteBatched(t *testing.T) {
 		}
 	}
 }
+
+// TestObservedCreationsBatchedUntilTheLast: while a ReplicaSet still waits
+// for pods it created, each one seen is a status change (batched); the
+// last one it waited for lets the next batch go at once.
+func TestObservedCreationsBatchedUntilTheLast(t *testing.T) {
+	rs := bigRS("big", 10000)
+	r := newHandlerRig(t, rs)
+	r.c.expectations.ExpectCreations("default/big", 2)
+	r.c.addPod(podOf(rs, "big-a", "1"))
+	if n := r.c.queue.Len(); n != 0 {
+		t.Fatalf("queue length %d after the first of two expected pods, want 0 (batched)", n)
+	}
+	r.c.addPod(podOf(rs, "big-b", "2"))
+	if n := r.c.queue.Len(); n != 1 {
+		t.Fatalf("queue length %d after the last expected pod, want 1 at once", n)
+	}
+	if k, _ := r.c.queue.Get(); k != "default/big" {
+		t.Fatalf("queued %q, want default/big", k)
+	}
+}

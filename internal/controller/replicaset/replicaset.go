@@ -307,7 +307,7 @@ func (c *controller) addPod(obj any) {
 	if ref := metav1.GetControllerOfNoCopy(p); ref != nil {
 		if rs := c.resolve(p.Namespace, ref); rs != nil {
 			c.expectations.CreationObserved(key(rs))
-			c.queue.Add(key(rs))
+			c.enqueueObserved(rs)
 		}
 		return
 	}
@@ -383,7 +383,21 @@ func (c *controller) deletePod(obj any) {
 		return
 	}
 	c.expectations.DeletionObserved(key(rs), podKey(p))
-	c.queue.Add(key(rs))
+	c.enqueueObserved(rs)
+}
+
+// enqueueObserved queues rs after one of its own creations or deletions
+// was seen: at once when that was the last one it waited for (the next
+// batch may go), else batched as a status change, since a sync that still
+// waits on expectations only reports status. Without this, each of the
+// 10,000 pods a big ReplicaSet creates set off a sync walking all of them.
+func (c *controller) enqueueObserved(rs *appsv1.ReplicaSet) {
+	k := key(rs)
+	if c.expectations.Satisfied(k) {
+		c.queue.Add(k)
+		return
+	}
+	c.queue.AddAfter(k, statusSyncDelay(rs))
 }
 
 func (c *controller) processNext(ctx context.Context) bool {
