@@ -95,7 +95,13 @@ type Runtime struct {
 	used       map[uint32]bool
 	sandboxes  map[runtime.SandboxID]*sandbox
 	containers map[runtime.ContainerID]*container
-	status     runtime.RuntimeStatus
+	// podSandboxes and podContainers index the same by their
+	// runtime.LabelPodUID label: the agent lists one pod's sandboxes and
+	// containers on every sync, and a scan of the whole node's cost a
+	// simulated fleet a sixth of its CPU.
+	podSandboxes  map[string]map[runtime.SandboxID]*sandbox
+	podContainers map[string]map[runtime.ContainerID]*container
+	status        runtime.RuntimeStatus
 }
 
 // The abilities Runtime has.
@@ -170,14 +176,16 @@ func New(cfg Config) *Runtime {
 		panic(fmt.Sprintf("sim: subnet %q is too small", cfg.Subnet))
 	}
 	return &Runtime{
-		now:        cfg.Now,
-		base:       binary.BigEndian.Uint32(ipnet.IP.To4()),
-		size:       size,
-		next:       2, // .0 is the network, .1 the gateway
-		used:       map[uint32]bool{},
-		sandboxes:  map[runtime.SandboxID]*sandbox{},
-		containers: map[runtime.ContainerID]*container{},
-		status:     runtime.RuntimeStatus{RuntimeReady: true, NetworkReady: true},
+		now:           cfg.Now,
+		base:          binary.BigEndian.Uint32(ipnet.IP.To4()),
+		size:          size,
+		next:          2, // .0 is the network, .1 the gateway
+		used:          map[uint32]bool{},
+		sandboxes:     map[runtime.SandboxID]*sandbox{},
+		containers:    map[runtime.ContainerID]*container{},
+		podSandboxes:  map[string]map[runtime.SandboxID]*sandbox{},
+		podContainers: map[string]map[runtime.ContainerID]*container{},
+		status:        runtime.RuntimeStatus{RuntimeReady: true, NetworkReady: true},
 	}
 }
 
@@ -259,6 +267,7 @@ func (r *Runtime) RunPodSandbox(_ context.Context, config runtime.PodSandboxConf
 		Annotations: maps.Clone(config.Annotations),
 	}
 	r.sandboxes[s.ID] = s
+	addToIndex(r.podSandboxes, s.Labels, s.ID, s)
 	return s.ID, nil
 }
 
@@ -295,9 +304,13 @@ func (r *Runtime) RemovePodSandbox(ctx context.Context, id runtime.SandboxID) er
 	for cid, c := range r.containers {
 		if c.status.SandboxID == id {
 			delete(r.containers, cid)
+			removeFromIndex(r.podContainers, c.status.Labels, cid)
 		}
 	}
-	delete(r.sandboxes, id)
+	if s, ok := r.sandboxes[id]; ok {
+		delete(r.sandboxes, id)
+		removeFromIndex(r.podSandboxes, s.Labels, id)
+	}
 	return nil
 }
 
@@ -323,7 +336,7 @@ func (r *Runtime) ListPodSandboxes(_ context.Context, filter runtime.PodSandboxF
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var out []runtime.PodSandbox
-	for _, s := range r.sandboxes {
+	for _, s := range candidates(r.sandboxes, r.podSandboxes, filter.Labels) {
 		if filter.ID != "" && s.ID != filter.ID ||
 			filter.State != nil && s.State != *filter.State ||
 			!hasLabels(s.Labels, filter.Labels) {
@@ -332,6 +345,39 @@ func (r *Runtime) ListPodSandboxes(_ context.Context, filter runtime.PodSandboxF
 		out = append(out, copySandbox(s.PodSandbox))
 	}
 	return out, nil
+}
+
+// candidates is what a list with this label filter looks through: the
+// pod's entries of the index when the filter names a pod, else all.
+func candidates[K comparable, V any](all map[K]V, byPod map[string]map[K]V, want map[string]string) map[K]V {
+	if uid, ok := want[runtime.LabelPodUID]; ok {
+		return byPod[uid]
+	}
+	return all
+}
+
+func addToIndex[K comparable, V any](byPod map[string]map[K]V, labels map[string]string, k K, v V) {
+	uid, ok := labels[runtime.LabelPodUID]
+	if !ok {
+		return
+	}
+	m := byPod[uid]
+	if m == nil {
+		m = map[K]V{}
+		byPod[uid] = m
+	}
+	m[k] = v
+}
+
+func removeFromIndex[K comparable, V any](byPod map[string]map[K]V, labels map[string]string, k K) {
+	uid, ok := labels[runtime.LabelPodUID]
+	if !ok {
+		return
+	}
+	delete(byPod[uid], k)
+	if len(byPod[uid]) == 0 {
+		delete(byPod, uid)
+	}
 }
 
 func hasLabels(have, want map[string]string) bool {
@@ -380,6 +426,7 @@ func (r *Runtime) CreateContainer(_ context.Context, sb runtime.SandboxID, sandb
 		LogPath: c.logPath,
 	}
 	r.containers[c.status.ID] = c
+	addToIndex(r.podContainers, c.status.Labels, c.status.ID, c)
 	return c.status.ID, nil
 }
 
@@ -472,7 +519,10 @@ func (r *Runtime) StopContainer(_ context.Context, id runtime.ContainerID, timeo
 func (r *Runtime) RemoveContainer(_ context.Context, id runtime.ContainerID) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	delete(r.containers, id)
+	if c, ok := r.containers[id]; ok {
+		delete(r.containers, id)
+		removeFromIndex(r.podContainers, c.status.Labels, id)
+	}
 	return nil
 }
 
@@ -482,7 +532,7 @@ func (r *Runtime) ListContainers(_ context.Context, filter runtime.ContainerFilt
 	defer r.mu.Unlock()
 	now := r.now()
 	var out []runtime.Container
-	for _, c := range r.containers {
+	for _, c := range candidates(r.containers, r.podContainers, filter.Labels) {
 		if filter.ID != "" && c.status.ID != filter.ID ||
 			filter.SandboxID != "" && c.status.SandboxID != filter.SandboxID ||
 			!hasLabels(c.status.Labels, filter.Labels) {

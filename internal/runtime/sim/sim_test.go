@@ -174,3 +174,61 @@ func BenchmarkListContainers(b *testing.B) {
 		}
 	}
 }
+
+// TestListByPod: a list filtered by pod UID (what the agent asks on every
+// sync) finds that pod's sandboxes and containers only, follows removals,
+// and agrees with an unfiltered list.
+func TestListByPod(t *testing.T) {
+	ctx := context.Background()
+	rt := sim.New(sim.Config{})
+	pods := map[string]runtime.ContainerID{}
+	for _, uid := range []string{"a", "b", "c"} {
+		cfg := runtime.PodSandboxConfig{
+			Metadata: runtime.PodSandboxMetadata{Name: uid, Namespace: "default", UID: uid},
+			Labels:   map[string]string{runtime.LabelPodUID: uid, "other": "x"},
+		}
+		sb, err := rt.RunPodSandbox(ctx, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		id, err := rt.CreateContainer(ctx, sb, cfg, runtime.ContainerConfig{Name: "app", Labels: map[string]string{runtime.LabelPodUID: uid}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pods[uid] = id
+	}
+	byPod := func(uid string) (int, []runtime.Container) {
+		sbs, err := rt.ListPodSandboxes(ctx, runtime.PodSandboxFilter{Labels: map[string]string{runtime.LabelPodUID: uid, "other": "x"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cs, err := rt.ListContainers(ctx, runtime.ContainerFilter{Labels: map[string]string{runtime.LabelPodUID: uid}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(sbs), cs
+	}
+	if n, cs := byPod("b"); n != 1 || len(cs) != 1 || cs[0].ID != pods["b"] {
+		t.Fatalf("pod b: %d sandboxes, containers %+v; want 1 and %s", n, cs, pods["b"])
+	}
+	if n, cs := byPod("nobody"); n != 0 || len(cs) != 0 {
+		t.Fatalf("unknown pod: %d sandboxes, %d containers; want none", n, len(cs))
+	}
+	if err := rt.RemoveContainer(ctx, pods["a"]); err != nil {
+		t.Fatal(err)
+	}
+	if n, cs := byPod("a"); n != 1 || len(cs) != 0 {
+		t.Fatalf("pod a after its container's removal: %d sandboxes, %d containers; want 1 and 0", n, len(cs))
+	}
+	sbs, _ := rt.ListPodSandboxes(ctx, runtime.PodSandboxFilter{Labels: map[string]string{runtime.LabelPodUID: "c"}})
+	if err := rt.RemovePodSandbox(ctx, sbs[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	if n, cs := byPod("c"); n != 0 || len(cs) != 0 {
+		t.Fatalf("pod c after its sandbox's removal: %d sandboxes, %d containers; want none", n, len(cs))
+	}
+	all, _ := rt.ListContainers(ctx, runtime.ContainerFilter{})
+	if len(all) != 1 || all[0].ID != pods["b"] {
+		t.Errorf("all containers %+v, want only %s", all, pods["b"])
+	}
+}
