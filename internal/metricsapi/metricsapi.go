@@ -45,6 +45,12 @@ const (
 	DefaultInterval    = 5 * time.Second
 	DefaultTimeout     = 4 * time.Second
 	DefaultConcurrency = 64
+	// MaxScrapesPerSecond lengthens the interval of big clusters: each
+	// scrape costs the agent a summary of all its pods and the server its
+	// decoding, and at 1,000 nodes every 5s that was an eighth of a
+	// simulated fleet's CPU. 500 nodes keep the 5s resolution; 5,000 get
+	// 50s, still under metrics-server's default of 60s.
+	MaxScrapesPerSecond = 100
 )
 
 // GroupName is the API group served.
@@ -53,7 +59,9 @@ const GroupName = metricsv1beta1.GroupName
 // Options tune a Server; zero values mean the defaults.
 type Options struct {
 	// Interval is how often every agent is scraped (the metric
-	// resolution); default DefaultInterval.
+	// resolution); default DefaultInterval. Clusters of more than
+	// MaxScrapesPerSecond × Interval nodes are scraped less often (see
+	// IntervalFor).
 	Interval time.Duration
 	// Timeout bounds one scrape of one agent; default DefaultTimeout.
 	Timeout time.Duration
@@ -141,16 +149,22 @@ func (s *Server) Run(ctx context.Context) error {
 		return nil
 	}
 	close(s.synced)
-	t := time.NewTicker(s.opts.Interval)
-	defer t.Stop()
 	for {
-		s.scrapeAll(ctx)
+		started := time.Now()
+		n := s.scrapeAll(ctx)
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-t.C:
+		case <-time.After(time.Until(started.Add(IntervalFor(s.opts.Interval, n)))):
 		}
 	}
+}
+
+// IntervalFor is the scrape interval for a cluster of n nodes: interval,
+// or longer, so that no more than MaxScrapesPerSecond nodes are scraped a
+// second.
+func IntervalFor(interval time.Duration, n int) time.Duration {
+	return max(interval, time.Duration(n)*time.Second/MaxScrapesPerSecond)
 }
 
 // trimPod keeps a pod's identity, labels, node and phase.
@@ -184,12 +198,13 @@ func trimNode(obj any) (any, error) {
 	}, nil
 }
 
-// scrapeAll scrapes every node once, at most Concurrency at a time.
-func (s *Server) scrapeAll(ctx context.Context) {
+// scrapeAll scrapes every node once, at most Concurrency at a time, and
+// returns how many there are.
+func (s *Server) scrapeAll(ctx context.Context) int {
 	nodes, err := s.nodes.List(labels.Everything())
 	if err != nil {
 		s.log.Warn("listing nodes", "err", err)
-		return
+		return 0
 	}
 	sem := make(chan struct{}, s.opts.Concurrency)
 	var wg sync.WaitGroup
@@ -202,6 +217,7 @@ func (s *Server) scrapeAll(ctx context.Context) {
 	}
 	wg.Wait()
 	s.forgetGoneNodes(nodes)
+	return len(nodes)
 }
 
 func (s *Server) forgetGoneNodes(nodes []*corev1.Node) {

@@ -73,3 +73,17 @@ func TestScrapeDropsPointsOfFailingNode(t *testing.T) {
 		t.Error("SummaryURL of a node without an endpoint: want an error")
 	}
 }
+
+func TestIntervalFor(t *testing.T) {
+	for _, c := range []struct {
+		nodes int
+		want  time.Duration
+	}{
+		{0, 5 * time.Second}, {1, 5 * time.Second}, {500, 5 * time.Second},
+		{1000, 10 * time.Second}, {5000, 50 * time.Second},
+	} {
+		if got := IntervalFor(5*time.Second, c.nodes); got != c.want {
+			t.Errorf("IntervalFor(5s, %d) = %v, want %v", c.nodes, got, c.want)
+		}
+	}
+}
