@@ -42,21 +42,25 @@ func newHandlerRig(t *testing.T, rss ...*appsv1.ReplicaSet) *handlerRig {
 	return &handlerRig{c: c, clk: clk}
 }
 
-// ready returns the keys the queue hands out now, in order. To know that
-// the queue's delaying loop has moved every entry due by now, it waits
-// for a sentinel due 1ns later (the clock steps 1ns): entries come out in
-// deadline order, so all those due before it precede it.
-func (r *handlerRig) ready(t *testing.T) []string {
+// ready returns the keys the queue hands out now, in order, waiting for
+// at least want of them. To know that the queue's delaying loop has moved
+// every entry due by now, it waits for a sentinel due 1ns later (the clock
+// steps 1ns): entries come out in deadline order, so all those due before
+// it precede it. The loop may take the sentinel off its channel after the
+// step and queue it before re-reading its heap, so a due entry can follow
+// the sentinel: hence waiting for want keys as well.
+func (r *handlerRig) ready(t *testing.T, want int) []string {
 	t.Helper()
 	const sentinel = "sentinel/sentinel"
 	r.c.queue.AddAfter(sentinel, time.Nanosecond)
 	r.clk.Step(time.Nanosecond)
 	var out []string
+	seen := false
 	deadline := time.Now().Add(10 * time.Second)
-	for {
+	for !seen || len(out) < want {
 		if r.c.queue.Len() == 0 {
 			if time.Now().After(deadline) {
-				t.Fatalf("the queue did not hand out its sentinel; got %v", out)
+				t.Fatalf("the queue handed out %v (sentinel seen: %v), want %d keys and the sentinel", out, seen, want)
 			}
 			time.Sleep(time.Millisecond)
 			continue
@@ -64,10 +68,12 @@ func (r *handlerRig) ready(t *testing.T) []string {
 		k, _ := r.c.queue.Get()
 		r.c.queue.Done(k)
 		if k == sentinel {
-			return out
+			seen = true
+			continue
 		}
 		out = append(out, k)
 	}
+	return out
 }
 
 func bigRS(name string, n int32) *appsv1.ReplicaSet {
@@ -106,10 +112,10 @@ func TestStatusSyncDelay(t *testing.T) {
 		want time.Duration
 	}{
 		{0, 0},
-		{3, 60 * time.Microsecond},
-		{10000, 200 * time.Millisecond},
-		{25000, 500 * time.Millisecond},
-		{100000, 500 * time.Millisecond},
+		{3, 300 * time.Microsecond},
+		{10000, time.Second},
+		{25000, time.Second},
+		{100000, time.Second},
 	} {
 		if got := statusSyncDelay(bigRS("x", tc.n)); got != tc.want {
 			t.Errorf("%d pods: delay %v, want %v", tc.n, got, tc.want)
@@ -118,13 +124,13 @@ func TestStatusSyncDelay(t *testing.T) {
 	// A ReplicaSet scaling up counts the pods it will have.
 	rs := bigRS("x", 10000)
 	rs.Status.Replicas = 0
-	if got := statusSyncDelay(rs); got != 200*time.Millisecond {
-		t.Errorf("scaling up to 10000: delay %v, want 200ms", got)
+	if got := statusSyncDelay(rs); got != time.Second {
+		t.Errorf("scaling up to 10000: delay %v, want 1s", got)
 	}
 }
 
 // TestStatusUpdatesBatched checks that status-only pod changes of a
-// 10,000-pod ReplicaSet (200ms delay) make one sync at the first
+// 10,000-pod ReplicaSet (1s delay) make one sync at the first
 // change's deadline: later changes do not put it off, and are taken in
 // by it.
 func TestStatusUpdatesBatched(t *testing.T) {
@@ -132,45 +138,49 @@ func TestStatusUpdatesBatched(t *testing.T) {
 	r := newHandlerRig(t, rs)
 	pods := []*corev1.Pod{podOf(rs, "big-a", "1"), podOf(rs, "big-b", "2"), podOf(rs, "big-c", "3")}
 
-	r.c.updatePod(pods[0], withReady(pods[0], "11", corev1.ConditionTrue)) // due at 200ms
-	if got := r.ready(t); len(got) != 0 {
+	r.c.updatePod(pods[0], withReady(pods[0], "11", corev1.ConditionTrue)) // due at 1s
+	if got := r.ready(t, 0); len(got) != 0 {
 		t.Fatalf("status change synced at once: %v", got)
 	}
-	// Changes every 50ms, each due 200ms after it, for 300ms.
+	// Changes every 250ms, each due 1s after it, for 1.5s.
 	for i := range 6 {
-		r.clk.Step(50 * time.Millisecond)
+		r.clk.Step(250 * time.Millisecond)
 		p := pods[i%len(pods)]
 		r.c.updatePod(p, withReady(p, "2"+p.ResourceVersion, corev1.ConditionFalse))
-		got := r.ready(t)
-		// Steps of 50ms plus the sentinels' 1ns each: the first
-		// change's 200ms deadline falls in the fourth step.
+		want := 0
+		if i == 3 {
+			want = 1
+		}
+		got := r.ready(t, want)
+		// Steps of 250ms plus the sentinels' 1ns each: the first
+		// change's 1s deadline falls in the fourth step.
 		switch {
 		case i == 3 && !slices.Equal(got, []string{"default/big"}):
-			t.Fatalf("at %dms: ready %v, want one sync of default/big at the first change's deadline", 50*(i+1), got)
+			t.Fatalf("at %dms: ready %v, want one sync of default/big at the first change's deadline", 250*(i+1), got)
 		case i != 3 && len(got) != 0:
-			t.Fatalf("at %dms: ready %v, want nothing", 50*(i+1), got)
+			t.Fatalf("at %dms: ready %v, want nothing", 250*(i+1), got)
 		}
 	}
-	// The changes after the sync are due 200ms after the first of them.
-	r.clk.Step(200 * time.Millisecond)
-	if got := r.ready(t); !slices.Equal(got, []string{"default/big"}) {
+	// The changes after the sync are due 1s after the first of them.
+	r.clk.Step(time.Second)
+	if got := r.ready(t, 1); !slices.Equal(got, []string{"default/big"}) {
 		t.Fatalf("after the last changes: ready %v, want one more sync", got)
 	}
-	r.clk.Step(time.Second)
-	if got := r.ready(t); len(got) != 0 {
+	r.clk.Step(5 * time.Second)
+	if got := r.ready(t, 0); len(got) != 0 {
 		t.Fatalf("ready %v after everything was synced, want nothing", got)
 	}
 }
 
-// TestSmallReplicaSetStatusSyncsAtOnce: 3 pods wait 60µs.
+// TestSmallReplicaSetStatusSyncsAtOnce: 3 pods wait 300µs.
 func TestSmallReplicaSetStatusSyncsAtOnce(t *testing.T) {
 	rs := bigRS("small", 3)
 	r := newHandlerRig(t, rs)
 	p := podOf(rs, "small-a", "1")
 	r.c.updatePod(p, withReady(p, "2", corev1.ConditionTrue))
-	r.clk.Step(60 * time.Microsecond)
-	if got := r.ready(t); !slices.Equal(got, []string{"default/small"}) {
-		t.Fatalf("ready %v 60µs after, want default/small", got)
+	r.clk.Step(300 * time.Microsecond)
+	if got := r.ready(t, 1); !slices.Equal(got, []string{"default/small"}) {
+		t.Fatalf("ready %v 300µs after, want default/small", got)
 	}
 }
 
@@ -283,16 +293,16 @@ func TestReplicaSetStatusWriteBatched(t *testing.T) {
 
 	r := newHandlerRig(t, old)
 	r.c.updateRS(old, statusWrite)
-	if got := r.ready(t); len(got) != 0 {
+	if got := r.ready(t, 0); len(got) != 0 {
 		t.Fatalf("status write synced at once: %v", got)
 	}
-	r.clk.Step(200 * time.Millisecond)
-	if got := r.ready(t); !slices.Equal(got, []string{"default/big"}) {
-		t.Fatalf("200ms after the status write: ready %v, want default/big", got)
+	r.clk.Step(time.Second)
+	if got := r.ready(t, 1); !slices.Equal(got, []string{"default/big"}) {
+		t.Fatalf("1s after the status write: ready %v, want default/big", got)
 	}
 	for name, cur := range map[string]*appsv1.ReplicaSet{"spec": scaled, "resync": old} {
 		r.c.updateRS(old, cur)
-		if got := r.ready(t); !slices.Equal(got, []string{"default/big"}) {
+		if got := r.ready(t, 1); !slices.Equal(got, []string{"default/big"}) {
 			t.Fatalf("%s: ready %v at once, want default/big", name, got)
 		}
 	}
