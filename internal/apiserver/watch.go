@@ -27,7 +27,15 @@ type watcher struct {
 	proto   bool // events in protobuf (then form is formObject)
 	sent    int
 	buf     []byte // the line being written, reused
+	// unflushed counts events written since the last flush: while more
+	// events wait in the channel, they go out together (one TLS record
+	// and write instead of one per event, for every watcher).
+	unflushed int
 }
+
+// maxUnflushed bounds how many events a busy watch stream holds back
+// before it flushes anyway.
+const maxUnflushed = 32
 
 func (h *handler) watch(ctx context.Context) {
 	sel, err := parseSelector(h.r, h.res)
@@ -96,14 +104,19 @@ func (h *handler) watch(ctx context.Context) {
 		}
 	}
 	for {
+		if wt.unflushed > 0 && (len(events) == 0 || wt.unflushed >= maxUnflushed) {
+			wt.flush()
+		}
 		select {
 		case <-ctx.Done():
 			return
 		case ev, ok := <-events:
 			if !ok {
+				wt.flush()
 				return
 			}
 			if !wt.handle(ev, sel, bookmarks) {
+				wt.flush()
 				return
 			}
 		}
@@ -267,7 +280,7 @@ func (wt *watcher) writeRaw(t watch.EventType, object []byte) bool {
 		if _, err := wt.w.Write(buf); err != nil {
 			return false
 		}
-		wt.flush()
+		wt.unflushed++
 		return true
 	}
 	buf := wt.buf[:0]
@@ -280,11 +293,12 @@ func (wt *watcher) writeRaw(t watch.EventType, object []byte) bool {
 	if _, err := wt.w.Write(buf); err != nil {
 		return false
 	}
-	wt.flush()
+	wt.unflushed++
 	return true
 }
 
 func (wt *watcher) flush() {
+	wt.unflushed = 0
 	if wt.flusher != nil {
 		wt.flusher.Flush()
 	}

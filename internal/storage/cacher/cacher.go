@@ -518,7 +518,10 @@ func (c *Cacher) Watch(ctx context.Context, prefix string, fromRevision int64) (
 	c.mu.Unlock()
 	c.cachedWatches.Add(1)
 
-	out := make(chan storage.Event)
+	// Buffered, so that a consumer can tell more events are ready (the
+	// API server then writes them out in one go); a small share of the
+	// queue a watcher may fall behind by.
+	out := make(chan storage.Event, min(watchOutBuffer, c.opts.WatcherQueue/16))
 	go func() {
 		defer close(out)
 		w.run(ctx, out)
@@ -528,6 +531,9 @@ func (c *Cacher) Watch(ctx context.Context, prefix string, fromRevision int64) (
 	}()
 	return out, nil
 }
+
+// watchOutBuffer is the room in a cached watch's channel.
+const watchOutBuffer = 64
 
 func (c *Cacher) innerWatch(ctx context.Context, prefix string, from int64) (<-chan storage.Event, error) {
 	c.innerWatches.Add(1)
