@@ -124,7 +124,10 @@ func (h *handler) verbAllowed(verb string) bool {
 func (h *handler) writeResult(code int, out runtime.Object) {
 	// A client that prefers protobuf gets it for plain objects; one that
 	// asks for a Table or metadata in JSON first gets that.
+	pbForm, pb := protobufForm(h.r)
 	switch want := wantedForm(h.r); {
+	case pb && pbForm != formObject && h.info.Subresource == "":
+		writeProtobuf(h.w, code, toPartialMetadata(out).(runtime.Object))
 	case want == formTable && h.info.Subresource == "":
 		t, err := h.s.toTable(h.res, out, h.r)
 		if err != nil {
@@ -134,7 +137,7 @@ func (h *handler) writeResult(code int, out runtime.Object) {
 		writeJSON(h.w, code, t)
 	case (want == formPartialMetadata || want == formPartialMetadataList) && h.info.Subresource == "":
 		writeJSON(h.w, code, toPartialMetadata(out))
-	case wantsProtobuf(h.r):
+	case pb && pbForm == formObject:
 		writeProtobuf(h.w, code, out)
 	default:
 		writeObject(h.w, code, out)

@@ -1,7 +1,10 @@
 package apiserver_test
 
 import (
+	"bytes"
 	"context"
+	"io"
+	"net/http"
 	"testing"
 	"time"
 
@@ -170,5 +173,51 @@ func TestMetadataInformer(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("informer never saw the configmap created after it synced")
+	}
+}
+
+// TestPartialMetadataInProtobuf: a client asking partial metadata in
+// protobuf first (client-go's metadata client does) gets protobuf, in
+// get, list and watch; a Table asked in protobuf is still JSON.
+func TestPartialMetadataInProtobuf(t *testing.T) {
+	ts := newTestServer(t)
+	ns := ts.namespace(t, "partialmeta-pb")
+	ctx := context.Background()
+	if _, err := ts.client.CoreV1().ConfigMaps(ns).Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "a"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	get := func(path, accept string) (string, []byte) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, ts.url+path, nil)
+		req.Header.Set("Authorization", "Bearer "+adminToken)
+		req.Header.Set("Accept", accept)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		buf := make([]byte, 512)
+		n, _ := io.ReadAtLeast(resp.Body, buf, 8)
+		return resp.Header.Get("Content-Type"), buf[:n]
+	}
+	const meta = ";g=meta.k8s.io;v=v1"
+	for _, tc := range []struct {
+		name, path, accept, wantType, wantIn string
+	}{
+		{"get", "/api/v1/namespaces/" + ns + "/configmaps/a",
+			protobufType + ";as=PartialObjectMetadata" + meta + ",application/json;as=PartialObjectMetadata" + meta, protobufType, "PartialObjectMetadata"},
+		{"list", "/api/v1/namespaces/" + ns + "/configmaps",
+			protobufType + ";as=PartialObjectMetadataList" + meta + ",application/json;as=PartialObjectMetadataList" + meta, protobufType, "PartialObjectMetadataList"},
+		{"watch", "/api/v1/namespaces/" + ns + "/configmaps?watch=1&resourceVersion=0",
+			protobufType + ";as=PartialObjectMetadata" + meta + ",application/json;as=PartialObjectMetadata" + meta, protobufType + ";stream=watch", "PartialObjectMetadata"},
+		{"table", "/api/v1/namespaces/" + ns + "/configmaps",
+			protobufType + ";as=Table" + meta + ",application/json;as=Table" + meta, "application/json", `"kind":"Table"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ct, body := get(tc.path, tc.accept)
+			if ct != tc.wantType || !bytes.Contains(body, []byte(tc.wantIn)) {
+				t.Errorf("Content-Type %q, body %q; want %q containing %q", ct, body, tc.wantType, tc.wantIn)
+			}
+		})
 	}
 }

@@ -21,13 +21,13 @@ import (
 // of protobufType. client-go's protobuf clients expect exactly this.
 const protobufWatchType = protobufType + ";stream=watch"
 
-// wantsProtobuf reports whether the client prefers Kubernetes' protobuf
-// encoding of plain objects: the first media type of its Accept header
-// that Drover can answer is protobuf without an "as" parameter. Tables and
-// partial metadata are served as JSON only, so a protobuf type asking for
-// them is passed over for the JSON type that follows it, as client-go's
-// metadata client sends both.
-func wantsProtobuf(r *http.Request) bool {
+// protobufForm reports whether the client prefers Kubernetes' protobuf
+// encoding, and of what: the first media type of its Accept header that
+// Drover can answer decides. Protobuf is served for plain objects and for
+// partial metadata (as=PartialObjectMetadata[List];g=meta.k8s.io;v=v1, as
+// client-go's metadata client asks first); Tables are JSON only, so a
+// protobuf type asking for one is passed over for the JSON type after it.
+func protobufForm(r *http.Request) (responseForm, bool) {
 	for part := range strings.SplitSeq(r.Header.Get("Accept"), ",") {
 		mt, params, err := mime.ParseMediaType(strings.TrimSpace(part))
 		if err != nil {
@@ -35,14 +35,27 @@ func wantsProtobuf(r *http.Request) bool {
 		}
 		switch mt {
 		case protobufType:
-			if params["as"] == "" {
-				return true
+			metaV1 := params["g"] == metav1.GroupName && params["v"] == "v1"
+			switch as := params["as"]; {
+			case as == "":
+				return formObject, true
+			case as == "PartialObjectMetadata" && metaV1:
+				return formPartialMetadata, true
+			case as == "PartialObjectMetadataList" && metaV1:
+				return formPartialMetadataList, true
 			}
 		case "application/json", "application/yaml", "*/*", "application/*":
-			return false
+			return formObject, false
 		}
 	}
-	return false
+	return formObject, false
+}
+
+// wantsProtobuf reports whether the client prefers plain objects in
+// protobuf.
+func wantsProtobuf(r *http.Request) bool {
+	form, ok := protobufForm(r)
+	return ok && form == formObject
 }
 
 // hasProtobuf reports whether obj's type has a protobuf encoding (all

@@ -85,8 +85,8 @@ func (h *handler) watch(ctx context.Context) {
 	flusher, _ := h.w.(http.Flusher)
 	wt := &watcher{h: h, w: h.w, flusher: flusher, form: wantedForm(h.r)}
 	contentType := "application/json"
-	if wantsProtobuf(h.r) && hasProtobuf(h.res.New()) {
-		wt.proto, wt.form = true, formObject
+	if form, ok := protobufForm(h.r); ok && (form != formObject || hasProtobuf(h.res.New())) {
+		wt.proto, wt.form = true, form
 		contentType = protobufWatchType
 	}
 	h.w.Header().Set("Content-Type", contentType)
