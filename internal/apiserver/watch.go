@@ -29,13 +29,23 @@ type watcher struct {
 	buf     []byte // the line being written, reused
 	// unflushed counts events written since the last flush: while more
 	// events wait in the channel, they go out together (one TLS record
-	// and write instead of one per event, for every watcher).
-	unflushed int
+	// and write instead of one per event, for every watcher). held counts
+	// the events taken from the channel since the first of them, written
+	// or filtered out.
+	unflushed, held int
 }
 
-// maxUnflushed bounds how many events a busy watch stream holds back
-// before it flushes anyway.
-const maxUnflushed = 32
+// maxHeld bounds how many events a busy watch stream takes in while it
+// holds written ones back: a watcher whose selector passes over a steady
+// stream of others' events still gets its own at once.
+const maxHeld = 32
+
+// flushDue reports whether a watch stream with unflushed events written,
+// held events taken in since the first of them, and pending events ready
+// in its channel should flush now.
+func flushDue(unflushed, held, pending int) bool {
+	return unflushed > 0 && (pending == 0 || held >= maxHeld)
+}
 
 func (h *handler) watch(ctx context.Context) {
 	sel, err := parseSelector(h.r, h.res)
@@ -104,7 +114,7 @@ func (h *handler) watch(ctx context.Context) {
 		}
 	}
 	for {
-		if wt.unflushed > 0 && (len(events) == 0 || wt.unflushed >= maxUnflushed) {
+		if flushDue(wt.unflushed, wt.held, len(events)) {
 			wt.flush()
 		}
 		select {
@@ -118,6 +128,9 @@ func (h *handler) watch(ctx context.Context) {
 			if !wt.handle(ev, sel, bookmarks) {
 				wt.flush()
 				return
+			}
+			if wt.unflushed > 0 {
+				wt.held++
 			}
 		}
 	}
@@ -298,7 +311,7 @@ func (wt *watcher) writeRaw(t watch.EventType, object []byte) bool {
 }
 
 func (wt *watcher) flush() {
-	wt.unflushed = 0
+	wt.unflushed, wt.held = 0, 0
 	if wt.flusher != nil {
 		wt.flusher.Flush()
 	}
