@@ -63,16 +63,30 @@ func TestMaxRequestsInFlight(t *testing.T) {
 		}
 		return resp
 	}
-	// hold starts a request that blocks in the handler, and waits until it is in.
+	// hold starts a request that blocks in the handler, and waits until it
+	// is in. A 429 is tried again: the client may see a previous request's
+	// response a moment before the server gives its slot back.
 	hold := func(method, token string) {
 		t.Helper()
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			req, _ := http.NewRequest(method, srv.URL+"/block/x", nil)
-			req.Header.Set("Authorization", "Bearer "+token)
-			if resp, err := http.DefaultClient.Do(req); err == nil {
+			for {
+				req, _ := http.NewRequest(method, srv.URL+"/block/x", nil)
+				req.Header.Set("Authorization", "Bearer "+token)
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					return
+				}
 				resp.Body.Close()
+				if resp.StatusCode != http.StatusTooManyRequests {
+					return
+				}
+				select {
+				case <-unblock:
+					return
+				default:
+				}
 			}
 		}()
 		select {

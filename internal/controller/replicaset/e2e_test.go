@@ -289,6 +289,14 @@ func TestAdoptAndRelease(t *testing.T) {
 		}
 		return nil
 	})
+	// The status from before the release already reads 2/2/2: wait for the
+	// replacement itself first.
+	testenv.Eventually(t, 30*time.Second, func() error {
+		if n := c.created.count("adopt-"); n < 2 {
+			return fmt.Errorf("%d pods created, want 2 (one replacing the released pod)", n)
+		}
+		return nil
+	})
 	c.waitStatus(t, "adopt", 2, 2, 2)
 	if n := c.created.count("adopt-"); n != 2 {
 		t.Errorf("%d pods created, want 2 (one replacing the released pod)", n)
