@@ -37,7 +37,7 @@ func newAgentCommand() *cobra.Command {
 		Short: "Run a node: register it, heartbeat, and run the pods bound to it",
 		Long: `Run a node agent (Drover's kubelet): it registers the node with the API server,
 keeps its lease fresh, runs the pods bound to it with a container runtime and
-reports their status. It serves container logs and usage on --listen.
+reports their status. It serves container logs, usage and its metrics on --listen.
 
 --runtime cri uses containerd (an existing one with --containerd-socket, or
 Drover's own, started in DATA_DIR/containerd); process runs containers as host

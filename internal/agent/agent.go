@@ -46,6 +46,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 
+	"github.com/drover/drover/internal/metrics"
 	"github.com/drover/drover/internal/runtime"
 )
 
@@ -292,8 +293,9 @@ func Run(ctx context.Context, cfg Config) error {
 
 	ctx, cancel = context.WithCancel(ctx)
 	defer cancel()
+	metricsHandler := metrics.ComponentsHandler() // before the pod queue, so that it has metrics
 	a.pods = newPodManager(a)
-	srv := &http.Server{Handler: a.handler(), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: a.handler(metricsHandler), ReadHeaderTimeout: 10 * time.Second}
 	var wg sync.WaitGroup
 	serveErr := make(chan error, 1)
 	wg.Go(func() {

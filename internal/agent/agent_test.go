@@ -489,6 +489,13 @@ func TestLogsAndStatsEndpoint(t *testing.T) {
 	if body, code = get(t, base+"/healthz"); code != http.StatusOK || body != "ok" {
 		t.Errorf("healthz %d %q", code, body)
 	}
+	// The agent's own metrics: its pod queue's and pod start latency.
+	body, code = get(t, base+"/metrics")
+	for _, want := range []string{`workqueue_adds_total{name="pods"}`, "kubelet_pod_start_duration_seconds_count", "go_goroutines"} {
+		if code != http.StatusOK || !strings.Contains(body, want) {
+			t.Errorf("/metrics: %d, no %s in:\n%.2000s", code, want, body)
+		}
+	}
 }
 
 func get(t *testing.T, url string) (string, int) {

@@ -25,11 +25,13 @@ import (
 //	GET /healthz
 //	GET /containerLogs/{namespace}/{pod}/{container}?follow=&previous=&tailLines=&timestamps=&sinceSeconds=&sinceTime=
 //	GET /stats/summary
+//	GET /metrics (work queue, pod start and Go runtime metrics, Prometheus text)
 //
 // It is plain HTTP without authentication for now.
 
-func (a *agent) handler() http.Handler {
+func (a *agent) handler(metrics http.Handler) http.Handler {
 	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", metrics)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok") })
 	mux.HandleFunc("GET /containerLogs/{namespace}/{pod}/{container}", a.serveLogs)
 	stats := &statsCollector{a: a, prev: map[runtime.ContainerID]runtime.ContainerStats{}}

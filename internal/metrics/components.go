@@ -1,10 +1,13 @@
 package metrics
 
 import (
+	"net/http"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"k8s.io/client-go/util/workqueue"
 )
 
@@ -68,7 +71,25 @@ var (
 		wqDepth, wqAdds, wqLatency, wqWork, wqUnfinished, wqLongest, wqRetries,
 	}
 	providerOnce sync.Once
+
+	componentsOnce    sync.Once
+	componentsHandler http.Handler
 )
+
+// ComponentsHandler serves the component metrics, with the Go runtime's
+// and the process's, on a registry of their own: /metrics of a process
+// without an API server (a node agent, a simulated fleet). Call it before
+// creating work queues that should have metrics. One handler serves the
+// whole process.
+func ComponentsHandler() http.Handler {
+	componentsOnce.Do(func() {
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		registerComponents(reg)
+		componentsHandler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
+	})
+	return componentsHandler
+}
 
 // ObserveSchedulingAttempt records one scheduling attempt: its result
 // (ResultScheduled, ResultUnschedulable or ResultError) and how long the
