@@ -51,6 +51,19 @@ func (c *requestCounter) count(prefix string) int {
 	return n
 }
 
+// countingClient is a client of env whose requests counter counts.
+func countingClient(t *testing.T, env *testenv.Env) (*requestCounter, kubernetes.Interface) {
+	t.Helper()
+	counter := &requestCounter{counts: map[string]int{}}
+	cfg := rest.CopyConfig(env.Config)
+	cfg.WrapTransport = counter.wrap
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return counter, client
+}
+
 type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
@@ -61,13 +74,7 @@ func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { retu
 // previous write when the informer has not caught up with it yet.
 func TestStatusWritesDoNotConflict(t *testing.T) {
 	env := testenv.Start(t)
-	counter := &requestCounter{counts: map[string]int{}}
-	cfg := rest.CopyConfig(env.Config)
-	cfg.WrapTransport = counter.wrap
-	client, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	counter, client := countingClient(t, env)
 	startAgent(t, env, sim.New(sim.Config{}), Config{Client: client, BackoffBase: 100 * time.Millisecond, BackoffCap: 200 * time.Millisecond})
 	createPod(t, env, simPod("flappy", map[string]string{sim.AnnotationCrashAfter: "20ms", sim.AnnotationExitCode: "1"}))
 	waitPod(t, env, "flappy", 60*time.Second, func(p *corev1.Pod) error {
@@ -97,13 +104,7 @@ func TestStatusWritesDoNotConflict(t *testing.T) {
 // API writes).
 func TestSimPodReadyInOneWrite(t *testing.T) {
 	env := testenv.Start(t)
-	counter := &requestCounter{counts: map[string]int{}}
-	cfg := rest.CopyConfig(env.Config)
-	cfg.WrapTransport = counter.wrap
-	client, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	counter, client := countingClient(t, env)
 	startAgent(t, env, sim.New(sim.Config{}), Config{Client: client})
 	createPod(t, env, simPod("plain", nil))
 	waitPod(t, env, "plain", 30*time.Second, podReady)
