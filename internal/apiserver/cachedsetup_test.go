@@ -4,18 +4,13 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"net/http/httptest"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
-
 	"github.com/drover/drover/internal/apiserver"
-	"github.com/drover/drover/internal/auth"
 	"github.com/drover/drover/internal/registry"
 	"github.com/drover/drover/internal/storage"
 	"github.com/drover/drover/internal/storage/cacher"
@@ -118,21 +113,8 @@ func newCachedTestServer(t testing.TB) *cachedTestServer {
 		gated.release()
 		m.Close()
 	})
-	authn := auth.NewTokenAuthenticator()
-	authn.Add(adminToken, auth.User{Name: "admin", Groups: []string{"system:masters"}})
-	h, err := apiserver.New(apiserver.Config{Storage: m, Resources: registry.All(), Authenticator: authn, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(h)
-	t.Cleanup(srv.Close)
-	cfg := &rest.Config{Host: srv.URL, BearerToken: adminToken, QPS: -1}
-	client, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
 	ts := &cachedTestServer{
-		testServer: &testServer{server: h, url: srv.URL, config: cfg, client: client, store: shared.store},
+		testServer: serveOver(t, m),
 		gated:      gated,
 		cache:      m,
 	}

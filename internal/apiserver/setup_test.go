@@ -62,10 +62,18 @@ type testServer struct {
 
 func newTestServer(t testing.TB) *testServer {
 	t.Helper()
+	return serveOver(t, shared.store)
+}
+
+// serveOver starts an API server with every resource over backend (the
+// shared etcd, or something in front of it), an admin token, and a
+// client-go client; store is the shared etcd either way.
+func serveOver(t testing.TB, backend storage.Interface) *testServer {
+	t.Helper()
 	authn := auth.NewTokenAuthenticator()
 	authn.Add(adminToken, auth.User{Name: "admin", Groups: []string{"system:masters"}})
 	h, err := apiserver.New(apiserver.Config{
-		Storage:       shared.store,
+		Storage:       backend,
 		Resources:     registry.All(),
 		Authenticator: authn,
 		Logger:        slog.New(slog.NewTextHandler(io.Discard, nil)),
