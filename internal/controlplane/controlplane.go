@@ -456,7 +456,13 @@ func startEtcd(ctx context.Context, cfg Config, cluster *clusterSetup, peerTLS *
 		return nil, nil, nil, err
 	}
 	elog.Info("embedded etcd member ready", "endpoints", member.Endpoints())
-	return member.Client(), member.Err(), func() {
+	client := member.Client()
+	if !cluster.ha() {
+		// Alone in its cluster, the member is called in process: no gRPC
+		// hop. The store owns and closes this client.
+		client = member.InProcessClient()
+	}
+	return client, member.Err(), func() {
 		if err := member.Close(); err != nil {
 			elog.Warn("stopping etcd", "err", err)
 		}

@@ -25,6 +25,7 @@ import (
 	"go.etcd.io/etcd/client/pkg/v3/transport"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
+	"go.etcd.io/etcd/server/v3/etcdserver/api/v3client"
 	"go.uber.org/zap"
 )
 
@@ -192,6 +193,17 @@ func (m *Member) watch() {
 // Client returns a client connected to this member. The member owns it;
 // Close closes it (closing it earlier, e.g. via a store built on it, is fine).
 func (m *Member) Client() *clientv3.Client { return m.client }
+
+// InProcessClient returns a new client that calls this member's server
+// directly, as etcd's own gateway does: no gRPC, no sockets, and requests and
+// responses are passed as they are rather than encoded. The profile of the
+// API server under load showed the gRPC hop at a tenth of its CPU.
+//
+// It is for a member alone in its cluster only: clientv3.WithRequireLeader
+// is enforced by the server's gRPC interceptors, which this client bypasses,
+// and a lone member always leads once it is ready. Clients of a cluster of
+// several members use Client. The caller closes it, before Close.
+func (m *Member) InProcessClient() *clientv3.Client { return v3client.New(m.etcd.Server) }
 
 // ID returns the member's ID in its cluster.
 func (m *Member) ID() uint64 { return uint64(m.etcd.Server.MemberID()) }

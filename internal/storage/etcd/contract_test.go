@@ -13,3 +13,18 @@ func TestContract(t *testing.T) {
 		return newStore(tb, Options{ProgressInterval: opts.ProgressInterval})
 	})
 }
+
+// TestContractInProcess runs the contract on a Store whose client calls the
+// member's server in process (embedded.Member.InProcessClient), as a single
+// server's control plane does.
+func TestContractInProcess(t *testing.T) {
+	storagetest.Run(t, func(tb testing.TB, _ string, opts storagetest.Options) storage.Interface {
+		s := New(member.InProcessClient(), Options{ProgressInterval: opts.ProgressInterval})
+		tb.Cleanup(func() {
+			if err := s.Close(); err != nil {
+				tb.Errorf("Close: %v", err)
+			}
+		})
+		return s
+	})
+}
