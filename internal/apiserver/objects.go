@@ -6,12 +6,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"strconv"
 	"sync"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
@@ -105,6 +107,8 @@ func (o *objectStore) encode(res *registry.Resource, obj runtime.Object) ([]byte
 			return nil, apierrors.NewBadRequest(fmt.Sprintf("converting to storage version: %v", err))
 		}
 		obj = converted
+	} else if c, ok := shallowCopy(obj); ok {
+		obj = c
 	} else {
 		obj = obj.DeepCopyObject()
 	}
@@ -119,6 +123,27 @@ func (o *objectStore) encode(res *registry.Resource, obj runtime.Object) ([]byte
 		return encodeProtobuf(obj)
 	}
 	return json.Marshal(obj)
+}
+
+var objectMetaType = reflect.TypeFor[metav1.ObjectMeta]()
+
+// shallowCopy copies obj's top-level struct only, sharing everything below
+// it: enough for encode to clear resourceVersion and set the kind on the
+// copy, as those live in TypeMeta and ObjectMeta, held by value, at a
+// fraction of a deep copy's cost. False for kinds that do not hold their
+// metadata so (unstructured objects).
+func shallowCopy(obj runtime.Object) (runtime.Object, bool) {
+	v := reflect.ValueOf(obj)
+	if v.Kind() != reflect.Pointer || v.IsNil() || v.Elem().Kind() != reflect.Struct {
+		return nil, false
+	}
+	if f, ok := v.Elem().Type().FieldByName("ObjectMeta"); !ok || f.Type != objectMetaType || len(f.Index) != 1 {
+		return nil, false
+	}
+	c := reflect.New(v.Elem().Type())
+	c.Elem().Set(v.Elem())
+	out, ok := c.Interface().(runtime.Object)
+	return out, ok
 }
 
 // protobufPrefix starts every value in Kubernetes' enveloped protobuf.
@@ -136,12 +161,19 @@ func unmarshalStored(value []byte, obj runtime.Object) error {
 }
 
 func (o *objectStore) get(ctx context.Context, res *registry.Resource, namespace, name string) (runtime.Object, int64, error) {
+	obj, kv, err := o.getStored(ctx, res, namespace, name)
+	return obj, kv.Revision, err
+}
+
+// getStored is get that also returns the stored value, for a writer to
+// tell whether its new value changes anything.
+func (o *objectStore) getStored(ctx context.Context, res *registry.Resource, namespace, name string) (runtime.Object, storage.KeyValue, error) {
 	kv, err := o.s.Get(ctx, objectKey(res, namespace, name))
 	if err != nil {
-		return nil, 0, storageError(err, res, name)
+		return nil, storage.KeyValue{}, storageError(err, res, name)
 	}
 	obj, err := o.decode(res, kv.Value, kv.Revision)
-	return obj, kv.Revision, err
+	return obj, kv, err
 }
 
 // storageError maps storage errors to API errors.
@@ -181,20 +213,26 @@ type cachedGetter interface {
 // older than the stored one: callers write conditionally on its revision or
 // confirm with get.
 func (o *objectStore) getCached(res *registry.Resource, namespace, name string) (runtime.Object, int64, bool) {
+	obj, kv, ok := o.getCachedStored(res, namespace, name)
+	return obj, kv.Revision, ok
+}
+
+// getCachedStored is getCached that also returns the cached value.
+func (o *objectStore) getCachedStored(res *registry.Resource, namespace, name string) (runtime.Object, storage.KeyValue, bool) {
 	cg, ok := o.s.(cachedGetter)
 	if !ok {
-		return nil, 0, false
+		return nil, storage.KeyValue{}, false
 	}
 	kv, ok := cg.GetCached(objectKey(res, namespace, name))
 	if !ok {
-		return nil, 0, false
+		return nil, storage.KeyValue{}, false
 	}
 	obj, err := o.decode(res, kv.Value, kv.Revision)
 	if err != nil {
 		// Etcd holds the same bytes: let the caller read and report them.
-		return nil, 0, false
+		return nil, storage.KeyValue{}, false
 	}
-	return obj, kv.Revision, true
+	return obj, kv, true
 }
 
 // terminatingTTL bounds how long a namespace deletion made through this
