@@ -47,10 +47,13 @@ const (
 	DefaultConcurrency = 64
 	// MaxScrapesPerSecond lengthens the interval of big clusters: each
 	// scrape costs the agent a summary of all its pods and the server its
-	// decoding, and at 1,000 nodes every 5s that was an eighth of a
-	// simulated fleet's CPU. 500 nodes keep the 5s resolution; 5,000 get
-	// 50s, still under metrics-server's default of 60s.
-	MaxScrapesPerSecond = 100
+	// decoding; at 500 nodes every 5s that was 3% of the control plane's
+	// CPU and as much of a simulated fleet's. 100 nodes keep the 5s
+	// resolution, 500 get 25s, and no cluster more than MaxInterval.
+	MaxScrapesPerSecond = 20
+	// MaxInterval is metrics-server's default resolution, the longest
+	// interval IntervalFor picks.
+	MaxInterval = time.Minute
 )
 
 // GroupName is the API group served.
@@ -162,9 +165,9 @@ func (s *Server) Run(ctx context.Context) error {
 
 // IntervalFor is the scrape interval for a cluster of n nodes: interval,
 // or longer, so that no more than MaxScrapesPerSecond nodes are scraped a
-// second.
+// second, up to MaxInterval.
 func IntervalFor(interval time.Duration, n int) time.Duration {
-	return max(interval, time.Duration(n)*time.Second/MaxScrapesPerSecond)
+	return max(interval, min(time.Duration(n)*time.Second/MaxScrapesPerSecond, MaxInterval))
 }
 
 // trimPod keeps a pod's identity, labels, node and phase.

@@ -79,8 +79,8 @@ func TestIntervalFor(t *testing.T) {
 		nodes int
 		want  time.Duration
 	}{
-		{0, 5 * time.Second}, {1, 5 * time.Second}, {500, 5 * time.Second},
-		{1000, 10 * time.Second}, {5000, 50 * time.Second},
+		{0, 5 * time.Second}, {1, 5 * time.Second}, {100, 5 * time.Second},
+		{500, 25 * time.Second}, {1000, 50 * time.Second}, {5000, time.Minute},
 	} {
 		if got := IntervalFor(5*time.Second, c.nodes); got != c.want {
 			t.Errorf("IntervalFor(5s, %d) = %v, want %v", c.nodes, got, c.want)
