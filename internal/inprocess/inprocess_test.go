@@ -40,6 +40,18 @@ func waitGoroutines(t *testing.T, before int) {
 	}
 }
 
+// within receives from ch, failing the test if nothing comes in 10s.
+func within[T any](t *testing.T, ch <-chan T, what string) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(10 * time.Second):
+		t.Fatalf("timed out waiting for %s", what)
+		panic("unreachable")
+	}
+}
+
 func TestRequestAsServerSeesIt(t *testing.T) {
 	type seen struct {
 		method, uri, path, query, host, remote, proto, auth, body string
@@ -87,7 +99,7 @@ func TestRequestAsServerSeesIt(t *testing.T) {
 	if resp.Request != req {
 		t.Errorf("resp.Request is not the client's request")
 	}
-	s := <-got
+	s := within(t, got, "the request")
 	want := seen{"POST", "/api/v1/namespaces/a/configmaps?fieldManager=x", "/api/v1/namespaces/a/configmaps", "fieldManager=x", "inprocess", inprocess.RemoteAddr, "HTTP/1.1", "Bearer tok", "hello",
 		1, 1, 5, false, ""}
 	if s != want {
@@ -225,7 +237,7 @@ func TestStreaming(t *testing.T) {
 	if rest, err := io.ReadAll(lines); err != nil || len(rest) != 0 {
 		t.Errorf("after the last chunk: %q, %v; want EOF", rest, err)
 	}
-	<-handlerDone
+	within(t, handlerDone, "the handler to end")
 	resp.Body.Close()
 	waitGoroutines(t, before)
 }
@@ -291,10 +303,10 @@ func TestCloseBodyEndsHandler(t *testing.T) {
 		t.Fatalf("read %q, %v", line, err)
 	}
 	resp.Body.Close()
-	if err := <-cause; !errors.Is(err, inprocess.ErrBodyClosed) {
+	if err := within(t, cause, "the handler's context to end"); !errors.Is(err, inprocess.ErrBodyClosed) {
 		t.Errorf("handler context cause %v, want ErrBodyClosed", err)
 	}
-	if err := <-writeErr; !errors.Is(err, inprocess.ErrBodyClosed) {
+	if err := within(t, writeErr, "the handler's write"); !errors.Is(err, inprocess.ErrBodyClosed) {
 		t.Errorf("write after close: %v, want ErrBodyClosed", err)
 	}
 	if _, err := resp.Body.Read(make([]byte, 1)); err == nil {
@@ -329,12 +341,12 @@ func TestClientContextEndsHandler(t *testing.T) {
 			}
 			done <- err
 		}()
-		<-started
+		within(t, started, "the handler to start")
 		cancel()
-		if err := <-done; !errors.Is(err, context.Canceled) {
+		if err := within(t, done, "the client"); !errors.Is(err, context.Canceled) {
 			t.Errorf("flush %v: client got %v, want context.Canceled", flush, err)
 		}
-		<-ended
+		within(t, ended, "the handler to end")
 	}
 	waitGoroutines(t, before)
 }
@@ -384,7 +396,7 @@ func TestHijackAndUpgradeRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if err := <-hijackErr; !errors.Is(err, inprocess.ErrHijack) {
+	if err := within(t, hijackErr, "Hijack"); !errors.Is(err, inprocess.ErrHijack) {
 		t.Errorf("Hijack: %v, want ErrHijack", err)
 	}
 	req, _ := http.NewRequest(http.MethodPost, "http://inprocess/api/v1/namespaces/a/pods/p/exec", nil)
