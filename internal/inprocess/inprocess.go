@@ -91,6 +91,10 @@ type Transport struct {
 	// Logger, if set, receives handler panics (other than
 	// http.ErrAbortHandler); slog.Default() otherwise.
 	Logger *slog.Logger
+	// BaseContext, if set, ends every handler's context when it ends, as
+	// http.Server's BaseContext does for a server's handlers: a server
+	// shutting down can stop in-process watches with the others.
+	BaseContext context.Context
 }
 
 // New returns a Transport that serves requests with h.
@@ -112,6 +116,16 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancelCause(clientCtx)
+	if t.BaseContext != nil {
+		if err := t.BaseContext.Err(); err != nil {
+			cancel(nil)
+			closeBody(req)
+			return nil, fmt.Errorf("inprocess: server stopped: %w", err)
+		}
+		stop := context.AfterFunc(t.BaseContext, func() { cancel(context.Cause(t.BaseContext)) })
+		cancelAll := cancel
+		cancel = func(cause error) { stop(); cancelAll(cause) }
+	}
 	sreq := serverRequest(req, ctx)
 	w := &responseWriter{
 		clientReq: req,

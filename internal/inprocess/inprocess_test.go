@@ -430,3 +430,33 @@ func TestLargeUnflushedResponseStreams(t *testing.T) {
 		t.Errorf("read %d bytes, %v; want %d", n, err, total)
 	}
 }
+
+// TestBaseContextEndsHandlers: ending the Transport's BaseContext ends the
+// handlers it is serving, and later requests fail.
+func TestBaseContextEndsHandlers(t *testing.T) {
+	before := runtime.NumGoroutine()
+	base, stop := context.WithCancel(context.Background())
+	ended := make(chan error, 1)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.(http.Flusher).Flush()
+		<-r.Context().Done()
+		ended <- r.Context().Err()
+	})
+	c := &http.Client{Transport: &inprocess.Transport{Handler: h, BaseContext: base}}
+	resp, err := c.Get("http://inprocess/watch")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop()
+	if err := within(t, ended, "the handler to end"); !errors.Is(err, context.Canceled) {
+		t.Errorf("handler context: %v, want context.Canceled", err)
+	}
+	if _, err := io.ReadAll(resp.Body); err != nil {
+		t.Errorf("reading the ended stream: %v, want EOF", err)
+	}
+	resp.Body.Close()
+	if _, err := c.Get("http://inprocess/"); !errors.Is(err, context.Canceled) {
+		t.Errorf("request after the base context ended: %v, want context.Canceled", err)
+	}
+	waitGoroutines(t, before)
+}
