@@ -132,7 +132,7 @@ func upAgentConfig(ctx context.Context, c controlplane.Clients, dataDir, nodeNam
 		return nil, fmt.Errorf("node token: %w", err)
 	}
 	j := controlplane.NodeJoin{
-		Server: c.Config.Host, Token: strings.TrimSpace(string(token)), NodeName: nodeName,
+		Server: c.URL, Token: strings.TrimSpace(string(token)), NodeName: nodeName,
 		Dir: filepath.Join(dataDir, "agent", agentPKIDir), Logger: log,
 	}
 	cfg, err := controlplane.NodeCredentials(ctx, j)

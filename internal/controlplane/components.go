@@ -45,7 +45,9 @@ type Component struct {
 }
 
 // Clients are the admin's API clients, shared by in-process components.
-// They reach the API server over HTTPS like any other client.
+// They call the API server's handler in process (see package inprocess):
+// as the admin, through the same authentication, authorization and
+// admission as any client, without TLS or sockets.
 type Clients struct {
 	Kube    kubernetes.Interface
 	Dynamic dynamic.Interface
@@ -53,15 +55,19 @@ type Clients struct {
 	Metadata metadata.Interface
 	// Discovery caches discovery documents in memory.
 	Discovery discovery.CachedDiscoveryInterface
-	// Config is the admin client configuration; copy before changing.
+	// Config is the admin client configuration; copy before changing. It
+	// reaches this server only, in process: its Host is no address.
 	Config *rest.Config
+	// URL is the API server's address on the network, for what must go
+	// through it (a node joining).
+	URL string
 	// Informers is set for leader-only components only: the informer
 	// factory shared by the components marked SharedInformers during the
 	// current leadership term. They must not shut it down.
 	Informers informers.SharedInformerFactory
 }
 
-func newClients(cfg *rest.Config) (Clients, error) {
+func newClients(cfg *rest.Config, url string) (Clients, error) {
 	kube, err := kubernetes.NewForConfig(kubeclient.Protobuf(cfg))
 	if err != nil {
 		return Clients{}, fmt.Errorf("admin client: %w", err)
@@ -80,6 +86,7 @@ func newClients(cfg *rest.Config) (Clients, error) {
 		Metadata:  md,
 		Discovery: memory.NewMemCacheClient(kube.Discovery()),
 		Config:    cfg,
+		URL:       url,
 	}, nil
 }
 

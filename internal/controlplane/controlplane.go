@@ -29,6 +29,7 @@ import (
 	"github.com/drover/drover/internal/apiserver"
 	"github.com/drover/drover/internal/auth"
 	"github.com/drover/drover/internal/authz"
+	"github.com/drover/drover/internal/inprocess"
 	"github.com/drover/drover/internal/metrics"
 	"github.com/drover/drover/internal/metricsapi"
 	"github.com/drover/drover/internal/registry"
@@ -269,8 +270,9 @@ func run(ctx context.Context, cfg Config) error {
 	handler.Mount(PprofPrefix, pprofHandler(authn))
 	baseCtx, cancelBase := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelBase()
+	fullHandler := NewNodeJoinHandler(cluster.handler(handler, ca, authn, token), ca, cfg.DataDir, log.With("component", "nodejoin"))
 	srv := &http.Server{
-		Handler: NewNodeJoinHandler(cluster.handler(handler, ca, authn, token), ca, cfg.DataDir, log.With("component", "nodejoin")),
+		Handler: fullHandler,
 		TLSConfig: &tls.Config{
 			MinVersion:   tls.VersionTLS12,
 			Certificates: []tls.Certificate{serving},
@@ -303,7 +305,15 @@ func run(ctx context.Context, cfg Config) error {
 	// In-process components share one server: client-go's default of 5
 	// requests/s would throttle a 1,000-pod rollout to minutes.
 	restCfg.QPS, restCfg.Burst = 2000, 4000
-	clients, err := newClients(restCfg)
+	// They call its handler directly rather than over TLS and HTTP/2 on
+	// loopback (a sixth of the control plane's CPU under load), as the
+	// admin all the same; restCfg stays the network's, for Info.
+	inProcessCfg := &rest.Config{
+		Host: "http://inprocess", BearerToken: token, UserAgent: restCfg.UserAgent,
+		QPS: restCfg.QPS, Burst: restCfg.Burst,
+		Transport: &inprocess.Transport{Handler: fullHandler, BaseContext: baseCtx, Logger: log.With("component", "inprocess")},
+	}
+	clients, err := newClients(inProcessCfg, url)
 	if err != nil {
 		shutdownHTTP(srv, cancelBase, log)
 		return err

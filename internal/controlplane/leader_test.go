@@ -106,7 +106,7 @@ func TestOnlyTheLeaderActs(t *testing.T) {
 		return nil
 	})
 	// The lease names the leader.
-	clients, err := newClients(servers["one"].info.RestConfig)
+	clients, err := newClients(servers["one"].info.RestConfig, servers["one"].info.URL)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,7 +132,7 @@ func TestOnlyTheLeaderActs(t *testing.T) {
 	servers[leader].stop(t)
 	// A cleanly stopped leader has released its lease before it stopped
 	// serving (its elector's connection is its own, closed first).
-	otherClients, err := newClients(servers[other].info.RestConfig)
+	otherClients, err := newClients(servers[other].info.RestConfig, servers[other].info.URL)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -65,11 +65,11 @@ func baseTransport(t *testing.T, kube kubernetes.Interface) *http.Transport {
 // the leader elector's client must not be among them.
 func TestLeaderElectionClientHasItsOwnConnection(t *testing.T) {
 	cfg := &rest.Config{Host: "https://127.0.0.1:1", BearerToken: "t", TLSClientConfig: rest.TLSClientConfig{Insecure: true}, QPS: 2000, Burst: 4000}
-	a, err := newClients(cfg)
+	a, err := newClients(cfg, cfg.Host)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := newClients(rest.CopyConfig(cfg))
+	b, err := newClients(rest.CopyConfig(cfg), cfg.Host)
 	if err != nil {
 		t.Fatal(err)
 	}
