@@ -311,7 +311,8 @@ func run(ctx context.Context, cfg Config) error {
 	inProcessCfg := &rest.Config{
 		Host: "http://inprocess", BearerToken: token, UserAgent: restCfg.UserAgent,
 		QPS: restCfg.QPS, Burst: restCfg.Burst,
-		Transport: &inprocess.Transport{Handler: fullHandler, BaseContext: baseCtx, Logger: log.With("component", "inprocess")},
+		Transport: &inprocess.Transport{Handler: fullHandler, BaseContext: baseCtx, Logger: log.With("component", "inprocess"),
+			MaxConcurrent: inProcessMaxConcurrent},
 	}
 	clients, err := newClients(inProcessCfg, url)
 	if err != nil {
@@ -427,6 +428,13 @@ func run(ctx context.Context, cfg Config) error {
 	// Deferred: the store, then etcd.
 	return runErr
 }
+
+// inProcessMaxConcurrent bounds the in-process components' requests served
+// at once, as their shared HTTP/2 connection's stream limit did: enough to
+// keep two cores busy, and well under the server's in-flight limits (200
+// mutating), so that a burst of theirs (a big ReplicaSet's creations) leaves
+// nodes' status writes room rather than 429s.
+const inProcessMaxConcurrent = 64
 
 // startEtcd connects to external etcd or starts the embedded member, and
 // checks that it answers. It returns a client, a channel reporting the

@@ -95,6 +95,18 @@ type Transport struct {
 	// http.Server's BaseContext does for a server's handlers: a server
 	// shutting down can stop in-process watches with the others.
 	BaseContext context.Context
+	// MaxConcurrent, if positive, bounds the requests being served at
+	// once, as a connection's stream limit does over HTTP/2: a request
+	// waits for a slot (or its context's end) before its handler runs,
+	// and frees it once its response is handed over, so watches and
+	// other streams hold none while they stream. Without a bound, a
+	// burst of in-process requests would take every slot of the
+	// server's in-flight limit, and network clients (nodes) would get
+	// 429s.
+	MaxConcurrent int
+
+	slotsOnce sync.Once
+	slots     chan struct{}
 }
 
 // New returns a Transport that serves requests with h.
@@ -126,6 +138,16 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		cancelAll := cancel
 		cancel = func(cause error) { stop(); cancelAll(cause) }
 	}
+	if slots := t.slotChan(); slots != nil {
+		select {
+		case slots <- struct{}{}:
+			defer func() { <-slots }()
+		case <-ctx.Done():
+			cancel(nil)
+			closeBody(req)
+			return nil, context.Cause(ctx)
+		}
+	}
 	sreq := serverRequest(req, ctx)
 	w := &responseWriter{
 		clientReq: req,
@@ -147,6 +169,16 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		w.closeBody()
 		return nil, clientCtx.Err()
 	}
+}
+
+// slotChan returns the semaphore of MaxConcurrent, nil without a bound.
+func (t *Transport) slotChan() chan struct{} {
+	t.slotsOnce.Do(func() {
+		if t.MaxConcurrent > 0 {
+			t.slots = make(chan struct{}, t.MaxConcurrent)
+		}
+	})
+	return t.slots
 }
 
 // serverRequest is req as a server would hand it to its handler.

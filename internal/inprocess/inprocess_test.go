@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -459,4 +460,130 @@ func TestBaseContextEndsHandlers(t *testing.T) {
 		t.Errorf("request after the base context ended: %v, want context.Canceled", err)
 	}
 	waitGoroutines(t, before)
+}
+
+// TestMaxConcurrent: no more handlers run at once than MaxConcurrent; the
+// others wait for a slot and are all served once slots free up.
+func TestMaxConcurrent(t *testing.T) {
+	const bound, requests = 2, 10
+	var (
+		mu          sync.Mutex
+		running     int
+		maxRunning  int
+		release     = make(chan struct{})
+		twoInside   = make(chan struct{})
+		signalTwice sync.Once
+	)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		running++
+		maxRunning = max(maxRunning, running)
+		if running == bound {
+			signalTwice.Do(func() { close(twoInside) })
+		}
+		mu.Unlock()
+		<-release
+		mu.Lock()
+		running--
+		mu.Unlock()
+	})
+	c := &http.Client{Transport: &inprocess.Transport{Handler: h, MaxConcurrent: bound}}
+	errs := make(chan error, requests)
+	for range requests {
+		go func() {
+			resp, err := c.Get("http://inprocess/")
+			if err == nil {
+				resp.Body.Close()
+			}
+			errs <- err
+		}()
+	}
+	within(t, twoInside, "two handlers to run")
+	close(release)
+	for range requests {
+		if err := within(t, errs, "a response"); err != nil {
+			t.Error(err)
+		}
+	}
+	if maxRunning != bound {
+		t.Errorf("%d handlers ran at once, want %d", maxRunning, bound)
+	}
+}
+
+// TestStreamHoldsNoSlot: a streaming response frees its slot once handed
+// over, so a watch does not keep other requests waiting.
+func TestStreamHoldsNoSlot(t *testing.T) {
+	stop := make(chan struct{})
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/watch" {
+			w.WriteHeader(http.StatusOK)
+			w.(http.Flusher).Flush()
+			select {
+			case <-stop:
+			case <-r.Context().Done():
+			}
+			return
+		}
+		fmt.Fprint(w, "ok")
+	})
+	c := &http.Client{Transport: &inprocess.Transport{Handler: h, MaxConcurrent: 1}}
+	watch, err := c.Get("http://inprocess/watch")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer close(stop)
+	defer watch.Body.Close()
+	done := make(chan string, 1)
+	go func() {
+		resp, err := c.Get("http://inprocess/other")
+		if err != nil {
+			done <- err.Error()
+			return
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		done <- string(b)
+	}()
+	if got := within(t, done, "a request while a stream runs"); got != "ok" {
+		t.Errorf("got %q", got)
+	}
+}
+
+// TestWaitingForSlotEndsWithContext: a request waiting for a slot gives up
+// when its context ends.
+func TestWaitingForSlotEndsWithContext(t *testing.T) {
+	release := make(chan struct{})
+	entered := make(chan struct{}, 1)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		entered <- struct{}{}
+		<-release
+	})
+	c := &http.Client{Transport: &inprocess.Transport{Handler: h, MaxConcurrent: 1}}
+	first := make(chan error, 1)
+	go func() {
+		resp, err := c.Get("http://inprocess/")
+		if err == nil {
+			resp.Body.Close()
+		}
+		first <- err
+	}()
+	within(t, entered, "the first handler")
+	ctx, cancel := context.WithCancel(context.Background())
+	second := make(chan error, 1)
+	go func() {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://inprocess/", nil)
+		resp, err := c.Do(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		second <- err
+	}()
+	cancel()
+	if err := within(t, second, "the waiting request to give up"); !errors.Is(err, context.Canceled) {
+		t.Errorf("waiting request: %v, want context.Canceled", err)
+	}
+	close(release)
+	if err := within(t, first, "the first request"); err != nil {
+		t.Error(err)
+	}
 }
