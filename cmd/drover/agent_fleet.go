@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"runtime/pprof"
 
 	"github.com/spf13/cobra"
@@ -43,6 +44,10 @@ func (s *simFleetFlags) add(f *pflag.FlagSet) {
 	f.StringVar(&s.cpuProfile, "sim-cpuprofile", "", "write a CPU profile of the fleet to this file until it stops (with --nodes)")
 }
 
+// fleetGCPercent is the simulated fleet's GOGC unless the environment sets
+// one.
+const fleetGCPercent = 200
+
 // run is `drover agent --runtime sim --nodes N`: a fleet of simulated
 // nodes sharing one client, with no workload of its own, like KWOK.
 func (s *simFleetFlags) run(cmd *cobra.Command, rtName string, restCfg *rest.Config, acfg agent.Config) error {
@@ -52,6 +57,12 @@ func (s *simFleetFlags) run(cmd *cobra.Command, rtName string, restCfg *rest.Con
 	capacity, err := simCapacity(s.cpu, s.memory, s.pods)
 	if err != nil {
 		return err
+	}
+	if os.Getenv("GOGC") == "" {
+		// A simulator, not a node: it trades memory for CPU, which the
+		// control plane it loads shares on a small machine (GC was a
+		// fifth of a 500-node fleet's CPU at Go's default of 100).
+		debug.SetGCPercent(fleetGCPercent)
 	}
 	restCfg = rest.CopyConfig(restCfg)
 	restCfg.QPS, restCfg.Burst = fleetQPS, fleetBurst

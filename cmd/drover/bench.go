@@ -19,6 +19,7 @@ func newBenchCommand() *cobra.Command {
 		cfg        bench.Config
 		output     string
 		cpuProfile string
+		memProfile string
 	)
 	cmd := &cobra.Command{
 		Use:   "bench",
@@ -55,6 +56,13 @@ reported apart from the fleet's.`,
 			if err != nil {
 				return err
 			}
+			if memProfile != "" {
+				// Everything allocated since the process started (its
+				// alloc_space/alloc_objects views): what feeds the GC.
+				if err := writeProfile(memProfile, "allocs"); err != nil {
+					return fmt.Errorf("--memprofile: %w", err)
+				}
+			}
 			res.WriteTable(cmd.OutOrStdout())
 			if output != "" {
 				b, err := json.MarshalIndent(res, "", "  ")
@@ -81,6 +89,20 @@ reported apart from the fleet's.`,
 	f.DurationVar(&cfg.Timeout, "timeout", bench.DefaultTimeout, "give up after this long")
 	f.StringVar(&output, "output", "", "write the figures as JSON to this file")
 	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of this process during the workload to this file")
+	f.StringVar(&memProfile, "memprofile", "", "write an allocation profile of this process (control plane and bench) to this file when the workload is done")
 	f.StringVar(&cfg.FleetCPUProfile, "fleet-cpuprofile", "", "with --fleet child: write a CPU profile of the fleet process to this file")
 	return cmd
+}
+
+// writeProfile writes the named runtime/pprof profile to path.
+func writeProfile(path, name string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := pprof.Lookup(name).WriteTo(f, 0); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
