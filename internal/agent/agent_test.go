@@ -55,7 +55,9 @@ func startAgent(t testing.TB, env *testenv.Env, rt runtime.Runtime, cfg Config) 
 	}
 	cfg.ListenAddr = "127.0.0.1:0"
 	cfg.NodeIP = "127.0.0.1"
-	cfg.ResyncInterval = 50 * time.Millisecond
+	if cfg.ResyncInterval == 0 {
+		cfg.ResyncInterval = 50 * time.Millisecond
+	}
 	ready := make(chan Info, 1)
 	cfg.Ready = func(i Info) { ready <- i }
 	ctx, cancel := context.WithCancel(context.Background())

@@ -37,6 +37,13 @@ const managedBy = "drover"
 // errVolumes marks a failure to set up a pod's volumes.
 var errVolumes = errors.New("volumes")
 
+// logDirectoryMaker is implemented by runtimes that make a sandbox's log
+// directory themselves (sim, which writes a log only once it is read); the
+// agent makes it for the others before running the sandbox.
+type logDirectoryMaker interface {
+	MakesLogDirectory() bool
+}
+
 // defaultGrace is the termination grace period when a pod names none.
 const defaultGrace = 30 * time.Second
 
@@ -74,6 +81,14 @@ type podState struct {
 	// agent's last status write: the informer's copy may not have caught
 	// up with it yet, and writing from the older one would conflict.
 	writtenRV string
+	// syncedRV is the resourceVersion of the pod as the last sync left it
+	// (its status write's, if it wrote) and nextSync when that sync asked
+	// to look again: a sync of the same pod before then has nothing to do.
+	syncedRV string
+	nextSync time.Time
+	// echoRV is writtenRV for ownWrite, which runs on the informer's
+	// goroutine: guarded by podManager.mu.
+	echoRV string
 	// lastBackoffEvent is the exit a BackOff event was sent for.
 	lastBackoffEvent BackoffEntry
 }
@@ -106,7 +121,11 @@ func (m *podManager) run(ctx context.Context) error {
 	}
 	base := cache.ResourceEventHandlerFuncs{
 		AddFunc:    enqueue,
-		UpdateFunc: func(_, obj any) { enqueue(obj) },
+		UpdateFunc: func(_, obj any) {
+			if !m.ownWrite(obj) {
+				enqueue(obj)
+			}
+		},
 		DeleteFunc: enqueue,
 	}
 	var handler cache.ResourceEventHandler = base
@@ -172,6 +191,25 @@ func (m *podManager) onNode(obj any) bool {
 	}
 	p, ok := obj.(*corev1.Pod)
 	return ok && p.Spec.NodeName == m.a.cfg.NodeName
+}
+
+// ownWrite tells whether obj is the pod as the agent's last status write
+// left it: the watch's echo of that write, which holds nothing the agent
+// did not know when it wrote, so syncing it again would find nothing to do.
+// Any other change to the pod comes with a resourceVersion of its own.
+func (m *podManager) ownWrite(obj any) bool {
+	p, ok := obj.(*corev1.Pod)
+	if !ok || p.DeletionTimestamp != nil {
+		return false
+	}
+	key, err := cache.MetaNamespaceKeyFunc(p)
+	if err != nil {
+		return false
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	st := m.states[key]
+	return st != nil && st.uid == p.UID && st.echoRV != "" && st.echoRV == p.ResourceVersion
 }
 
 // work syncs one pod key; false once the queue is shut down.
@@ -352,6 +390,13 @@ func (r *podRun) wakeAt(t time.Time) {
 // containers, probes, restarts, status.
 func (m *podManager) syncPod(ctx context.Context, pod *corev1.Pod, st *podState) (time.Duration, error) {
 	now := time.Now()
+	if pod.ResourceVersion == st.syncedRV && now.Before(st.nextSync) {
+		// Nothing changed since the last sync (this is the watch's echo of
+		// its status write) and nothing is due before it said: look again
+		// when it said.
+		return st.nextSync.Sub(now), nil
+	}
+	st.syncedRV = ""
 	r := &podRun{m: m, pod: pod, st: st, now: now, next: now.Add(m.a.cfg.ResyncInterval), views: map[string]containerView{}}
 	r.lookup = envLookup{
 		ConfigMap: func(ns, name string) (*corev1.ConfigMap, error) {
@@ -427,6 +472,10 @@ func (m *podManager) syncPod(ctx context.Context, pod *corev1.Pod, st *podState)
 	if m.a.cfg.synced != nil {
 		m.a.cfg.synced(pod.Namespace+"/"+pod.Name, wrote)
 	}
+	st.syncedRV, st.nextSync = pod.ResourceVersion, r.next
+	if wrote {
+		st.syncedRV = st.writtenRV
+	}
 	return max(time.Until(r.next), 10*time.Millisecond), nil
 }
 
@@ -472,8 +521,10 @@ func (r *podRun) ensureSandbox(ctx context.Context) error {
 		// Only a new sandbox takes a resolver configuration: no need to
 		// read the host's on every sync of a running pod.
 		r.sbCfg.DNS = m.podDNS(pod)
-		if err := os.MkdirAll(r.sbCfg.LogDirectory, 0o755); err != nil {
-			return fmt.Errorf("log directory: %w", err)
+		if lm, ok := m.rt.(logDirectoryMaker); !ok || !lm.MakesLogDirectory() {
+			if err := os.MkdirAll(r.sbCfg.LogDirectory, 0o755); err != nil {
+				return fmt.Errorf("log directory: %w", err)
+			}
 		}
 		id, err := m.rt.RunPodSandbox(ctx, r.sbCfg)
 		if err != nil {
@@ -850,6 +901,9 @@ func (m *podManager) writeStatus(ctx context.Context, pod *corev1.Pod, st *podSt
 		return false, fmt.Errorf("update status: %w", err)
 	}
 	st.writtenRV = updated.ResourceVersion
+	m.mu.Lock()
+	st.echoRV = updated.ResourceVersion
+	m.mu.Unlock()
 	if status.Phase == corev1.PodRunning && pod.Status.Phase != corev1.PodRunning && (st.written == nil || st.written.Phase != corev1.PodRunning) {
 		metrics.ObservePodStart(time.Since(st.seen))
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
@@ -145,5 +146,75 @@ func TestLatestStatusPrefersOwnNewerWrite(t *testing.T) {
 	}
 	if got := latestStatus(stale, &podState{}); got != stale {
 		t.Error("nothing written yet: want the informer's copy")
+	}
+}
+
+// syncCounter counts each pod's full syncs (Config.synced).
+type syncCounter struct {
+	mu     sync.Mutex
+	syncs  map[string]int
+	writes map[string]int
+}
+
+func newSyncCounter() *syncCounter {
+	return &syncCounter{syncs: map[string]int{}, writes: map[string]int{}}
+}
+
+func (c *syncCounter) synced(key string, wrote bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.syncs[key]++
+	if wrote {
+		c.writes[key]++
+	}
+}
+
+func (c *syncCounter) get(key string) (syncs, writes int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.syncs[key], c.writes[key]
+}
+
+// The watch's echo of the agent's own status write is not synced again:
+// a simulated pod that goes Running and Ready is synced once (and written
+// once) until its resync is due, while a change someone else makes to the
+// pod is synced at once.
+func TestOwnStatusWriteIsNotSyncedAgain(t *testing.T) {
+	env := testenv.Start(t)
+	counter := newSyncCounter()
+	// One worker: pods are synced in the order of their events, so once a
+	// later pod has been synced, the earlier pod's echo has been handled.
+	startAgent(t, env, sim.New(sim.Config{}), Config{Workers: 1, ResyncInterval: time.Hour, synced: counter.synced})
+	createPod(t, env, simPod("once", nil))
+	waitPod(t, env, "once", 30*time.Second, podReady)
+	createPod(t, env, simPod("later", nil))
+	waitPod(t, env, "later", 30*time.Second, podReady)
+	testenv.Eventually(t, 10*time.Second, func() error {
+		if s, _ := counter.get("default/later"); s == 0 {
+			return errors.New("later not synced yet")
+		}
+		return nil
+	})
+	if s, w := counter.get("default/once"); s != 1 || w != 1 {
+		t.Errorf("pod synced %d times with %d status writes until Ready and after, want 1 and 1", s, w)
+	}
+
+	// A change of someone else's is synced.
+	p, err := env.Kube.CoreV1().Pods("default").Get(t.Context(), "once", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Labels = map[string]string{"touched": "yes"}
+	if _, err := env.Kube.CoreV1().Pods("default").Update(t.Context(), p, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 30*time.Second, func() error {
+		if s, _ := counter.get("default/once"); s < 2 {
+			return fmt.Errorf("%d syncs after a label change, want 2", s)
+		}
+		return nil
+	})
+	if _, w := counter.get("default/once"); w != 1 {
+		t.Errorf("%d status writes after a label change, want still 1", w)
 	}
 }

@@ -20,6 +20,7 @@ package sim
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -120,7 +121,14 @@ type sandbox struct {
 type container struct {
 	status  runtime.ContainerStatus
 	logPath string
-	script  script
+	// logPending holds the log entries not yet in the file at logPath:
+	// the file (and its directories) is only made when the log is first
+	// read, as a fleet of thousands of simulated containers that nobody
+	// reads the logs of otherwise spent a twentieth of its CPU in mkdir
+	// and open.
+	logPending []byte
+	logFlushed bool
+	script     script
 }
 
 // script is what the annotations ask of a container.
@@ -480,21 +488,57 @@ func (r *Runtime) exit(c *container, at time.Time, code int32, reason string) {
 	r.log(c, at, fmt.Sprintf("sim: container %s attempt %d exited with code %d", c.status.Name, c.status.Attempt, code))
 }
 
-// log appends one line to the container's log file, if it has one.
+// log appends one line to the container's log, if it has one: to the file
+// once the log has been read, else to what is pending for it.
 func (r *Runtime) log(c *container, at time.Time, line string) {
 	if c.logPath == "" {
 		return
 	}
-	if err := os.MkdirAll(filepath.Dir(c.logPath), 0o755); err != nil {
+	entry := runtime.AppendLogEntry(nil, runtime.LogEntry{Time: at, Stream: runtime.Stdout, Content: []byte(line)})
+	if !c.logFlushed {
+		c.logPending = append(c.logPending, entry...)
 		return
 	}
-	f, err := os.OpenFile(c.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return
-	}
-	defer f.Close()
-	f.Write(runtime.AppendLogEntry(nil, runtime.LogEntry{Time: at, Stream: runtime.Stdout, Content: []byte(line)}))
+	appendFile(c.logPath, entry)
 }
+
+// flushLog writes the container's pending log entries to its log file,
+// making the file and its directories; from then on log appends to it.
+func (r *Runtime) flushLog(c *container) error {
+	if c.logFlushed {
+		return nil
+	}
+	if err := appendFile(c.logPath, c.logPending); err != nil {
+		return fmt.Errorf("sim: container %s log: %w", c.status.ID, err)
+	}
+	c.logPending, c.logFlushed = nil, true
+	return nil
+}
+
+// appendFile appends b to the file at path, making it and its directories
+// if need be.
+func appendFile(path string, b []byte) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if errors.Is(err, os.ErrNotExist) {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			return err
+		}
+		f, err = os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	}
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(b)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// MakesLogDirectory reports that the runtime makes a sandbox's log
+// directory itself, when a log in it is first read: the agent need not
+// make it for every sandbox.
+func (r *Runtime) MakesLogDirectory() bool { return true }
 
 // StopContainer stops a container: with a grace period it exits 0 as an
 // application handling SIGTERM would, without one it is killed (137).
@@ -608,6 +652,9 @@ func (r *Runtime) ContainerLogs(ctx context.Context, id runtime.ContainerID, opt
 	var path string
 	if err == nil {
 		path = c.logPath
+		if path != "" {
+			err = r.flushLog(c)
+		}
 	}
 	r.mu.Unlock()
 	if err != nil {

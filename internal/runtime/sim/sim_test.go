@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"io"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -151,6 +153,48 @@ func TestLogs(t *testing.T) {
 	}
 	if got := string(b); !strings.Contains(got, "app attempt 0 started\n") || !strings.Contains(got, "exited with code 1\n") {
 		t.Errorf("logs %q", got)
+	}
+}
+
+// A log is kept in memory until it is first read: no directory or file is
+// made for it before, and what is logged after the first read reaches the
+// file (and a follower).
+func TestLogsAreWrittenWhenFirstRead(t *testing.T) {
+	ctx := context.Background()
+	c := &clock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	rt := sim.New(sim.Config{Now: c.Now})
+	dir := filepath.Join(t.TempDir(), "default_p_u1")
+	_, id := start(t, rt, map[string]string{sim.AnnotationCrashAfter: "5s"}, dir)
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("log directory made before any read: %v", err)
+	}
+	r, err := rt.ContainerLogs(ctx, id, runtime.LogOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(r)
+	r.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(b); !strings.Contains(got, "app attempt 0 started\n") || strings.Contains(got, "exited") {
+		t.Errorf("logs of the running container %q, want the start line only", got)
+	}
+	if _, err := os.Stat(filepath.Join(dir, runtime.ContainerLogPath("app", 0))); err != nil {
+		t.Errorf("log file after a read: %v", err)
+	}
+	r, err = rt.ContainerLogs(ctx, id, runtime.LogOptions{Follow: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	c.Add(6 * time.Second) // the follower sees the crash and its line
+	b, err = io.ReadAll(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(b); strings.Count(got, "started\n") != 1 || !strings.Contains(got, "exited with code 1\n") {
+		t.Errorf("followed logs %q, want the start line once and the exit line", got)
 	}
 }
 
