@@ -120,7 +120,7 @@ func (m *podManager) run(ctx context.Context) error {
 		}
 	}
 	base := cache.ResourceEventHandlerFuncs{
-		AddFunc:    enqueue,
+		AddFunc: enqueue,
 		UpdateFunc: func(_, obj any) {
 			if !m.ownWrite(obj) {
 				enqueue(obj)
