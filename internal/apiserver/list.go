@@ -31,11 +31,17 @@ func (s selector) empty() bool { return s.labels.Empty() && s.fields.Empty() }
 // cannot select on are refused with 400 as upstream does.
 func parseSelector(r *http.Request, res *registry.Resource) (selector, error) {
 	q := r.URL.Query()
-	ls, err := labels.Parse(q.Get("labelSelector"))
+	return newSelector(res, q.Get("labelSelector"), q.Get("fieldSelector"))
+}
+
+// newSelector parses a label and a field selector for res, refusing
+// fields res cannot be selected by.
+func newSelector(res *registry.Resource, labelSelector, fieldSelector string) (selector, error) {
+	ls, err := labels.Parse(labelSelector)
 	if err != nil {
 		return selector{}, apierrors.NewBadRequest(fmt.Sprintf("unable to parse requirement: %v", err))
 	}
-	fs, err := fields.ParseSelector(q.Get("fieldSelector"))
+	fs, err := fields.ParseSelector(fieldSelector)
 	if err != nil {
 		return selector{}, apierrors.NewBadRequest(fmt.Sprintf("invalid field selector: %v", err))
 	}

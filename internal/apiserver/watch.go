@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
 
+	"github.com/drover/drover/internal/registry"
 	"github.com/drover/drover/internal/storage"
 )
 
@@ -54,42 +55,18 @@ func (h *handler) watch(ctx context.Context) {
 		return
 	}
 	q := h.r.URL.Query()
-	timeout := 30 * time.Minute
+	var timeout int64
 	if v := q.Get("timeoutSeconds"); v != "" {
-		secs, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || secs < 0 {
+		if timeout, err = strconv.ParseInt(v, 10, 64); err != nil || timeout < 0 {
 			writeError(h.w, apierrors.NewBadRequest(fmt.Sprintf("invalid timeoutSeconds %q", v)))
 			return
 		}
-		if secs > 0 {
-			timeout = time.Duration(secs) * time.Second
-		}
 	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+	ctx, cancel := context.WithTimeout(ctx, watchTimeout(timeout))
 	defer cancel()
-
-	rv := q.Get("resourceVersion")
-	sendInitial := isTrue(q.Get("sendInitialEvents"))
-	bookmarks := isTrue(q.Get("allowWatchBookmarks"))
-	prefix := keyPrefix(h.res, h.info.Namespace)
-	var (
-		initial  []runtime.Object
-		startRev int64
-	)
-	if rv == "" || rv == "0" || sendInitial {
-		items, rev, _, _, err := h.s.listObjects(ctx, h.res, prefix, storage.ListOptions{}, 0, sel)
-		if err != nil {
-			writeError(h.w, err)
-			return
-		}
-		initial, startRev = items, rev
-	} else if startRev, err = strconv.ParseInt(rv, 10, 64); err != nil {
-		writeError(h.w, apierrors.NewBadRequest(fmt.Sprintf("invalid resourceVersion %q", rv)))
-		return
-	}
-	events, err := h.s.cfg.Storage.Watch(ctx, prefix, startRev)
+	start, err := h.s.startWatch(ctx, h.res, h.info.Namespace, sel, q.Get("resourceVersion"), isTrue(q.Get("sendInitialEvents")), isTrue(q.Get("allowWatchBookmarks")))
 	if err != nil {
-		writeError(h.w, storageError(err, h.res, ""))
+		writeError(h.w, err)
 		return
 	}
 	flusher, _ := h.w.(http.Flusher)
@@ -103,16 +80,17 @@ func (h *handler) watch(ctx context.Context) {
 	h.w.Header().Set("Transfer-Encoding", "chunked")
 	h.w.WriteHeader(http.StatusOK)
 	wt.flush()
-	for _, obj := range initial {
+	for _, obj := range start.initial {
 		if !wt.send(watch.Added, obj) {
 			return
 		}
 	}
-	if sendInitial && bookmarks {
-		if !wt.bookmark(startRev, true) {
+	if start.sendInitial && start.bookmarks {
+		if !wt.bookmark(start.rev, true) {
 			return
 		}
 	}
+	events := start.events
 	for {
 		if flushDue(wt.unflushed, wt.held, len(events)) {
 			wt.flush()
@@ -125,7 +103,7 @@ func (h *handler) watch(ctx context.Context) {
 				wt.flush()
 				return
 			}
-			if !wt.handle(ev, sel, bookmarks) {
+			if !wt.handle(ev, sel, start.bookmarks) {
 				wt.flush()
 				return
 			}
@@ -136,10 +114,54 @@ func (h *handler) watch(ctx context.Context) {
 	}
 }
 
+// watchTimeout is how long a watch asking for timeoutSeconds lasts: as
+// asked, or 30 minutes.
+func watchTimeout(seconds int64) time.Duration {
+	if seconds > 0 {
+		return time.Duration(seconds) * time.Second
+	}
+	return 30 * time.Minute
+}
+
+// watchStart is how a watch begins: the objects it first sends as ADDED
+// (all that match, when it starts without a resourceVersion or asks for
+// initial events), the revision it follows from, and the storage events.
+type watchStart struct {
+	initial                []runtime.Object
+	rev                    int64
+	events                 <-chan storage.Event
+	sendInitial, bookmarks bool
+}
+
+// startWatch starts watching res in namespace (all when empty) for
+// objects matching sel, from resourceVersion rv.
+func (s *server) startWatch(ctx context.Context, res *registry.Resource, namespace string, sel selector, rv string, sendInitial, bookmarks bool) (watchStart, error) {
+	start := watchStart{sendInitial: sendInitial, bookmarks: bookmarks}
+	prefix := keyPrefix(res, namespace)
+	if rv == "" || rv == "0" || sendInitial {
+		items, rev, _, _, err := s.listObjects(ctx, res, prefix, storage.ListOptions{}, 0, sel)
+		if err != nil {
+			return watchStart{}, err
+		}
+		start.initial, start.rev = items, rev
+	} else {
+		rev, err := strconv.ParseInt(rv, 10, 64)
+		if err != nil {
+			return watchStart{}, apierrors.NewBadRequest(fmt.Sprintf("invalid resourceVersion %q", rv))
+		}
+		start.rev = rev
+	}
+	events, err := s.cfg.Storage.Watch(ctx, prefix, start.rev)
+	if err != nil {
+		return watchStart{}, storageError(err, res, "")
+	}
+	start.events = events
+	return start, nil
+}
+
 // handle turns a storage event into what this client sees: events are
 // filtered by the selector, and an object leaving the selection is DELETED.
 func (wt *watcher) handle(ev storage.Event, sel selector, bookmarks bool) bool {
-	res := wt.h.res
 	switch ev.Type {
 	case storage.Progress:
 		if bookmarks {
@@ -147,42 +169,59 @@ func (wt *watcher) handle(ev storage.Event, sel selector, bookmarks bool) bool {
 		}
 		return true
 	case storage.Error:
-		status := apierrors.NewInternalError(ev.Err)
-		if errors.Is(ev.Err, storage.ErrCompacted) {
-			status = apierrors.NewResourceExpired(fmt.Sprintf("too old resource version: %s", wt.h.r.URL.Query().Get("resourceVersion")))
-		}
-		s := status.ErrStatus
-		s.Kind, s.APIVersion = "Status", "v1"
+		s := watchErrorStatus(ev.Err, wt.h.r.URL.Query().Get("resourceVersion"))
 		data, err := wt.encode(&s)
 		if err == nil {
 			wt.writeRaw(watch.Error, data)
 		}
 		return false
 	}
+	if t, entry, ok := wt.h.s.route(wt.h.res, ev, sel); ok {
+		return wt.sendShared(t, entry)
+	}
+	return true
+}
+
+// watchErrorStatus is the Status a watch ends with on a storage error: 410
+// Expired when the revision it follows was compacted.
+func watchErrorStatus(err error, rv string) metav1.Status {
+	status := apierrors.NewInternalError(err)
+	if errors.Is(err, storage.ErrCompacted) {
+		status = apierrors.NewResourceExpired(fmt.Sprintf("too old resource version: %s", rv))
+	}
+	s := status.ErrStatus
+	s.Kind, s.APIVersion = "Status", "v1"
+	return s
+}
+
+// route decides what a watcher selecting sel sees of a storage event that
+// adds, modifies or deletes an object: the event type and the memo entry
+// holding the object, or false for nothing. An object leaving the
+// selection is DELETED for it, one entering it ADDED.
+func (s *server) route(res *registry.Resource, ev storage.Event, sel selector) (watch.EventType, *memoEntry, bool) {
 	// Every watcher of this resource sees the same event: decode (and
-	// below, encode) it once for all of them.
-	memo := wt.h.s.memo
-	cur := memo.entry(memoKey{res: res, key: ev.Key, rev: ev.Revision})
-	obj, err := cur.decoded(func() (runtime.Object, error) { return wt.h.s.store.decode(res, ev.Value, ev.Revision) })
+	// later, encode) it once for all of them.
+	cur := s.memo.entry(memoKey{res: res, key: ev.Key, rev: ev.Revision})
+	obj, err := cur.decoded(func() (runtime.Object, error) { return s.store.decode(res, ev.Value, ev.Revision) })
 	if err != nil {
-		wt.h.s.log.Error("watch: decoding event", "key", ev.Key, "err", err)
-		return true
+		s.log.Error("watch: decoding event", "key", ev.Key, "err", err)
+		return "", nil, false
 	}
 	switch ev.Type {
 	case storage.Added:
 		if sel.matches(res, obj) {
-			return wt.sendShared(watch.Added, cur)
+			return watch.Added, cur, true
 		}
 	case storage.Deleted:
 		if sel.matches(res, obj) {
-			return wt.sendShared(watch.Deleted, cur)
+			return watch.Deleted, cur, true
 		}
 	case storage.Modified:
 		newMatch, oldMatch := sel.matches(res, obj), true
 		if !sel.empty() && ev.PrevValue != nil {
-			prevEntry := memo.entry(memoKey{res: res, key: ev.Key, rev: ev.Revision, prev: true})
+			prevEntry := s.memo.entry(memoKey{res: res, key: ev.Key, rev: ev.Revision, prev: true})
 			if prev, err := prevEntry.decoded(func() (runtime.Object, error) {
-				return wt.h.s.store.decode(res, ev.PrevValue, ev.Revision)
+				return s.store.decode(res, ev.PrevValue, ev.Revision)
 			}); err == nil {
 				oldMatch = sel.matches(res, prev)
 			}
@@ -191,30 +230,37 @@ func (wt *watcher) handle(ev storage.Event, sel selector, bookmarks bool) bool {
 		}
 		switch {
 		case newMatch && oldMatch:
-			return wt.sendShared(watch.Modified, cur)
+			return watch.Modified, cur, true
 		case newMatch:
-			return wt.sendShared(watch.Added, cur)
+			return watch.Added, cur, true
 		case oldMatch:
-			return wt.sendShared(watch.Deleted, cur)
+			return watch.Deleted, cur, true
 		}
 	}
-	return true
+	return "", nil, false
 }
 
 // bookmark tells the client every change up to rev has been sent.
 func (wt *watcher) bookmark(rev int64, initialEventsEnd bool) bool {
-	obj := wt.h.res.New()
+	data, err := wt.encode(bookmarkIn(wt.form, bookmarkObject(wt.h.res, rev, initialEventsEnd)))
+	if err != nil {
+		return false
+	}
+	return wt.writeRaw(watch.Bookmark, data)
+}
+
+// bookmarkObject is the object of a BOOKMARK event at rev: only its kind
+// and resourceVersion are set, and the annotation that ends the initial
+// events when it does.
+func bookmarkObject(res *registry.Resource, rev int64, initialEventsEnd bool) runtime.Object {
+	obj := res.New()
 	acc, _ := meta.Accessor(obj)
 	acc.SetResourceVersion(strconv.FormatInt(rev, 10))
 	if initialEventsEnd {
 		acc.SetAnnotations(map[string]string{metav1.InitialEventsAnnotationKey: "true"})
 	}
-	obj.GetObjectKind().SetGroupVersionKind(wt.h.res.GroupVersionKind())
-	data, err := wt.encode(bookmarkIn(wt.form, obj))
-	if err != nil {
-		return false
-	}
-	return wt.writeRaw(watch.Bookmark, data)
+	obj.GetObjectKind().SetGroupVersionKind(res.GroupVersionKind())
+	return obj
 }
 
 // encode encodes an event's object in the stream's encoding.

@@ -61,6 +61,11 @@ type Clients struct {
 	// URL is the API server's address on the network, for what must go
 	// through it (a node joining).
 	URL string
+	// InformerClient is the client informers list and watch through: Kube
+	// with pods watched straight from the API server's watch cache (see
+	// localWatchClient); nil means Kube. Objects it watches are shared
+	// with the server and must not be modified.
+	InformerClient kubernetes.Interface
 	// Informers is set for leader-only components only: the informer
 	// factory shared by the components marked SharedInformers during the
 	// current leadership term. They must not shut it down.
@@ -145,4 +150,12 @@ func arrange(comps []Component, le LeaderElection, released func()) []Component 
 		released() // no election: nothing to release
 	}
 	return always
+}
+
+// informerClient returns InformerClient, or Kube when there is none.
+func (c Clients) informerClient() kubernetes.Interface {
+	if c.InformerClient != nil {
+		return c.InformerClient
+	}
+	return c.Kube
 }

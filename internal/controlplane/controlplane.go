@@ -319,6 +319,7 @@ func run(ctx context.Context, cfg Config) error {
 		shutdownHTTP(srv, cancelBase, log)
 		return err
 	}
+	clients.InformerClient = localWatchClient{Interface: clients.Kube, watch: handler.Watch}
 	if err := ensureNamespaces(ctx, clients.Kube, bootstrapTimeout); err != nil {
 		shutdownHTTP(srv, cancelBase, log)
 		return err
@@ -343,7 +344,7 @@ func run(ctx context.Context, cfg Config) error {
 	}
 	compErr := make(chan error, 1)
 	var wg sync.WaitGroup
-	metricsServer := metricsapi.New(clients.Kube, log.With("component", "metrics-api"), metricsapi.Options{})
+	metricsServer := metricsapi.New(clients.informerClient(), log.With("component", "metrics-api"), metricsapi.Options{})
 	resourceMetrics.set(metricsServer.Handler())
 	scraper := Component{Name: "metrics-api", Run: func(ctx context.Context, _ Clients, _ *slog.Logger) error {
 		return metricsServer.Run(ctx)

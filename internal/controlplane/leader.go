@@ -162,7 +162,7 @@ func leaderComponent(cfg LeaderElection, comps []Component, released func()) Com
 								sharers++
 							}
 						}
-						shared := newTermInformers(clients.Kube, sharers, leadCtx.Done())
+						shared := newTermInformers(clients.informerClient(), sharers, leadCtx.Done())
 						termClients := clients
 						termClients.Informers = shared
 						var term sync.WaitGroup
