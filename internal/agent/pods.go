@@ -44,6 +44,14 @@ type logDirectoryMaker interface {
 	MakesLogDirectory() bool
 }
 
+// changeForecaster is implemented by runtimes whose containers change by
+// themselves only as scripted (sim): NextChange is when a running
+// container will next change state by itself, zero if it will not. The
+// agent looks at the pod then, rather than waiting for its resync.
+type changeForecaster interface {
+	NextChange(id runtime.ContainerID) time.Time
+}
+
 // defaultGrace is the termination grace period when a pod names none.
 const defaultGrace = 30 * time.Second
 
@@ -571,6 +579,11 @@ func (r *podRun) view(ctx context.Context, name string) (containerView, error) {
 // containers and restart policies that say so) and probes it.
 func (r *podRun) drive(ctx context.Context, c *corev1.Container, v containerView, isInit bool) containerView {
 	v = r.act(ctx, c, v, isInit)
+	if f, ok := r.m.rt.(changeForecaster); ok && v.Current != nil && v.Current.State == runtime.ContainerRunning {
+		if t := f.NextChange(v.Current.ID); !t.IsZero() {
+			r.wakeAt(t)
+		}
+	}
 	if !isInit && v.Current != nil && v.Current.State == runtime.ContainerRunning {
 		// Probes that are due run now, even on a container just started,
 		// so a pod can go Running and Ready in one status write.

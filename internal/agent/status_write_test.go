@@ -218,3 +218,22 @@ func TestOwnStatusWriteIsNotSyncedAgain(t *testing.T) {
 		t.Errorf("%d status writes after a label change, want still 1", w)
 	}
 }
+
+// A simulated container's scripted exit is seen when it happens, not at
+// the pod's next resync.
+func TestSimCrashSeenBeforeResync(t *testing.T) {
+	env := testenv.Start(t)
+	startAgent(t, env, sim.New(sim.Config{}), Config{ResyncInterval: time.Hour})
+	p := simPod("brief", map[string]string{sim.AnnotationCrashAfter: "300ms", sim.AnnotationExitCode: "3"})
+	p.Spec.RestartPolicy = corev1.RestartPolicyNever
+	createPod(t, env, p)
+	waitPod(t, env, "brief", 30*time.Second, func(p *corev1.Pod) error {
+		if p.Status.Phase != corev1.PodFailed {
+			return fmt.Errorf("phase %s, want Failed", p.Status.Phase)
+		}
+		if cs := p.Status.ContainerStatuses; len(cs) != 1 || cs[0].State.Terminated == nil || cs[0].State.Terminated.ExitCode != 3 {
+			return fmt.Errorf("container statuses %+v, want terminated with 3", cs)
+		}
+		return nil
+	})
+}

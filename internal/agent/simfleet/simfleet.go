@@ -45,11 +45,13 @@ const (
 	DefaultWorkers      = 4
 	DefaultStartWorkers = 32
 	// DefaultResyncInterval is how often a simulated node looks at a pod
-	// it runs when nothing about the pod changed: a simulated container's
-	// exit or failing probe (sim's annotations) shows within it. A real
-	// agent's second would have a fleet of thousands of pods spend as
+	// it runs when nothing about the pod changed, the kubelet's default
+	// syncFrequency. A simulated container's scripted exit is seen when it
+	// happens (the sim runtime forecasts it) and its probes are asked on
+	// their own schedule, so nothing in a simulated pod waits for it; a
+	// real agent's second would have a fleet of thousands of pods spend as
 	// much CPU re-reading unchanged pods as the control plane spends in all.
-	DefaultResyncInterval = 10 * time.Second
+	DefaultResyncInterval = time.Minute
 	// DefaultNodeStatusInterval is how often a simulated node rewrites its
 	// unchanged status, as the kubelet's nodeStatusReportFrequency: its
 	// Lease says it is alive, and a fleet of hundreds of nodes writing

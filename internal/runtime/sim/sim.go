@@ -603,6 +603,25 @@ func (r *Runtime) get(id runtime.ContainerID) (*container, error) {
 	return c, nil
 }
 
+// NextChange reports when a running container will next change state by
+// itself: when AnnotationCrashAfter makes it exit. It is zero if the
+// container does not run or its script lets it run for good. (What its
+// probes answer changes too, with AnnotationReadyAfter and
+// AnnotationUnhealthyAfter, but probes are asked on their own schedule.)
+func (r *Runtime) NextChange(id runtime.ContainerID) time.Time {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c, ok := r.containers[id]
+	if !ok {
+		return time.Time{}
+	}
+	r.settle(c, r.now())
+	if c.status.State != runtime.ContainerRunning || c.script.crashAfter <= 0 {
+		return time.Time{}
+	}
+	return c.status.StartedAt.Add(c.script.crashAfter)
+}
+
 // ContainerStatus reports a container.
 func (r *Runtime) ContainerStatus(_ context.Context, id runtime.ContainerID) (runtime.ContainerStatus, error) {
 	r.mu.Lock()

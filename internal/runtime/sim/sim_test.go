@@ -198,6 +198,28 @@ func TestLogsAreWrittenWhenFirstRead(t *testing.T) {
 	}
 }
 
+func TestNextChange(t *testing.T) {
+	c := &clock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	rt := sim.New(sim.Config{Now: c.Now})
+	started := c.Now()
+	_, crashes := start(t, rt, map[string]string{sim.AnnotationCrashAfter: "5s"}, "")
+	if got, want := rt.NextChange(crashes), started.Add(5*time.Second); !got.Equal(want) {
+		t.Errorf("NextChange of a container crashing after 5s = %v, want %v", got, want)
+	}
+	c.Add(6 * time.Second) // it has exited: nothing more happens by itself
+	if got := rt.NextChange(crashes); !got.IsZero() {
+		t.Errorf("NextChange of an exited container = %v, want zero", got)
+	}
+	rt2 := sim.New(sim.Config{Now: c.Now})
+	_, steady := start(t, rt2, map[string]string{sim.AnnotationReadyAfter: "1s"}, "")
+	if got := rt2.NextChange(steady); !got.IsZero() {
+		t.Errorf("NextChange of a container that runs for good = %v, want zero", got)
+	}
+	if got := rt2.NextChange("nope"); !got.IsZero() {
+		t.Errorf("NextChange of an unknown container = %v, want zero", got)
+	}
+}
+
 // The agent lists a pod's containers on every sync; this is its cost on a
 // node with 100 pods.
 func BenchmarkListContainers(b *testing.B) {
