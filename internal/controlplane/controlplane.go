@@ -23,6 +23,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/uuid"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
@@ -135,6 +136,11 @@ type Info struct {
 	// NodeToken lets agents join (drover agent --server URL --token T);
 	// it is kept in DataDir/node-token.
 	NodeToken string
+	// LocalClient is an admin client for callers in this process: it calls
+	// the API server's handler directly and watches pods from its watch
+	// cache, whose objects it shares (see Clients.InformerClient): what it
+	// watches must not be modified.
+	LocalClient kubernetes.Interface
 }
 
 // Run starts the control plane and serves until ctx is done, then shuts down
@@ -390,7 +396,8 @@ func run(ctx context.Context, cfg Config) error {
 	}
 
 	if cfg.Ready != nil {
-		info := Info{Addr: ln.Addr(), URL: url, KubeconfigPath: kubeconfig, RestConfig: rest.CopyConfig(restCfg), ServerName: cluster.name, NodeToken: nodeTok.String()}
+		info := Info{Addr: ln.Addr(), URL: url, KubeconfigPath: kubeconfig, RestConfig: rest.CopyConfig(restCfg), ServerName: cluster.name, NodeToken: nodeTok.String(),
+			LocalClient: clients.InformerClient}
 		if cluster.joinTok.Secret != "" {
 			info.JoinToken = cluster.joinTok.String()
 		}
