@@ -321,8 +321,9 @@ func (s *server) namespaces() *registry.Resource {
 	return s.resources[coreV1.WithResource("namespaces")]
 }
 
-// updateFunc computes the new object from the current one; it returns an
-// API error to refuse the update.
+// updateFunc computes the new object from the current one, which it owns
+// (it may change and return it); it returns an API error to refuse the
+// update.
 type updateFunc func(cur runtime.Object) (runtime.Object, error)
 
 // guaranteedUpdate applies tryUpdate to the current object and stores the
@@ -364,7 +365,11 @@ func (s *server) guaranteedUpdate(ctx context.Context, res *registry.Resource, n
 		return err
 	}
 	for attempt := 0; ; attempt++ {
-		next, err := tryUpdate(cur.DeepCopyObject())
+		// cur is this attempt's own decode and is not used once tryUpdate
+		// has it (whether the write changes anything is told by the
+		// stored bytes, and every retry reads cur again): tryUpdate may
+		// change it and return it, with no copy.
+		next, err := tryUpdate(cur)
 		if err == nil {
 			err = s.admit(ctx, next)
 		}
