@@ -78,7 +78,8 @@ type podManager struct {
 // it can be lost (agent restart) without harm.
 type podState struct {
 	uid         types.UID
-	seen        time.Time // first sync, for the pod start metric
+	uidLabels   map[string]string // uidLabels(uid), which the runtime lists by
+	seen        time.Time         // first sync, for the pod start metric
 	probes      map[probeKey]ProbeState
 	backoff     map[string]BackoffEntry
 	volumes     map[string]string
@@ -280,7 +281,7 @@ func (m *podManager) sync(ctx context.Context, key string) (time.Duration, error
 		return 0, nil
 	}
 	if st == nil {
-		st = &podState{uid: pod.UID, seen: time.Now(), probes: map[probeKey]ProbeState{}, backoff: map[string]BackoffEntry{}}
+		st = &podState{uid: pod.UID, uidLabels: uidLabels(pod.UID), seen: time.Now(), probes: map[probeKey]ProbeState{}, backoff: map[string]BackoffEntry{}}
 		m.states[key] = st
 	}
 	if pod.DeletionTimestamp != nil {
@@ -375,17 +376,21 @@ func instances(cs []runtime.Container) map[string][]runtime.Container {
 
 // podRun is one sync of one pod.
 type podRun struct {
-	m      *podManager
-	pod    *corev1.Pod
-	st     *podState
-	now    time.Time
-	next   time.Time
-	sb     runtime.SandboxID
-	sbCfg  runtime.PodSandboxConfig
-	podIP  string
-	insts  map[string][]runtime.Container
-	views  map[string]containerView
-	lookup envLookup
+	m    *podManager
+	pod  *corev1.Pod
+	st   *podState
+	now  time.Time
+	next time.Time
+	sb   runtime.SandboxID
+	// sbCfg is the configuration sb was run with, made when first needed
+	// (sbCfgOK): a sync of a running pod creates no container.
+	sbCfg     runtime.PodSandboxConfig
+	sbCfgOK   bool
+	sbAttempt uint32
+	podIP     string
+	insts     map[string][]runtime.Container
+	views     map[string]containerView
+	lookup    envLookup
 }
 
 func (r *podRun) wakeAt(t time.Time) {
@@ -428,7 +433,7 @@ func (m *podManager) syncPod(ctx context.Context, pod *corev1.Pod, st *podState)
 		}
 		return 0, err
 	}
-	cs, err := m.rt.ListContainers(ctx, runtime.ContainerFilter{Labels: uidLabels(pod.UID)})
+	cs, err := m.rt.ListContainers(ctx, runtime.ContainerFilter{Labels: st.uidLabels})
 	if err != nil {
 		return 0, err
 	}
@@ -491,7 +496,7 @@ func (m *podManager) syncPod(ctx context.Context, pod *corev1.Pod, st *podState)
 // setting up volumes), and learns its IP.
 func (r *podRun) ensureSandbox(ctx context.Context) error {
 	m, pod := r.m, r.pod
-	sbs, err := m.rt.ListPodSandboxes(ctx, runtime.PodSandboxFilter{Labels: uidLabels(pod.UID)})
+	sbs, err := m.rt.ListPodSandboxes(ctx, runtime.PodSandboxFilter{Labels: r.st.uidLabels})
 	if err != nil {
 		return err
 	}
@@ -525,7 +530,7 @@ func (r *podRun) ensureSandbox(ctx context.Context) error {
 				return err
 			}
 		}
-		r.sbCfg = m.sandboxConfig(pod, next)
+		r.sbCfg, r.sbCfgOK = m.sandboxConfig(pod, next), true
 		// Only a new sandbox takes a resolver configuration: no need to
 		// read the host's on every sync of a running pod.
 		r.sbCfg.DNS = m.podDNS(pod)
@@ -541,8 +546,7 @@ func (r *podRun) ensureSandbox(ctx context.Context) error {
 		m.a.log.Info("sandbox started", "pod", pod.Namespace+"/"+pod.Name, "attempt", next)
 		r.sb = id
 	} else {
-		r.sb = ready.ID
-		r.sbCfg = m.sandboxConfig(pod, ready.Metadata.Attempt)
+		r.sb, r.sbAttempt = ready.ID, ready.Metadata.Attempt
 	}
 	sst, err := m.rt.PodSandboxStatus(ctx, r.sb)
 	if err != nil {
@@ -686,6 +690,9 @@ func (r *podRun) start(ctx context.Context, c *corev1.Container, v containerView
 			runtime.LabelContainerName: c.Name,
 			runtime.LabelManagedBy:     managedBy,
 		},
+	}
+	if !r.sbCfgOK {
+		r.sbCfg, r.sbCfgOK = m.sandboxConfig(pod, r.sbAttempt), true
 	}
 	id, err := m.rt.CreateContainer(ctx, r.sb, r.sbCfg, cfg)
 	if err != nil {

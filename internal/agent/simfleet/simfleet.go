@@ -19,7 +19,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -147,7 +146,9 @@ func (c *Config) setDefaults() error {
 		c.StartWorkers = DefaultStartWorkers
 	}
 	if c.Logger == nil {
-		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+		// Disabled, not writing to io.Discard: a text handler formats each
+		// record before discarding it.
+		c.Logger = slog.New(slog.DiscardHandler)
 	}
 	return nil
 }
