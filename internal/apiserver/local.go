@@ -6,6 +6,7 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/watch"
 
@@ -30,7 +31,22 @@ const localWatchBuffer = 64
 // itself. Namespace is ignored for cluster-scoped resources; errors are
 // the API's (a *StatusError).
 func (srv *Server) Watch(ctx context.Context, gvr schema.GroupVersionResource, namespace string, opts metav1.ListOptions) (watch.Interface, error) {
-	s := srv.s
+	return srv.s.watchLocal(ctx, gvr, namespace, opts, nil)
+}
+
+// WatchMetadata is Watch with every object (bookmarks included) as a
+// *metav1.PartialObjectMetadata, as a metadata client's watch sees it: for
+// the garbage collector's informers. Its metadata is shared as Watch's
+// objects are.
+func (srv *Server) WatchMetadata(ctx context.Context, gvr schema.GroupVersionResource, namespace string, opts metav1.ListOptions) (watch.Interface, error) {
+	return srv.s.watchLocal(ctx, gvr, namespace, opts, func(obj runtime.Object) runtime.Object {
+		return toPartialMetadata(obj).(*metav1.PartialObjectMetadata)
+	})
+}
+
+// watchLocal starts a local watch whose objects are converted by convert,
+// if not nil.
+func (s *server) watchLocal(ctx context.Context, gvr schema.GroupVersionResource, namespace string, opts metav1.ListOptions, convert func(runtime.Object) runtime.Object) (watch.Interface, error) {
 	res := s.resources[gvr]
 	if res == nil {
 		return nil, apierrors.NewNotFound(gvr.GroupResource(), "")
@@ -55,15 +71,19 @@ func (srv *Server) Watch(ctx context.Context, gvr schema.GroupVersionResource, n
 		cancel()
 		return nil, err
 	}
-	lw := &localWatch{cancel: cancel, out: make(chan watch.Event, localWatchBuffer)}
+	if convert == nil {
+		convert = func(obj runtime.Object) runtime.Object { return obj }
+	}
+	lw := &localWatch{cancel: cancel, out: make(chan watch.Event, localWatchBuffer), convert: convert}
 	go lw.run(ctx, s, res, sel, start, opts.ResourceVersion)
 	return lw, nil
 }
 
 // localWatch is a watch.Interface fed by a goroutine following storage.
 type localWatch struct {
-	cancel context.CancelFunc
-	out    chan watch.Event
+	cancel  context.CancelFunc
+	out     chan watch.Event
+	convert func(runtime.Object) runtime.Object // what the receiver sees of an object
 }
 
 // Stop ends the watch; its result channel closes soon after.
@@ -84,12 +104,12 @@ func (lw *localWatch) run(ctx context.Context, s *server, res *registry.Resource
 		}
 	}
 	for _, obj := range start.initial {
-		if !send(watch.Event{Type: watch.Added, Object: obj}) {
+		if !send(watch.Event{Type: watch.Added, Object: lw.convert(obj)}) {
 			return
 		}
 	}
 	if start.sendInitial && start.bookmarks {
-		if !send(watch.Event{Type: watch.Bookmark, Object: bookmarkObject(res, start.rev, true)}) {
+		if !send(watch.Event{Type: watch.Bookmark, Object: lw.convert(bookmarkObject(res, start.rev, true))}) {
 			return
 		}
 	}
@@ -103,7 +123,7 @@ func (lw *localWatch) run(ctx context.Context, s *server, res *registry.Resource
 			}
 			switch ev.Type {
 			case storage.Progress:
-				if start.bookmarks && !send(watch.Event{Type: watch.Bookmark, Object: bookmarkObject(res, ev.Revision, false)}) {
+				if start.bookmarks && !send(watch.Event{Type: watch.Bookmark, Object: lw.convert(bookmarkObject(res, ev.Revision, false))}) {
 					return
 				}
 			case storage.Error:
@@ -111,7 +131,7 @@ func (lw *localWatch) run(ctx context.Context, s *server, res *registry.Resource
 				send(watch.Event{Type: watch.Error, Object: &status})
 				return
 			default:
-				if t, entry, ok := s.route(res, ev, sel); ok && !send(watch.Event{Type: t, Object: entry.obj}) {
+				if t, entry, ok := s.route(res, ev, sel); ok && !send(watch.Event{Type: t, Object: lw.convert(entry.obj)}) {
 					return
 				}
 			}

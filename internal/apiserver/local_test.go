@@ -201,3 +201,30 @@ func TestLocalWatchErrors(t *testing.T) {
 		t.Errorf("bad resourceVersion: %v, want BadRequest", err)
 	}
 }
+
+// TestLocalWatchMetadata: the metadata form gives PartialObjectMetadata for
+// objects and bookmarks alike, with the object's metadata.
+func TestLocalWatchMetadata(t *testing.T) {
+	ts := newCachedTestServer(t)
+	ns := ts.namespace(t, uniqueNamespace("local-watch-md"))
+	ctx := context.Background()
+	pods := ts.client.CoreV1().Pods(ns)
+	if _, err := pods.Create(ctx, testPod("p", map[string]string{"app": "web"}), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	yes := true
+	w, err := ts.server.WatchMetadata(ctx, podsGVR, ns, metav1.ListOptions{SendInitialEvents: &yes, AllowWatchBookmarks: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	ev := <-w.ResultChan()
+	m, ok := ev.Object.(*metav1.PartialObjectMetadata)
+	if ev.Type != watch.Added || !ok || m.Name != "p" || m.Labels["app"] != "web" || m.ResourceVersion == "" || m.Kind != "PartialObjectMetadata" {
+		t.Fatalf("first event %s %#v", ev.Type, ev.Object)
+	}
+	ev = <-w.ResultChan()
+	if b, ok := ev.Object.(*metav1.PartialObjectMetadata); ev.Type != watch.Bookmark || !ok || b.Annotations[metav1.InitialEventsAnnotationKey] != "true" {
+		t.Fatalf("second event %s %#v, want the bookmark ending the initial events", ev.Type, ev.Object)
+	}
+}

@@ -51,7 +51,10 @@ type Component struct {
 type Clients struct {
 	Kube    kubernetes.Interface
 	Dynamic dynamic.Interface
-	// Metadata reads and watches objects as PartialObjectMetadata.
+	// Metadata reads and watches objects as PartialObjectMetadata; its
+	// watches are served in process where the server serves the kind, with
+	// metadata shared with the server (see localMetadataClient), so what
+	// it watches must not be modified.
 	Metadata metadata.Interface
 	// Discovery caches discovery documents in memory.
 	Discovery discovery.CachedDiscoveryInterface

@@ -326,6 +326,7 @@ func run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	clients.InformerClient = localWatchClient{Interface: clients.Kube, watch: handler.Watch}
+	clients.Metadata = localMetadataClient{Interface: clients.Metadata, watch: handler.WatchMetadata}
 	if err := ensureNamespaces(ctx, clients.Kube, bootstrapTimeout); err != nil {
 		shutdownHTTP(srv, cancelBase, log)
 		return err
