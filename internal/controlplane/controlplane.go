@@ -345,7 +345,7 @@ func run(ctx context.Context, cfg Config) error {
 	compCtx, stopComponents := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopComponents()
 	// The authorizer's informers are clients too: they stop with the components.
-	if err := authzCache.Start(compCtx, clients.Kube); err != nil {
+	if err := authzCache.Start(compCtx, clients.informerClient()); err != nil {
 		shutdownHTTP(srv, cancelBase, log)
 		return err
 	}
