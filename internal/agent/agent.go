@@ -142,6 +142,9 @@ type Config struct {
 	// synced, if set, is called after each successful pod sync with
 	// whether it wrote the pod's status (for tests).
 	synced func(key string, wrote bool)
+	// requeued, if set, is called with when a successful pod sync asked
+	// to look at the pod again (for tests).
+	requeued func(key string, after time.Duration)
 }
 
 // PodSource is a shared pod informer and a lister of one node's pods in it.

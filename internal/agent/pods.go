@@ -238,6 +238,9 @@ func (m *podManager) work(ctx context.Context) bool {
 		return true
 	}
 	m.queue.Forget(key)
+	if m.a.cfg.requeued != nil {
+		m.a.cfg.requeued(key, after)
+	}
 	if after > 0 {
 		m.queue.AddAfter(key, after)
 	}
@@ -722,8 +725,12 @@ func (r *podRun) start(ctx context.Context, c *corev1.Container, v containerView
 		}
 		cancel()
 	}
-	// Probe the new instance from scratch; a quick first look soon.
-	r.wakeAt(r.now.Add(100 * time.Millisecond))
+	// Probe the new instance from scratch; a quick first look soon, to see
+	// it exit early. A runtime that forecasts its containers' exits (sim)
+	// needs none: drive wakes for the exit and the probes for themselves.
+	if _, ok := m.rt.(changeForecaster); !ok {
+		r.wakeAt(r.now.Add(100 * time.Millisecond))
+	}
 	return v
 }
 
@@ -846,8 +853,12 @@ func (r *podRun) runProbe(ctx context.Context, c *corev1.Container, v containerV
 		}
 		due = ps.NextRun(timing, v.Current.StartedAt)
 	}
-	r.wakeAt(due)
 	r.st.probes[key] = ps
+	if kind == Readiness && c.ReadinessProbe == nil && ps.OK {
+		// Ready for good (see readyForGood): not asked again.
+		return ps
+	}
+	r.wakeAt(due)
 	return ps
 }
 

@@ -182,9 +182,20 @@ func (c *syncCounter) get(key string) (syncs, writes int) {
 func TestOwnStatusWriteIsNotSyncedAgain(t *testing.T) {
 	env := testenv.Start(t)
 	counter := newSyncCounter()
+	var (
+		mu    sync.Mutex
+		after []time.Duration // when the syncs of "once" asked to look again
+	)
+	requeued := func(key string, d time.Duration) {
+		if key == "default/once" {
+			mu.Lock()
+			after = append(after, d)
+			mu.Unlock()
+		}
+	}
 	// One worker: pods are synced in the order of their events, so once a
 	// later pod has been synced, the earlier pod's echo has been handled.
-	startAgent(t, env, sim.New(sim.Config{}), Config{Workers: 1, ResyncInterval: time.Hour, synced: counter.synced})
+	startAgent(t, env, sim.New(sim.Config{}), Config{Workers: 1, ResyncInterval: time.Hour, synced: counter.synced, requeued: requeued})
 	createPod(t, env, simPod("once", nil))
 	waitPod(t, env, "once", 30*time.Second, podReady)
 	createPod(t, env, simPod("later", nil))
@@ -198,6 +209,16 @@ func TestOwnStatusWriteIsNotSyncedAgain(t *testing.T) {
 	if s, w := counter.get("default/once"); s != 1 || w != 1 {
 		t.Errorf("pod synced %d times with %d status writes until Ready and after, want 1 and 1", s, w)
 	}
+	// Nor does the sync ask for an early look (a first look after the
+	// start, another readiness check): the pod is Ready for good and the
+	// sim runtime forecasts no exit, so the next look is its resync.
+	mu.Lock()
+	for _, d := range after {
+		if d < 30*time.Minute {
+			t.Errorf("a sync of the Ready pod asked to look again in %v, want the resync (1h)", d)
+		}
+	}
+	mu.Unlock()
 
 	// A change of someone else's is synced.
 	p, err := env.Kube.CoreV1().Pods("default").Get(t.Context(), "once", metav1.GetOptions{})
