@@ -8,8 +8,8 @@
 //		Client: clientset,
 //	})
 //
-// By default the nodes share one watch of all pods (as KWOK has one), each
-// agent handling only the pods bound to it; with WatchPerNode each agent
+// By default the nodes share one watch of the pods bound to a node (as KWOK
+// has one), each agent handling only the pods bound to it; with WatchPerNode each agent
 // watches its own pods (a field-selected watch) as a real node does, so a
 // fleet of N nodes holds N pod watches on the API server. Each node has an
 // HTTP listener (logs, stats) on 127.0.0.1.
@@ -27,6 +27,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
@@ -187,7 +189,12 @@ func Run(ctx context.Context, cfg Config) error {
 		disp   *dispatcher
 	)
 	if !cfg.WatchPerNode {
-		factory := informers.NewSharedInformerFactory(cfg.Client, 0)
+		// Only bound pods, as KWOK watches: the fleet has nothing to do
+		// with a pod until it is bound (it enters the watch then), and a
+		// fleet watching all pods decoded every pod's creation for nothing.
+		bound := fields.OneTermNotEqualSelector("spec.nodeName", "").String()
+		factory := informers.NewSharedInformerFactoryWithOptions(cfg.Client, 0,
+			informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.FieldSelector = bound }))
 		shared = factory.Core().V1().Pods().Informer()
 		if err := shared.AddIndexers(cache.Indexers{nodeIndex: indexByNode}); err != nil {
 			return fmt.Errorf("simfleet: %w", err)

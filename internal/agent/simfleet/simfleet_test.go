@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -71,16 +72,42 @@ func testFleet(t *testing.T, perNode bool) {
 	if _, err := env.Kube.CoreV1().Pods("default").Create(ctx, pod, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	waitRunning(t, env, "p", "10.64.1.")
+
+	// A pod created unbound and bound later, as the scheduler binds: it
+	// enters the fleet's watch of bound pods then.
+	pod = &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "later", Namespace: "default"},
+		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "example.local/app:1"}}},
+	}
+	if _, err := env.Kube.CoreV1().Pods("default").Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	binding := &corev1.Binding{
+		ObjectMeta: metav1.ObjectMeta{Name: "later", Namespace: "default"},
+		Target:     corev1.ObjectReference{Kind: "Node", Name: "fleet-2"},
+	}
+	if err := env.Kube.CoreV1().Pods("default").Bind(ctx, binding, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitRunning(t, env, "later", "10.64.2.")
+}
+
+// waitRunning waits for pod name to be Running and Ready with an IP
+// starting with ipPrefix (its node's subnet).
+func waitRunning(t *testing.T, env *testenv.Env, name, ipPrefix string) {
+	t.Helper()
+	ctx := context.Background()
 	testenv.Eventually(t, 30*time.Second, func() error {
-		p, err := env.Kube.CoreV1().Pods("default").Get(ctx, "p", metav1.GetOptions{})
+		p, err := env.Kube.CoreV1().Pods("default").Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
 			return err
 		}
 		if p.Status.Phase != corev1.PodRunning {
 			return fmt.Errorf("phase %q", p.Status.Phase)
 		}
-		if p.Status.PodIP == "" || p.Status.PodIP[:6] != "10.64." {
-			return fmt.Errorf("pod IP %q, want one in fleet-1's 10.64.1.0/24", p.Status.PodIP)
+		if !strings.HasPrefix(p.Status.PodIP, ipPrefix) {
+			return fmt.Errorf("pod IP %q, want one in %s0/24", p.Status.PodIP, ipPrefix)
 		}
 		for _, c := range p.Status.Conditions {
 			if c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue {
