@@ -108,7 +108,7 @@ func TestMaxRequestsInFlight(t *testing.T) {
 		if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
 			t.Fatal(err)
 		}
-		if st.Reason != metav1.StatusReasonTooManyRequests || st.Code != 429 || st.Details == nil || st.Details.RetryAfterSeconds != 1 {
+		if st.Kind != "Status" || st.Status != metav1.StatusFailure || st.Reason != metav1.StatusReasonTooManyRequests || st.Code != 429 || st.Details == nil || st.Details.RetryAfterSeconds != 1 {
 			t.Errorf("%s: status %+v, want reason TooManyRequests with retryAfterSeconds 1", what, st)
 		}
 	}
