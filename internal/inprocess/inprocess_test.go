@@ -490,13 +490,7 @@ func TestMaxConcurrent(t *testing.T) {
 	c := &http.Client{Transport: &inprocess.Transport{Handler: h, MaxConcurrent: bound}}
 	errs := make(chan error, requests)
 	for range requests {
-		go func() {
-			resp, err := c.Get("http://inprocess/")
-			if err == nil {
-				resp.Body.Close()
-			}
-			errs <- err
-		}()
+		go fetch(c, context.Background(), errs)
 	}
 	within(t, twoInside, "two handlers to run")
 	close(release)
@@ -560,24 +554,11 @@ func TestWaitingForSlotEndsWithContext(t *testing.T) {
 	})
 	c := &http.Client{Transport: &inprocess.Transport{Handler: h, MaxConcurrent: 1}}
 	first := make(chan error, 1)
-	go func() {
-		resp, err := c.Get("http://inprocess/")
-		if err == nil {
-			resp.Body.Close()
-		}
-		first <- err
-	}()
+	go fetch(c, context.Background(), first)
 	within(t, entered, "the first handler")
 	ctx, cancel := context.WithCancel(context.Background())
 	second := make(chan error, 1)
-	go func() {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://inprocess/", nil)
-		resp, err := c.Do(req)
-		if err == nil {
-			resp.Body.Close()
-		}
-		second <- err
-	}()
+	go fetch(c, ctx, second)
 	cancel()
 	if err := within(t, second, "the waiting request to give up"); !errors.Is(err, context.Canceled) {
 		t.Errorf("waiting request: %v, want context.Canceled", err)
@@ -586,4 +567,16 @@ func TestWaitingForSlotEndsWithContext(t *testing.T) {
 	if err := within(t, first, "the first request"); err != nil {
 		t.Error(err)
 	}
+}
+
+// fetch GETs http://inprocess/ with ctx and reports the outcome on errs.
+func fetch(c *http.Client, ctx context.Context, errs chan<- error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://inprocess/", nil)
+	if err == nil {
+		var resp *http.Response
+		if resp, err = c.Do(req); err == nil {
+			resp.Body.Close()
+		}
+	}
+	errs <- err
 }
