@@ -490,7 +490,7 @@ func TestMaxConcurrent(t *testing.T) {
 	c := &http.Client{Transport: &inprocess.Transport{Handler: h, MaxConcurrent: bound}}
 	errs := make(chan error, requests)
 	for range requests {
-		go fetch(c, context.Background(), errs)
+		go fetch(context.Background(), c, errs)
 	}
 	within(t, twoInside, "two handlers to run")
 	close(release)
@@ -554,11 +554,11 @@ func TestWaitingForSlotEndsWithContext(t *testing.T) {
 	})
 	c := &http.Client{Transport: &inprocess.Transport{Handler: h, MaxConcurrent: 1}}
 	first := make(chan error, 1)
-	go fetch(c, context.Background(), first)
+	go fetch(context.Background(), c, first)
 	within(t, entered, "the first handler")
 	ctx, cancel := context.WithCancel(context.Background())
 	second := make(chan error, 1)
-	go fetch(c, ctx, second)
+	go fetch(ctx, c, second)
 	cancel()
 	if err := within(t, second, "the waiting request to give up"); !errors.Is(err, context.Canceled) {
 		t.Errorf("waiting request: %v, want context.Canceled", err)
@@ -570,7 +570,7 @@ func TestWaitingForSlotEndsWithContext(t *testing.T) {
 }
 
 // fetch GETs http://inprocess/ with ctx and reports the outcome on errs.
-func fetch(c *http.Client, ctx context.Context, errs chan<- error) {
+func fetch(ctx context.Context, c *http.Client, errs chan<- error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://inprocess/", nil)
 	if err == nil {
 		var resp *http.Response
