@@ -16,6 +16,7 @@ import (
 	"k8s.io/client-go/tools/leaderelection"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
 
+	"github.com/drover/drover/internal/inprocess"
 	"github.com/drover/drover/internal/kubeclient"
 )
 
@@ -93,13 +94,21 @@ const leaderElectionUserAgent = "drover-controlplane/leader-election"
 // enough for the leader to miss its renew deadline. A Dial function is
 // what makes client-go build a new transport: its cache is keyed by the
 // TLS settings and the address of the dial holder, which is made afresh
-// for each client. It has its own rate limiter too.
+// for each client. It has its own rate limiter too. In process (the
+// components' own transport), it gets its own transport for the same reason.
 func leaderElectionClient(cfg *rest.Config) (kubernetes.Interface, error) {
 	c := rest.CopyConfig(cfg)
 	c.UserAgent = leaderElectionUserAgent
 	c.QPS, c.Burst = 20, 40 // a Get and an Update per retry period
 	c.RateLimiter = nil
 	c.Dial = (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext
+	if t, ok := c.Transport.(*inprocess.Transport); ok {
+		// In process there is no connection to hold it up, but the
+		// components' transport bounds their requests at once: the
+		// elector gets a transport of its own, unbounded, so that a
+		// flood of theirs cannot delay its renewals either.
+		c.Transport = &inprocess.Transport{Handler: t.Handler, BaseContext: t.BaseContext, Logger: t.Logger}
+	}
 	kube, err := kubernetes.NewForConfig(kubeclient.Protobuf(c))
 	if err != nil {
 		return nil, fmt.Errorf("leader election client: %w", err)
