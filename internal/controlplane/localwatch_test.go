@@ -48,7 +48,7 @@ func TestControllersOnLocalWatches(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	poll(t, ctx, "the ReplicaSet's status to count 2 pods", func() error {
+	waitUntil(t, time.Minute, func() error {
 		got, err := client.AppsV1().ReplicaSets("default").Get(ctx, rs.Name, metav1.GetOptions{})
 		if err != nil {
 			return err
@@ -78,7 +78,7 @@ func TestControllersOnLocalWatches(t *testing.T) {
 	if err := client.AppsV1().ReplicaSets("default").Delete(ctx, rs.Name, metav1.DeleteOptions{PropagationPolicy: &background}); err != nil {
 		t.Fatal(err)
 	}
-	poll(t, ctx, "the garbage collector to delete the pods", func() error {
+	waitUntil(t, time.Minute, func() error {
 		pods, err := client.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "app=local-watch"})
 		if err != nil {
 			return err
@@ -94,20 +94,4 @@ func TestControllersOnLocalWatches(t *testing.T) {
 		}
 		return nil
 	})
-}
-
-// poll calls check until it returns nil, failing the test when ctx ends.
-func poll(t *testing.T, ctx context.Context, what string, check func() error) {
-	t.Helper()
-	for {
-		err := check()
-		if err == nil {
-			return
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("waiting for %s: %v", what, err)
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
 }
