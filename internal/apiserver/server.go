@@ -14,6 +14,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
+	"github.com/drover/drover/internal/gopool"
 	"github.com/drover/drover/internal/openapi"
 	"github.com/drover/drover/internal/registry"
 	"github.com/drover/drover/internal/storage"
@@ -30,6 +31,7 @@ type server struct {
 	alloc     *allocator
 	inflight  *inflightLimiter
 	memo      *eventMemo
+	workers   gopool.Pool // serve requests
 }
 
 // New returns the API server's HTTP handler. Extra handlers (e.g. /metrics,
@@ -54,15 +56,16 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("apiserver: %w", err)
 	}
+	memo := newEventMemo()
 	s := &server{
 		alloc:     alloc,
 		cfg:       cfg,
 		log:       cfg.Logger,
-		store:     &objectStore{s: cfg.Storage},
+		store:     &objectStore{s: cfg.Storage, memo: memo},
 		resources: map[schema.GroupVersionResource]*registry.Resource{},
 		extra:     map[string]http.Handler{},
 		inflight:  newInflightLimiter(cfg.MaxRequestsInFlight, cfg.MaxMutatingRequestsInFlight),
-		memo:      newEventMemo(),
+		memo:      memo,
 	}
 	for _, res := range cfg.Resources {
 		gvr := res.GroupVersionResource()
@@ -110,8 +113,14 @@ func (srv *Server) RepairAllocations(ctx context.Context) error {
 // authentication. Mount before serving.
 func (srv *Server) Mount(prefix string, h http.Handler) { srv.s.extra[prefix] = h }
 
-// ServeHTTP implements http.Handler.
+// ServeHTTP implements http.Handler. Requests are served on the server's
+// pooled goroutines, whose stacks have already grown to what serving takes
+// (see package gopool).
 func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	srv.s.workers.Run(func() { srv.serveHTTP(w, r) })
+}
+
+func (srv *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	s := srv.s
 	rec := &statusRecorder{ResponseWriter: w}
 	start := time.Now()
