@@ -2,6 +2,7 @@ package apiserver
 
 import (
 	"sync"
+	"sync/atomic"
 
 	"k8s.io/apimachinery/pkg/runtime"
 
@@ -40,6 +41,7 @@ type memoEntry struct {
 	decodeOnce sync.Once
 	obj        runtime.Object
 	err        error
+	decodedOK  atomic.Bool // obj is decoded, without error
 
 	encodeOnce sync.Once
 	data       []byte // obj as JSON (the plain object form)
@@ -75,8 +77,24 @@ func (m *eventMemo) entry(k memoKey) *memoEntry {
 // decoded returns the object stored as value, decoding it only for the first
 // caller.
 func (e *memoEntry) decoded(decode func() (runtime.Object, error)) (runtime.Object, error) {
-	e.decodeOnce.Do(func() { e.obj, e.err = decode() })
+	e.decodeOnce.Do(func() {
+		e.obj, e.err = decode()
+		e.decodedOK.Store(e.err == nil)
+	})
 	return e.obj, e.err
+}
+
+// decodedObject returns the object the memo holds, already decoded, for the
+// new value of k's event: the stored value of key k.key written at
+// revision k.rev. It never decodes, nor adds an entry.
+func (m *eventMemo) decodedObject(k memoKey) (runtime.Object, bool) {
+	m.mu.Lock()
+	e, ok := m.entries[k]
+	m.mu.Unlock()
+	if !ok || !e.decodedOK.Load() {
+		return nil, false
+	}
+	return e.obj, true
 }
 
 // encoded returns the entry's object as JSON, encoding it only for the first

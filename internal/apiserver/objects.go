@@ -29,6 +29,9 @@ type objectStore struct {
 	// deleting is the namespaces whose deletion this server started
 	// recently, for namespaceAcceptsContent.
 	deleting deletingNamespaces
+	// memo holds the values watches have decoded: getCached copies
+	// them rather than decode again.
+	memo *eventMemo
 }
 
 // keyPrefix returns the prefix under which the resource's objects live; with
@@ -223,9 +226,15 @@ func (o *objectStore) getCachedStored(res *registry.Resource, namespace, name st
 	if !ok {
 		return nil, storage.KeyValue{}, false
 	}
-	kv, ok := cg.GetCached(objectKey(res, namespace, name))
+	key := objectKey(res, namespace, name)
+	kv, ok := cg.GetCached(key)
 	if !ok {
 		return nil, storage.KeyValue{}, false
+	}
+	// The watch that filled the cache has most often decoded this very
+	// value for its watchers: a copy is cheaper than decoding it again.
+	if obj, ok := o.memo.decodedObject(memoKey{res: res, key: key, rev: kv.Revision}); ok {
+		return obj.DeepCopyObject(), kv, true
 	}
 	obj, err := o.decode(res, kv.Value, kv.Revision)
 	if err != nil {

@@ -219,10 +219,16 @@ func (s *server) route(res *registry.Resource, ev storage.Event, sel selector) (
 	case storage.Modified:
 		newMatch, oldMatch := sel.matches(res, obj), true
 		if !sel.empty() && ev.PrevValue != nil {
-			prevEntry := s.memo.entry(memoKey{res: res, key: ev.Key, rev: ev.Revision, prev: true})
-			if prev, err := prevEntry.decoded(func() (runtime.Object, error) {
-				return s.store.decode(res, ev.PrevValue, ev.Revision)
-			}); err == nil {
+			// The previous value was, most often, the new value of
+			// an event the memo has decoded already.
+			prev, ok := s.memo.decodedObject(memoKey{res: res, key: ev.Key, rev: ev.PrevRevision})
+			if !ok || ev.PrevRevision == 0 {
+				prevEntry := s.memo.entry(memoKey{res: res, key: ev.Key, rev: ev.Revision, prev: true})
+				prev, err = prevEntry.decoded(func() (runtime.Object, error) {
+					return s.store.decode(res, ev.PrevValue, ev.Revision)
+				})
+			}
+			if err == nil {
 				oldMatch = sel.matches(res, prev)
 			}
 		} else {

@@ -75,6 +75,9 @@ type Event struct {
 	Value []byte
 	// PrevValue is the value before a Modified change (nil when unknown).
 	PrevValue []byte
+	// PrevRevision is the revision at which PrevValue was written (0 when
+	// unknown).
+	PrevRevision int64
 	// Revision is the revision of the change (for Deleted: the deletion's revision).
 	Revision int64
 	Err      error

@@ -162,7 +162,7 @@ func event(ev *clientv3.Event) storage.Event {
 		e.Type = storage.Modified
 		e.Value = ev.Kv.Value
 		if ev.PrevKv != nil {
-			e.PrevValue = ev.PrevKv.Value
+			e.PrevValue, e.PrevRevision = ev.PrevKv.Value, ev.PrevKv.ModRevision
 		}
 	}
 	return e

@@ -373,7 +373,7 @@ func testWatchFromRevisionDeliversEachChangeOnceInOrder(t *testing.T, s storage.
 	}
 	want := []storage.Event{
 		{Type: storage.Added, Key: p + "a", Value: []byte("v1"), Revision: created},
-		{Type: storage.Modified, Key: p + "a", Value: []byte("v2"), PrevValue: []byte("v1"), Revision: updated},
+		{Type: storage.Modified, Key: p + "a", Value: []byte("v2"), PrevValue: []byte("v1"), PrevRevision: created, Revision: updated},
 		{Type: storage.Deleted, Key: p + "a", Value: []byte("v2"), Revision: deletedAt},
 	}
 	for i, w := range want {

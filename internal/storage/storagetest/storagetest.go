@@ -181,7 +181,7 @@ func WaitClosed(t testing.TB, events <-chan storage.Event) {
 func EqualEvent(a, b storage.Event) bool {
 	return a.Type == b.Type && a.Key == b.Key && a.Revision == b.Revision &&
 		string(a.Value) == string(b.Value) && string(a.PrevValue) == string(b.PrevValue) &&
-		(a.PrevValue == nil) == (b.PrevValue == nil)
+		(a.PrevValue == nil) == (b.PrevValue == nil) && a.PrevRevision == b.PrevRevision
 }
 
 // Describe formats an event for failure messages.
@@ -193,5 +193,5 @@ func Describe(e storage.Event) string {
 	if e.Type == storage.Error {
 		return "Error(" + e.Err.Error() + ")"
 	}
-	return fmt.Sprintf("%s{%s %q prev=%q @%d}", names[e.Type], e.Key, e.Value, e.PrevValue, e.Revision)
+	return fmt.Sprintf("%s{%s %q prev=%q@%d @%d}", names[e.Type], e.Key, e.Value, e.PrevValue, e.PrevRevision, e.Revision)
 }
