@@ -20,6 +20,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 
+	"github.com/drover/drover/internal/events"
 	"github.com/drover/drover/internal/metrics"
 )
 
@@ -113,7 +114,7 @@ func Run(ctx context.Context, client kubernetes.Interface, logger *slog.Logger, 
 	broadcaster := record.NewBroadcaster()
 	defer broadcaster.Shutdown()
 	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: client.CoreV1().Events("")})
-	s.recorder = broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: opts.SchedulerName})
+	s.recorder = events.NewRecorder(broadcaster, scheme.Scheme, corev1.EventSource{Component: opts.SchedulerName})
 
 	factory, own := opts.Informers, opts.Informers == nil
 	if own {

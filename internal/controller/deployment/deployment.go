@@ -43,6 +43,8 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
+
+	"github.com/drover/drover/internal/events"
 )
 
 // Options tune the controller; the zero value is ready to use.
@@ -84,7 +86,7 @@ func Run(ctx context.Context, client kubernetes.Interface, logger *slog.Logger, 
 		client:   client,
 		log:      logger.With("controller", "deployment"),
 		now:      opts.Now,
-		recorder: broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: Component}),
+		recorder: events.NewRecorder(broadcaster, scheme.Scheme, corev1.EventSource{Component: Component}),
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "deployment"}),
 		written: map[string]uint64{},

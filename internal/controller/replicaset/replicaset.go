@@ -50,6 +50,8 @@ import (
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/clock"
+
+	"github.com/drover/drover/internal/events"
 )
 
 // Options tune the controller; zero values take upstream's defaults.
@@ -116,7 +118,7 @@ func Run(ctx context.Context, client kubernetes.Interface, logger *slog.Logger, 
 	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
 	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: client.CoreV1().Events("")})
 	defer broadcaster.Shutdown()
-	c.recorder = broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: controllerName})
+	c.recorder = events.NewRecorder(broadcaster, scheme.Scheme, corev1.EventSource{Component: controllerName})
 
 	factory, own := opts.Informers, opts.Informers == nil
 	if own {
