@@ -2,6 +2,7 @@ package cacher
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"strings"
 	"time"
@@ -32,7 +33,7 @@ func (c *Cacher) reflect() {
 			c.replace(snap)
 			rev = snap.rev
 		}
-		events, err := c.inner.Watch(c.innerCtx(c.ctx), c.opts.Prefix, rev)
+		events, err := c.watchInner(rev)
 		if err == nil {
 			var last int64
 			last, err = c.follow(events)
@@ -58,6 +59,22 @@ func (c *Cacher) reflect() {
 			return
 		}
 	}
+}
+
+// currentWatcher is an inner store that can watch without the values a
+// change replaced (etcd reads each back from its database for a watch that
+// wants them); the cache has them.
+type currentWatcher interface {
+	WatchCurrent(ctx context.Context, prefix string, fromRevision int64) (<-chan storage.Event, error)
+}
+
+// watchInner watches the cache's prefix in the inner store from rev.
+func (c *Cacher) watchInner(rev int64) (<-chan storage.Event, error) {
+	ctx := c.innerCtx(c.ctx)
+	if cw, ok := c.inner.(currentWatcher); ok {
+		return cw.WatchCurrent(ctx, c.opts.Prefix, rev)
+	}
+	return c.inner.Watch(ctx, c.opts.Prefix, rev)
 }
 
 // sleep waits out the backoff, doubling it; false when the cacher closes.
@@ -133,16 +150,24 @@ func (c *Cacher) follow(events <-chan storage.Event) (int64, error) {
 	return last, nil
 }
 
-// apply records one change and hands it to the watchers of its key.
+// apply records one change and hands it to the watchers of its key. The
+// value a change replaced, when the inner watch did not send it, is the
+// cache's own copy: the cache follows the inner store event by event.
 func (c *Cacher) apply(ev storage.Event) {
 	// Kept for long: copy the values out of the watch response's buffer.
 	ev.Value, ev.PrevValue = bytes.Clone(ev.Value), bytes.Clone(ev.PrevValue)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if ev.Type == storage.Deleted {
-		c.tree.Delete(storage.KeyValue{Key: ev.Key})
+		old, ok := c.tree.Delete(storage.KeyValue{Key: ev.Key})
+		if ev.Value == nil && ok {
+			ev.Value = old.Value
+		}
 	} else {
-		c.tree.ReplaceOrInsert(storage.KeyValue{Key: ev.Key, Value: ev.Value, Revision: ev.Revision})
+		old, ok := c.tree.ReplaceOrInsert(storage.KeyValue{Key: ev.Key, Value: ev.Value, Revision: ev.Revision})
+		if ev.Type == storage.Modified && ev.PrevValue == nil && ok {
+			ev.PrevValue, ev.PrevRevision = old.Value, old.Revision
+		}
 	}
 	c.window.push(ev)
 	c.rev = ev.Revision

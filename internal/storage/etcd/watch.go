@@ -24,6 +24,19 @@ const watchBuffer = 64
 // carrying the current revision) and, while the watch stays idle, from the
 // watch itself at the revision it last delivered.
 func (s *Store) Watch(ctx context.Context, prefix string, fromRevision int64) (<-chan storage.Event, error) {
+	return s.watch(ctx, prefix, fromRevision, true)
+}
+
+// WatchCurrent is Watch without the values a change replaced: Modified
+// events have no PrevValue and Deleted events no Value. etcd reads each
+// previous value back from its database for a watch that asks for them;
+// a watcher that keeps its own copy of every key (the watch cache) does
+// without.
+func (s *Store) WatchCurrent(ctx context.Context, prefix string, fromRevision int64) (<-chan storage.Event, error) {
+	return s.watch(ctx, prefix, fromRevision, false)
+}
+
+func (s *Store) watch(ctx context.Context, prefix string, fromRevision int64, previous bool) (<-chan storage.Event, error) {
 	if fromRevision < 0 {
 		return nil, fmt.Errorf("etcd: watch %s: negative revision %d", prefix, fromRevision)
 	}
@@ -33,8 +46,10 @@ func (s *Store) Watch(ctx context.Context, prefix string, fromRevision int64) (<
 	start, end := listRange(prefix, "")
 	opts := []clientv3.OpOption{
 		clientv3.WithRange(end),
-		clientv3.WithPrevKV(),
 		clientv3.WithProgressNotify(),
+	}
+	if previous {
+		opts = append(opts, clientv3.WithPrevKV())
 	}
 	if fromRevision == 0 {
 		// "From now" is the current revision, so that Progress events

@@ -68,3 +68,48 @@ func running(p *progressRequester) bool {
 	defer p.mu.Unlock()
 	return p.stop != nil
 }
+
+// TestWatchCurrentLeavesOutReplacedValues: WatchCurrent sends the same
+// changes as Watch, without the values they replaced.
+func TestWatchCurrentLeavesOutReplacedValues(t *testing.T) {
+	s := newStore(t, Options{})
+	ctx := context.Background()
+	p := prefix(t)
+	from, err := s.Revision(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	created := storagetest.MustCreate(t, s, p+"a", "v1")
+	updated, err := s.Update(ctx, p+"a", []byte("v2"), created)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, deleted, err := s.Delete(ctx, p+"a", updated)
+	if err != nil {
+		t.Fatal(err)
+	}
+	current, err := s.WatchCurrent(ctx, p, from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	full, err := s.Watch(ctx, p, from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []struct{ current, full storage.Event }{
+		{storage.Event{Type: storage.Added, Key: p + "a", Value: []byte("v1"), Revision: created},
+			storage.Event{Type: storage.Added, Key: p + "a", Value: []byte("v1"), Revision: created}},
+		{storage.Event{Type: storage.Modified, Key: p + "a", Value: []byte("v2"), Revision: updated},
+			storage.Event{Type: storage.Modified, Key: p + "a", Value: []byte("v2"), PrevValue: []byte("v1"), PrevRevision: created, Revision: updated}},
+		{storage.Event{Type: storage.Deleted, Key: p + "a", Revision: deleted},
+			storage.Event{Type: storage.Deleted, Key: p + "a", Value: []byte("v2"), Revision: deleted}},
+	}
+	for i, w := range want {
+		if got := storagetest.NextChange(t, current); !storagetest.EqualEvent(got, w.current) {
+			t.Errorf("WatchCurrent event %d = %s, want %s", i, storagetest.Describe(got), storagetest.Describe(w.current))
+		}
+		if got := storagetest.NextChange(t, full); !storagetest.EqualEvent(got, w.full) {
+			t.Errorf("Watch event %d = %s, want %s", i, storagetest.Describe(got), storagetest.Describe(w.full))
+		}
+	}
+}
