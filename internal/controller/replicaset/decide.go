@@ -105,14 +105,28 @@ func replicas(rs *appsv1.ReplicaSet) int32 {
 // minReadySeconds, how long until the first becomes so (0 otherwise).
 // observedGeneration is set to the ReplicaSet's generation.
 func ComputeStatus(rs *appsv1.ReplicaSet, active, terminating []*corev1.Pod, manageErr error, now metav1.Time) (appsv1.ReplicaSetStatus, time.Duration) {
+	return computeStatus(rs, active, terminating, manageErr, now, nil)
+}
+
+// computeStatus is ComputeStatus. If selected is not nil, all the active
+// pods are known to match it (a sync's claimed pods match the
+// ReplicaSet's selector): when it requires all the template's labels,
+// every pod is fully labeled without looking at its labels.
+func computeStatus(rs *appsv1.ReplicaSet, active, terminating []*corev1.Pod, manageErr error, now metav1.Time, selected *Matcher) (appsv1.ReplicaSetStatus, time.Duration) {
 	st := *rs.Status.DeepCopy()
-	template := labels.Set(rs.Spec.Template.Labels).AsSelectorPreValidated()
 	var labeled, ready, available int32
 	var next time.Duration
-	for _, p := range active {
-		if template.Matches(labels.Set(p.Labels)) {
-			labeled++
+	if selected != nil && selected.Requires(rs.Spec.Template.Labels) {
+		labeled = int32(len(active))
+	} else {
+		template := NewMatcher(labels.SelectorFromValidatedSet(rs.Spec.Template.Labels))
+		for _, p := range active {
+			if template.Matches(p.Labels) {
+				labeled++
+			}
 		}
+	}
+	for _, p := range active {
 		if !IsPodReady(p) {
 			continue
 		}
@@ -229,19 +243,24 @@ func (c Claim) String() string {
 // the ReplicaSet keeps, adopts, releases or ignores a pod. A ReplicaSet
 // being deleted neither adopts nor releases.
 func ClaimPod(rs *appsv1.ReplicaSet, selector labels.Selector, p *corev1.Pod) Claim {
-	matches := selector.Matches(labels.Set(p.Labels))
+	return claimPod(rs, NewMatcher(selector), p)
+}
+
+// claimPod is ClaimPod with the selector compiled; it matches the pod's
+// labels only if the answer depends on them.
+func claimPod(rs *appsv1.ReplicaSet, selector Matcher, p *corev1.Pod) Claim {
 	if ref := metav1.GetControllerOfNoCopy(p); ref != nil {
 		switch {
 		case ref.UID != rs.UID:
 			return Ignore
-		case matches:
+		case selector.Matches(p.Labels):
 			return Keep
 		case rs.DeletionTimestamp != nil:
 			return Ignore
 		}
 		return Release
 	}
-	if rs.DeletionTimestamp != nil || !matches || p.DeletionTimestamp != nil || p.Namespace != rs.Namespace {
+	if rs.DeletionTimestamp != nil || p.DeletionTimestamp != nil || p.Namespace != rs.Namespace || !selector.Matches(p.Labels) {
 		return Ignore
 	}
 	return Adopt

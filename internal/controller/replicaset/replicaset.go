@@ -440,11 +440,12 @@ func (c *controller) sync(ctx context.Context, k string) error {
 		return fmt.Errorf("reading replicaset %s: %w", k, err)
 	}
 	needsSync := c.expectations.Satisfied(k)
-	selector, err := metav1.LabelSelectorAsSelector(cached.Spec.Selector)
+	sel, err := metav1.LabelSelectorAsSelector(cached.Spec.Selector)
 	if err != nil {
 		c.log.Error("replicaset has an invalid selector", "replicaset", k, "err", err)
 		return nil // the API server validates selectors; nothing to retry
 	}
+	selector := NewMatcher(sel)
 	all, err := c.candidatePods(cached)
 	if err != nil {
 		return fmt.Errorf("listing pods of %s: %w", k, err)
@@ -455,7 +456,7 @@ func (c *controller) sync(ctx context.Context, k string) error {
 		case IsPodActive(p):
 			active = append(active, p)
 		case IsPodTerminating(p):
-			if ref := metav1.GetControllerOfNoCopy(p); ref != nil && ref.UID == cached.UID && selector.Matches(labels.Set(p.Labels)) {
+			if ref := metav1.GetControllerOfNoCopy(p); ref != nil && ref.UID == cached.UID && selector.Matches(p.Labels) {
 				terminating = append(terminating, p)
 			}
 		}
@@ -468,7 +469,7 @@ func (c *controller) sync(ctx context.Context, k string) error {
 	if needsSync && cached.DeletionTimestamp == nil {
 		manageErr = c.manage(ctx, cached, owned)
 	}
-	status, next := ComputeStatus(cached, owned, terminating, manageErr, metav1.Now())
+	status, next := computeStatus(cached, owned, terminating, manageErr, metav1.Now(), &selector)
 	updated, err := c.updateStatus(ctx, cached, status)
 	if err != nil {
 		return errors.Join(manageErr, err)
@@ -504,12 +505,12 @@ func (c *controller) candidatePods(rs *appsv1.ReplicaSet) ([]*corev1.Pod, error)
 
 // claim adopts and releases pods as ClaimPod decides and returns the
 // ReplicaSet's pods.
-func (c *controller) claim(ctx context.Context, rs *appsv1.ReplicaSet, selector labels.Selector, pods []*corev1.Pod) ([]*corev1.Pod, error) {
+func (c *controller) claim(ctx context.Context, rs *appsv1.ReplicaSet, selector Matcher, pods []*corev1.Pod) ([]*corev1.Pod, error) {
 	var owned []*corev1.Pod
 	var errs []error
 	var canAdopt *bool // checked once, against the API, before the first adoption
 	for _, p := range pods {
-		switch ClaimPod(rs, selector, p) {
+		switch claimPod(rs, selector, p) {
 		case Keep:
 			owned = append(owned, p)
 		case Adopt:

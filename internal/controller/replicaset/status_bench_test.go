@@ -179,16 +179,17 @@ func BenchmarkSyncPods10000(b *testing.B) {
 	}
 	ctx := context.Background()
 	now := metav1.Now()
+	matcher := NewMatcher(selector)
 	for b.Loop() {
 		pods, err := c.candidatePods(mine)
 		if err != nil {
 			b.Fatal(err)
 		}
-		owned, err := c.claim(ctx, mine, selector, pods)
+		owned, err := c.claim(ctx, mine, matcher, pods)
 		if err != nil || len(owned) != n {
 			b.Fatalf("%d pods claimed (%v), want %d", len(owned), err, n)
 		}
-		if st, _ := ComputeStatus(mine, owned, nil, nil, now); st.ReadyReplicas != n {
+		if st, _ := computeStatus(mine, owned, nil, nil, now, &matcher); st.ReadyReplicas != n || st.FullyLabeledReplicas != n {
 			b.Fatalf("ready %d, want %d", st.ReadyReplicas, n)
 		}
 	}
