@@ -21,16 +21,13 @@ import (
 	"github.com/drover/drover/internal/runtime/sim"
 )
 
-// Client rate limits of a simulated fleet: its nodes share one client, so
-// client-go's default of 5 requests/s would throttle all of them together.
-const fleetQPS, fleetBurst = 5000, 10000
-
 // simFleetFlags are `drover agent --nodes N` and its companions.
 type simFleetFlags struct {
 	cfg         simfleet.Config
 	cpu, memory string
 	pods        int
 	cpuProfile  string
+	memProfile  string
 }
 
 func (s *simFleetFlags) add(f *pflag.FlagSet) {
@@ -42,6 +39,7 @@ func (s *simFleetFlags) add(f *pflag.FlagSet) {
 	f.BoolVar(&s.cfg.WatchPerNode, "sim-watch-per-node", false, "give each simulated node its own pod watch, as real nodes have (default: one watch shared by the fleet, as KWOK has)")
 	f.IntVar(&s.cfg.Workers, "sim-workers", simfleet.DefaultWorkers, "pod sync workers per simulated node (with --nodes)")
 	f.StringVar(&s.cpuProfile, "sim-cpuprofile", "", "write a CPU profile of the fleet to this file until it stops (with --nodes)")
+	f.StringVar(&s.memProfile, "sim-memprofile", os.Getenv("DROVER_SIM_MEMPROFILE"), "write the fleet's allocation profile to this file when it stops (with --nodes; default $DROVER_SIM_MEMPROFILE, for a fleet bench starts)")
 }
 
 // fleetGCPercent is the simulated fleet's GOGC unless the environment sets
@@ -64,8 +62,7 @@ func (s *simFleetFlags) run(cmd *cobra.Command, rtName string, restCfg *rest.Con
 		// fifth of a 500-node fleet's CPU at Go's default of 100).
 		debug.SetGCPercent(fleetGCPercent)
 	}
-	restCfg = rest.CopyConfig(restCfg)
-	restCfg.QPS, restCfg.Burst = fleetQPS, fleetBurst
+	restCfg = simfleet.RESTConfig(restCfg)
 	restCfg.UserAgent = "drover-simfleet"
 	client, err := kubernetes.NewForConfig(kubeclient.Protobuf(restCfg))
 	if err != nil {
@@ -89,6 +86,19 @@ func (s *simFleetFlags) run(cmd *cobra.Command, rtName string, restCfg *rest.Con
 			return fmt.Errorf("--sim-cpuprofile: %w", err)
 		}
 		defer pprof.StopCPUProfile()
+	}
+	if s.memProfile != "" {
+		defer func() {
+			f, err := os.Create(s.memProfile)
+			if err != nil {
+				fmt.Fprintf(cmd.ErrOrStderr(), "--sim-memprofile: %v\n", err)
+				return
+			}
+			defer f.Close()
+			if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+				fmt.Fprintf(cmd.ErrOrStderr(), "--sim-memprofile: %v\n", err)
+			}
+		}()
 	}
 	out := cmd.OutOrStdout()
 	cfg.Ready = func(nodes []string) {

@@ -135,6 +135,17 @@ type Config struct {
 	// pods bound to its node. The caller starts the informer.
 	Pods *PodSource
 
+	// Events, if set, is an event broadcaster shared with other agents in
+	// this process (a simulated fleet's): the agent makes its recorder
+	// from it, and neither starts it nor shuts it down. Default: a
+	// broadcaster of the agent's own, recording to the API server.
+	Events record.EventBroadcaster
+	// NoQueueMetrics leaves the pod work queue out of the workqueue_*
+	// metrics: in a process of many agents (a simulated fleet) every
+	// agent's queue would report as the one "pods" queue, each over the
+	// others' figures, and keep a ticker of its own for it.
+	NoQueueMetrics bool
+
 	// Ready, if set, is called once the node is registered and the HTTP
 	// endpoint serves.
 	Ready func(Info)
@@ -287,9 +298,12 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := a.renewLease(ctx); err != nil {
 		return err
 	}
-	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
-	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: cfg.Client.CoreV1().Events("")})
-	defer broadcaster.Shutdown()
+	broadcaster := cfg.Events
+	if broadcaster == nil {
+		broadcaster = record.NewBroadcaster(record.WithContext(ctx))
+		broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: cfg.Client.CoreV1().Events("")})
+		defer broadcaster.Shutdown()
+	}
 	a.recorder = broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "kubelet", Host: cfg.NodeName})
 	a.recorder.Eventf(nodeRef(cfg.NodeName), corev1.EventTypeNormal, "Starting", "Starting drover agent.")
 	a.log.Info("node registered", "runtime", a.host.RuntimeVersion, "ip", cfg.NodeIP, "port", a.port)

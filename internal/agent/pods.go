@@ -108,6 +108,10 @@ type probeKey struct {
 }
 
 func newPodManager(a *agent) *podManager {
+	queueName := "pods"
+	if a.cfg.NoQueueMetrics {
+		queueName = "" // a queue without a name has no metrics
+	}
 	return &podManager{
 		a:       a,
 		rt:      a.cfg.Runtime,
@@ -115,7 +119,7 @@ func newPodManager(a *agent) *podManager {
 		prober:  newProber(a.cfg.Runtime),
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
 			workqueue.NewTypedItemExponentialFailureRateLimiter[string](100*time.Millisecond, 30*time.Second),
-			workqueue.TypedRateLimitingQueueConfig[string]{Name: "pods"}),
+			workqueue.TypedRateLimitingQueueConfig[string]{Name: queueName}),
 		states: map[string]*podState{},
 	}
 }

@@ -206,6 +206,10 @@ func Run(ctx context.Context, cfg Config) error {
 		factory.Start(ctx.Done())
 		defer factory.Shutdown()
 	}
+	events, sink := newEventBroadcaster(ctx, cfg.Client.CoreV1().Events(""), eventWorkers, cfg.Logger)
+	defer sink.wait()
+	defer events.Shutdown()
+	defer cancel() // the sink's workers stop with ctx
 	names := make([]string, cfg.Nodes)
 	for i := range cfg.Nodes {
 		names[i] = NodeName(cfg.NamePrefix, i)
@@ -233,6 +237,8 @@ func Run(ctx context.Context, cfg Config) error {
 				NodeIP:             "127.0.0.1",
 				Capacity:           cfg.Capacity.DeepCopy(),
 				Labels:             cfg.Labels,
+				Events:             events,
+				NoQueueMetrics:     true,
 			}
 			if shared != nil {
 				acfg.Pods = &agent.PodSource{Informer: shared, Lister: nodePods{idx: shared.GetIndexer(), node: names[i]}, Subscribe: disp.subscribe}

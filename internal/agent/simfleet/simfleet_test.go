@@ -73,6 +73,20 @@ func testFleet(t *testing.T, perNode bool) {
 		t.Fatal(err)
 	}
 	waitRunning(t, env, "p", "10.64.1.")
+	// The node said so as a kubelet does, through the fleet's one event
+	// broadcaster.
+	testenv.Eventually(t, 30*time.Second, func() error {
+		evs, err := eventsAbout(ctx, env, "default", "p")
+		if err != nil {
+			return err
+		}
+		for _, e := range evs {
+			if e.Reason == "Started" && e.Source == (corev1.EventSource{Component: "kubelet", Host: "fleet-1"}) && e.Message == "Started container app" {
+				return nil
+			}
+		}
+		return fmt.Errorf("no Started event from kubelet on fleet-1 among %d events about p", len(evs))
+	})
 
 	// A pod created unbound and bound later, as the scheduler binds: it
 	// enters the fleet's watch of bound pods then.
