@@ -43,8 +43,10 @@ func (s *simFleetFlags) add(f *pflag.FlagSet) {
 }
 
 // fleetGCPercent is the simulated fleet's GOGC unless the environment sets
-// one.
-const fleetGCPercent = 200
+// one. At 500 nodes / 10k pods (live heap ~110 MB) 400 against 200 took the
+// GC from 1.28 to 0.92 CPU-s of 10 and the fleet's peak RSS from 464 to
+// 632 MiB.
+const fleetGCPercent = 400
 
 // run is `drover agent --runtime sim --nodes N`: a fleet of simulated
 // nodes sharing one client, with no workload of its own, like KWOK.
