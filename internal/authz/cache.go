@@ -62,6 +62,21 @@ func (c *Cache) Run(ctx context.Context, client kubernetes.Interface) error {
 // returns; the informers stop when ctx ends.
 func (c *Cache) Start(ctx context.Context, client kubernetes.Interface) error {
 	factory := informers.NewSharedInformerFactory(client, 0)
+	if err := c.StartWith(ctx, factory); err != nil {
+		factory.Shutdown()
+		return err
+	}
+	go func() {
+		<-ctx.Done()
+		factory.Shutdown()
+	}()
+	return nil
+}
+
+// StartWith is Start with the informers of a factory that other readers
+// share (one watch of pods for all of them); the informers it starts stop
+// when ctx ends, and the factory's owner shuts it down.
+func (c *Cache) StartWith(ctx context.Context, factory informers.SharedInformerFactory) error {
 	rbac := factory.Rbac().V1()
 	podInformer := factory.Core().V1().Pods()
 	if err := podInformer.Informer().AddIndexers(cache.Indexers{podsByNode: func(obj any) ([]string, error) {
@@ -84,15 +99,10 @@ func (c *Cache) Start(ctx context.Context, client kubernetes.Interface) error {
 	factory.Start(ctx.Done())
 	for typ, ok := range factory.WaitForCacheSync(ctx.Done()) {
 		if !ok {
-			factory.Shutdown()
 			return fmt.Errorf("authz: %v informer did not sync: %w", typ, context.Cause(ctx))
 		}
 	}
 	c.l.Store(l)
-	go func() {
-		<-ctx.Done()
-		factory.Shutdown()
-	}()
 	return nil
 }
 

@@ -23,6 +23,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/uuid"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -342,16 +343,22 @@ func run(ctx context.Context, cfg Config) error {
 
 	// In-process components, on their own context so that shutdown stops
 	// them in order rather than all at once.
+	// The authorizer and metrics.k8s.io, which run on every server, share
+	// one watch of pods and nodes (the leader's controllers have their own
+	// for each term). Shut down once the components have stopped.
+	serverInformers := informers.NewSharedInformerFactory(clients.informerClient(), 0)
+	defer serverInformers.Shutdown()
+	serverInformers.Core().V1().Nodes().Informer() // metrics.k8s.io's: started with the authorizer's, for the components' lifetime
 	compCtx, stopComponents := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopComponents()
 	// The authorizer's informers are clients too: they stop with the components.
-	if err := authzCache.Start(compCtx, clients.informerClient()); err != nil {
+	if err := authzCache.StartWith(compCtx, serverInformers); err != nil {
 		shutdownHTTP(srv, cancelBase, log)
 		return err
 	}
 	compErr := make(chan error, 1)
 	var wg sync.WaitGroup
-	metricsServer := metricsapi.New(clients.informerClient(), log.With("component", "metrics-api"), metricsapi.Options{})
+	metricsServer := metricsapi.New(clients.informerClient(), log.With("component", "metrics-api"), metricsapi.Options{Informers: serverInformers})
 	resourceMetrics.set(metricsServer.Handler())
 	scraper := Component{Name: "metrics-api", Run: func(ctx context.Context, _ Clients, _ *slog.Logger) error {
 		return metricsServer.Run(ctx)

@@ -22,6 +22,7 @@ import (
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/informers"
 	"k8s.io/client-go/rest"
 	"k8s.io/kubectl/pkg/cmd/top"
 	cmdutil "k8s.io/kubectl/pkg/cmd/util"
@@ -108,6 +109,13 @@ func simPod(name, app, milliCPU string) *corev1.Pod {
 }
 
 func TestMetricsAPIServesAgentUsage(t *testing.T) {
+	t.Run("own informers", func(t *testing.T) { testServesAgentUsage(t, false) })
+	t.Run("shared informers", func(t *testing.T) { testServesAgentUsage(t, true) })
+}
+
+// testServesAgentUsage runs the server with informers of its own, or on a
+// factory shared with other readers as the control plane does.
+func testServesAgentUsage(t *testing.T, shared bool) {
 	env := testenv.Start(t)
 	startAgent(t, env, "node-1")
 	ctx := context.Background()
@@ -116,7 +124,12 @@ func TestMetricsAPIServesAgentUsage(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	srv := metricsapi.New(env.Kube, testenv.Logger(t), metricsapi.Options{Interval: 200 * time.Millisecond})
+	opts := metricsapi.Options{Interval: 200 * time.Millisecond}
+	if shared {
+		opts.Informers = informers.NewSharedInformerFactory(env.Kube, 0)
+		t.Cleanup(opts.Informers.Shutdown) // after Run has returned
+	}
+	srv := metricsapi.New(env.Kube, testenv.Logger(t), opts)
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- srv.Run(runCtx) }()

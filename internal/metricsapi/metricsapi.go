@@ -75,6 +75,12 @@ type Options struct {
 	HTTPClient *http.Client
 	// Resync is the informers' resync period; default 10 minutes.
 	Resync time.Duration
+	// Informers, when set, is a factory other readers of nodes and pods
+	// share (one watch of each for all of them): Run takes its listers
+	// from it and starts the informers it needs, which stop when Run's
+	// context ends; its owner shuts it down. Without it Run has its own,
+	// with only what serving needs of each object kept.
+	Informers informers.SharedInformerFactory
 }
 
 // Server scrapes the agents and serves the metrics they report.
@@ -136,18 +142,23 @@ func New(client kubernetes.Interface, logger *slog.Logger, opts Options) *Server
 // ctx is done, then returns nil. It returns an error only if it cannot
 // start.
 func (s *Server) Run(ctx context.Context) error {
-	factory := informers.NewSharedInformerFactory(s.client, s.opts.Resync)
-	nodeInf, podInf := factory.Core().V1().Nodes(), factory.Core().V1().Pods()
-	// Keep only what serving needs: names, labels, addresses.
-	if err := podInf.Informer().SetTransform(trimPod); err != nil {
-		return fmt.Errorf("metrics: pod informer: %w", err)
+	factory := s.opts.Informers
+	if factory == nil {
+		factory = informers.NewSharedInformerFactory(s.client, s.opts.Resync)
+		defer factory.Shutdown()
 	}
-	if err := nodeInf.Informer().SetTransform(trimNode); err != nil {
-		return fmt.Errorf("metrics: node informer: %w", err)
+	nodeInf, podInf := factory.Core().V1().Nodes(), factory.Core().V1().Pods()
+	if s.opts.Informers == nil {
+		// Keep only what serving needs: names, labels, addresses.
+		if err := podInf.Informer().SetTransform(trimPod); err != nil {
+			return fmt.Errorf("metrics: pod informer: %w", err)
+		}
+		if err := nodeInf.Informer().SetTransform(trimNode); err != nil {
+			return fmt.Errorf("metrics: node informer: %w", err)
+		}
 	}
 	s.nodes, s.pods = nodeInf.Lister(), podInf.Lister()
 	factory.Start(ctx.Done())
-	defer factory.Shutdown()
 	if !cache.WaitForCacheSync(ctx.Done(), nodeInf.Informer().HasSynced, podInf.Informer().HasSynced) {
 		return nil
 	}
