@@ -907,7 +907,12 @@ func (m *podManager) writeStatus(ctx context.Context, pod *corev1.Pod, st *podSt
 	if enc != nil && (sameStatus(enc, &pod.Status) || st.written != nil && bytes.Equal(enc, st.writtenEnc)) {
 		return false, nil
 	}
-	p := pod.DeepCopy()
+	// A shallow copy: the write encodes p and changes nothing in it but
+	// its own TypeMeta, ResourceVersion and Status fields, so the
+	// informer's pod it shares the rest with is left as it was; a deep
+	// copy of the whole pod at every write was garbage at once.
+	p := new(corev1.Pod)
+	*p = *pod
 	p.Status = status
 	// Only the status of a status write is taken, so the informer's copy
 	// serves with the newer resourceVersion of its own and the one our last

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -257,4 +259,38 @@ func TestSimCrashSeenBeforeResync(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// writeStatus writes from a shallow copy of the informer's pod: the pod it
+// was given (the informer cache's object, shared with every reader) keeps
+// its status, resourceVersion, metadata and spec, and the API server gets
+// the new status.
+func TestWriteStatusLeavesTheInformersPodAlone(t *testing.T) {
+	env := testenv.Start(t)
+	ctx := context.Background()
+	created := createPod(t, env, simPod("shared", nil))
+	pod, err := env.Kube.CoreV1().Pods("default").Get(ctx, created.Name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := pod.DeepCopy()
+	m := &podManager{a: &agent{cfg: Config{Client: env.Kube}}, states: map[string]*podState{}}
+	st := &podState{uid: pod.UID}
+	status := *pod.Status.DeepCopy()
+	status.Phase = corev1.PodRunning
+	status.Message = "written from a copy"
+	wrote, err := m.writeStatus(ctx, pod, st, status)
+	if err != nil || !wrote {
+		t.Fatalf("writeStatus = %v, %v; want a write", wrote, err)
+	}
+	if !apiequality.Semantic.DeepEqual(pod, before) {
+		t.Errorf("writeStatus changed the pod it was given:\n got %+v\nwant %+v", pod, before)
+	}
+	got, err := env.Kube.CoreV1().Pods("default").Get(ctx, pod.Name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Status.Message != "written from a copy" || got.ResourceVersion != st.writtenRV || got.ResourceVersion == before.ResourceVersion {
+		t.Errorf("stored pod: message %q resourceVersion %s (written %s, before %s)", got.Status.Message, got.ResourceVersion, st.writtenRV, before.ResourceVersion)
+	}
 }
