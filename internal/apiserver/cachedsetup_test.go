@@ -72,6 +72,20 @@ func (g *gatedStore) Watch(ctx context.Context, prefix string, from int64) (<-ch
 	if err != nil {
 		return nil, err
 	}
+	return g.through(ctx, in), nil
+}
+
+// WatchCurrent is the watch the cache makes (etcd.Store's, gated).
+func (g *gatedStore) WatchCurrent(ctx context.Context, prefix string, from int64) (<-chan storage.Event, error) {
+	in, err := g.Store.WatchCurrent(ctx, prefix, from)
+	if err != nil {
+		return nil, err
+	}
+	return g.through(ctx, in), nil
+}
+
+// through passes a watch's events on while the gate is open.
+func (g *gatedStore) through(ctx context.Context, in <-chan storage.Event) <-chan storage.Event {
 	out := make(chan storage.Event)
 	go func() {
 		defer close(out)
@@ -88,7 +102,7 @@ func (g *gatedStore) Watch(ctx context.Context, prefix string, from int64) (<-ch
 			}
 		}
 	}()
-	return out, nil
+	return out
 }
 
 func (g *gatedStore) Close() error { return nil }
