@@ -295,12 +295,8 @@ func (s *server) namespaceAcceptsContent(ctx context.Context, res *registry.Reso
 	// namespace the cache does not hold (created a moment ago) or holds as
 	// terminating (perhaps since created again) is looked up in etcd.
 	name := acc.GetNamespace()
-	ns, rev, ok := s.store.getCached(nsRes, "", name)
-	if ok {
-		nsAcc, _ := meta.Accessor(ns)
-		if nsAcc.GetDeletionTimestamp() == nil && !s.store.deleting.cacheMayLag(name, rev) {
-			return nil
-		}
+	if terminating, rev, ok := s.store.cachedNamespaceTerminating(nsRes, name); ok && !terminating && !s.store.deleting.cacheMayLag(name, rev) {
+		return nil
 	}
 	ns, _, err := s.store.get(ctx, nsRes, "", name)
 	if err != nil {

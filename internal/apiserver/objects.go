@@ -32,6 +32,9 @@ type objectStore struct {
 	// memo holds the values watches have decoded: getCached copies
 	// them rather than decode again.
 	memo *eventMemo
+
+	nsMu          sync.Mutex
+	nsTerminating map[string]namespaceVerdict // by namespace name
 }
 
 // keyPrefix returns the prefix under which the resource's objects live; with
@@ -210,17 +213,58 @@ type cachedGetter interface {
 	GetCached(key string) (storage.KeyValue, bool)
 }
 
-// getCached decodes the watch cache's copy of an object, with its revision;
-// false when there is no cache or it does not hold the object. The object is
-// decoded afresh from the cached value, so the caller owns it. It may be
-// older than the stored one: callers write conditionally on its revision or
-// confirm with get.
-func (o *objectStore) getCached(res *registry.Resource, namespace, name string) (runtime.Object, int64, bool) {
-	obj, kv, ok := o.getCachedStored(res, namespace, name)
-	return obj, kv.Revision, ok
+// cachedNamespaceTerminating tells whether the watch cache's copy of
+// namespace name is being deleted, with the copy's revision; false when the
+// cache does not hold it. Every create asks: the answer for a revision is
+// kept rather than the namespace decoded each time.
+func (o *objectStore) cachedNamespaceTerminating(nsRes *registry.Resource, name string) (terminating bool, rev int64, ok bool) {
+	cg, ok := o.s.(cachedGetter)
+	if !ok {
+		return false, 0, false
+	}
+	kv, ok := cg.GetCached(objectKey(nsRes, "", name))
+	if !ok {
+		return false, 0, false
+	}
+	o.nsMu.Lock()
+	v, known := o.nsTerminating[name]
+	o.nsMu.Unlock()
+	if known && v.rev == kv.Revision {
+		return v.terminating, kv.Revision, true
+	}
+	obj, err := o.decode(nsRes, kv.Value, kv.Revision)
+	if err != nil {
+		return false, 0, false
+	}
+	acc, err := meta.Accessor(obj)
+	if err != nil {
+		return false, 0, false
+	}
+	v = namespaceVerdict{rev: kv.Revision, terminating: acc.GetDeletionTimestamp() != nil}
+	o.nsMu.Lock()
+	if o.nsTerminating == nil || len(o.nsTerminating) >= maxNamespaceVerdicts {
+		o.nsTerminating = map[string]namespaceVerdict{}
+	}
+	o.nsTerminating[name] = v
+	o.nsMu.Unlock()
+	return v.terminating, kv.Revision, true
 }
 
-// getCachedStored is getCached that also returns the cached value.
+// namespaceVerdict is whether a namespace, as stored at rev, is terminating.
+type namespaceVerdict struct {
+	rev         int64
+	terminating bool
+}
+
+// maxNamespaceVerdicts bounds the verdicts kept (one per namespace); past
+// it they are forgotten and found again.
+const maxNamespaceVerdicts = 10000
+
+// getCachedStored returns the watch cache's copy of an object, with the
+// cached value and its revision; false when there is no cache or it does not
+// hold the object. The caller owns the object (decoded afresh, or a copy of
+// the one a watch decoded). It may be older than the stored one: callers
+// write conditionally on its revision or confirm with get.
 func (o *objectStore) getCachedStored(res *registry.Resource, namespace, name string) (runtime.Object, storage.KeyValue, bool) {
 	cg, ok := o.s.(cachedGetter)
 	if !ok {
