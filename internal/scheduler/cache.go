@@ -23,6 +23,12 @@ type Cache struct {
 	pods  map[types.UID]*podState // placed pods (bound or assumed)
 	next  int                     // where the next scan starts
 
+	// owners counts placed pods per controller UID and node. Keyed by
+	// owner first, a placement looks its pod's owner up once and then
+	// each candidate node by pointer in one small map, not the owner's
+	// UID (a string) in each node's map.
+	owners map[types.UID]map[*nodeInfo]int
+
 	feasible []*nodeInfo
 	scores   []nodeScore
 	reasons  []string
@@ -57,7 +63,6 @@ type nodeInfo struct {
 	reqScalar      map[corev1.ResourceName]int64
 	podCount       int
 	ports          map[portKey]map[string]int // protocol+port -> host IP -> pods
-	owners         map[types.UID]int          // controller UID -> pods
 	listed         int                        // index in Cache.list, -1 if not listed
 }
 
@@ -92,9 +97,10 @@ type reasonCount struct {
 // NewCache returns an empty cache.
 func NewCache(cfg Config) *Cache {
 	return &Cache{
-		cfg:   cfg,
-		nodes: map[string]*nodeInfo{},
-		pods:  map[types.UID]*podState{},
+		cfg:    cfg,
+		nodes:  map[string]*nodeInfo{},
+		pods:   map[types.UID]*podState{},
+		owners: map[types.UID]map[*nodeInfo]int{},
 	}
 }
 
@@ -243,10 +249,12 @@ func (c *Cache) add(pod *corev1.Pod, node string, assumed bool) {
 		ni.ports[k][p.ip]++
 	}
 	if ps.owner != "" {
-		if ni.owners == nil {
-			ni.owners = map[types.UID]int{}
+		onNode := c.owners[ps.owner]
+		if onNode == nil {
+			onNode = map[*nodeInfo]int{}
+			c.owners[ps.owner] = onNode
 		}
-		ni.owners[ps.owner]++
+		onNode[ni]++
 	}
 }
 
@@ -275,9 +283,12 @@ func (c *Cache) remove(ps *podState, uid types.UID) {
 			}
 		}
 	}
-	if ps.owner != "" {
-		if ni.owners[ps.owner]--; ni.owners[ps.owner] <= 0 {
-			delete(ni.owners, ps.owner)
+	if onNode := c.owners[ps.owner]; ps.owner != "" && onNode != nil {
+		if onNode[ni]--; onNode[ni] <= 0 {
+			delete(onNode, ni)
+			if len(onNode) == 0 {
+				delete(c.owners, ps.owner)
+			}
 		}
 	}
 	if ni.podCount == 0 && ni.node == nil {

@@ -122,11 +122,15 @@ func (c *Cache) best(pi *podInfo) string {
 	c.scores = c.scores[:0]
 	var maxSib, minSib, maxAff, maxTaint int64
 	minSib = -1
+	var siblings map[*nodeInfo]int
+	if pi.owner != "" {
+		siblings = c.owners[pi.owner] // nil (none placed yet) reads as 0
+	}
 	for _, ni := range c.feasible {
 		s := nodeScore{n: ni}
 		s.fit, s.balanced = resourceScores(ni, pi)
-		if pi.owner != "" {
-			s.siblings = int64(ni.owners[pi.owner])
+		if len(siblings) > 0 {
+			s.siblings = int64(siblings[ni])
 		}
 		for i := range pi.preferred {
 			if matchTerm(&pi.preferred[i].term, ni.name, ni.labels) {

@@ -408,3 +408,42 @@ func TestNumFeasibleNodesToFind(t *testing.T) {
 		}
 	}
 }
+
+// The per-owner, per-node pod counts that spreading reads follow pods
+// placed, moved and removed, and nothing is left once they are gone.
+// Pods of another owner keep both nodes equally used, so that only the
+// sibling counts decide.
+func TestOwnerCountsFollowPods(t *testing.T) {
+	c := NewCache(Config{})
+	for _, n := range []string{"a", "b"} {
+		c.SetNode(mkNode(n, "8", "8Gi").obj())
+	}
+	place := func(name, owner, node string) *corev1.Pod {
+		p := mkPod(name).owner(owner).obj()
+		p.Spec.NodeName = node
+		c.AddPod(p)
+		return p
+	}
+	r0, r1, r2 := place("r0", "rs", "a"), place("r1", "rs", "a"), place("r2", "rs", "b")
+	place("x", "other", "b")
+	next := mkPod("next").owner("rs").obj()
+	if node, err := c.Schedule(next); err != nil || node != "b" {
+		t.Fatalf("2 pods on each node, siblings 2 on a, 1 on b: placed on %q (%v), want b", node, err)
+	}
+	moved := r2.DeepCopy() // b -> a
+	moved.Spec.NodeName = "a"
+	c.AddPod(moved)
+	c.RemovePod(r0)
+	place("y", "other", "b")
+	if node, err := c.Schedule(next); err != nil || node != "b" {
+		t.Fatalf("2 pods on each node, siblings 2 on a, 0 on b: placed on %q (%v), want b", node, err)
+	}
+	c.RemovePod(r1)
+	c.RemovePod(moved)
+	if got := c.owners["rs"]; got != nil {
+		t.Fatalf("owner counts left after all its pods went: %v", got)
+	}
+	if got := len(c.owners["other"]); got != 1 {
+		t.Fatalf("other's pods counted on %d nodes, want 1", got)
+	}
+}
