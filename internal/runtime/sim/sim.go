@@ -102,7 +102,11 @@ type Runtime struct {
 	// simulated fleet a sixth of its CPU.
 	podSandboxes  map[string]map[runtime.SandboxID]*sandbox
 	podContainers map[string]map[runtime.ContainerID]*container
-	status        runtime.RuntimeStatus
+	// byMetadata indexes the sandboxes by their metadata, which is unique:
+	// RunPodSandbox checks it, and a scan of the node's sandboxes made
+	// starting a node's pods quadratic in their number.
+	byMetadata map[runtime.PodSandboxMetadata]*sandbox
+	status     runtime.RuntimeStatus
 }
 
 // The abilities Runtime has.
@@ -116,6 +120,10 @@ type sandbox struct {
 	runtime.PodSandbox
 	config runtime.PodSandboxConfig
 	ip     uint32 // offset in the subnet, 0 for none
+	// containers are the sandbox's containers (also in
+	// Runtime.containers), so that what concerns one sandbox does not
+	// scan every container of the node.
+	containers map[runtime.ContainerID]*container
 }
 
 type container struct {
@@ -193,6 +201,7 @@ func New(cfg Config) *Runtime {
 		containers:    map[runtime.ContainerID]*container{},
 		podSandboxes:  map[string]map[runtime.SandboxID]*sandbox{},
 		podContainers: map[string]map[runtime.ContainerID]*container{},
+		byMetadata:    map[runtime.PodSandboxMetadata]*sandbox{},
 		status:        runtime.RuntimeStatus{RuntimeReady: true, NetworkReady: true},
 	}
 }
@@ -253,12 +262,10 @@ func (r *Runtime) ipString(off uint32) string {
 func (r *Runtime) RunPodSandbox(_ context.Context, config runtime.PodSandboxConfig) (runtime.SandboxID, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for _, s := range r.sandboxes {
-		if s.Metadata == config.Metadata {
-			return "", fmt.Errorf("sim: sandbox %s/%s attempt %d exists", config.Metadata.Namespace, config.Metadata.Name, config.Metadata.Attempt)
-		}
+	if _, ok := r.byMetadata[config.Metadata]; ok {
+		return "", fmt.Errorf("sim: sandbox %s/%s attempt %d exists", config.Metadata.Namespace, config.Metadata.Name, config.Metadata.Attempt)
 	}
-	s := &sandbox{config: config}
+	s := &sandbox{config: config, containers: map[runtime.ContainerID]*container{}}
 	if !config.HostNetwork {
 		ip, err := r.allocIP()
 		if err != nil {
@@ -275,6 +282,7 @@ func (r *Runtime) RunPodSandbox(_ context.Context, config runtime.PodSandboxConf
 		Annotations: maps.Clone(config.Annotations),
 	}
 	r.sandboxes[s.ID] = s
+	r.byMetadata[s.Metadata] = s
 	addToIndex(r.podSandboxes, s.Labels, s.ID, s)
 	return s.ID, nil
 }
@@ -288,11 +296,9 @@ func (r *Runtime) StopPodSandbox(_ context.Context, id runtime.SandboxID) error 
 		return nil
 	}
 	now := r.now()
-	for _, c := range r.containers {
-		if c.status.SandboxID == id {
-			r.settle(c, now)
-			r.exit(c, now, 137, runtime.ReasonError)
-		}
+	for _, c := range s.containers {
+		r.settle(c, now)
+		r.exit(c, now, 137, runtime.ReasonError)
 	}
 	s.State = runtime.SandboxNotReady
 	if s.ip != 0 {
@@ -309,16 +315,17 @@ func (r *Runtime) RemovePodSandbox(ctx context.Context, id runtime.SandboxID) er
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for cid, c := range r.containers {
-		if c.status.SandboxID == id {
-			delete(r.containers, cid)
-			removeFromIndex(r.podContainers, c.status.Labels, cid)
-		}
+	s, ok := r.sandboxes[id]
+	if !ok {
+		return nil
 	}
-	if s, ok := r.sandboxes[id]; ok {
-		delete(r.sandboxes, id)
-		removeFromIndex(r.podSandboxes, s.Labels, id)
+	for cid, c := range s.containers {
+		delete(r.containers, cid)
+		removeFromIndex(r.podContainers, c.status.Labels, cid)
 	}
+	delete(r.sandboxes, id)
+	delete(r.byMetadata, s.Metadata)
+	removeFromIndex(r.podSandboxes, s.Labels, id)
 	return nil
 }
 
@@ -409,8 +416,8 @@ func (r *Runtime) CreateContainer(_ context.Context, sb runtime.SandboxID, sandb
 	if s.State != runtime.SandboxReady {
 		return "", fmt.Errorf("sim: create container %s: sandbox %s is not ready", config.Name, sb)
 	}
-	for _, c := range r.containers {
-		if c.status.SandboxID == sb && c.status.Name == config.Name && c.status.Attempt == config.Attempt {
+	for _, c := range s.containers {
+		if c.status.Name == config.Name && c.status.Attempt == config.Attempt {
 			return "", fmt.Errorf("sim: container %s attempt %d exists in sandbox %s", config.Name, config.Attempt, sb)
 		}
 	}
@@ -434,6 +441,7 @@ func (r *Runtime) CreateContainer(_ context.Context, sb runtime.SandboxID, sandb
 		LogPath: c.logPath,
 	}
 	r.containers[c.status.ID] = c
+	s.containers[c.status.ID] = c
 	addToIndex(r.podContainers, c.status.Labels, c.status.ID, c)
 	return c.status.ID, nil
 }
@@ -565,6 +573,9 @@ func (r *Runtime) RemoveContainer(_ context.Context, id runtime.ContainerID) err
 	defer r.mu.Unlock()
 	if c, ok := r.containers[id]; ok {
 		delete(r.containers, id)
+		if s, ok := r.sandboxes[c.status.SandboxID]; ok {
+			delete(s.containers, id)
+		}
 		removeFromIndex(r.podContainers, c.status.Labels, id)
 	}
 	return nil

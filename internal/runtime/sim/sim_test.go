@@ -298,3 +298,80 @@ func TestListByPod(t *testing.T) {
 		t.Errorf("all containers %+v, want only %s", all, pods["b"])
 	}
 }
+
+// TestDuplicatesAndSandboxScope checks what the sandbox and container
+// indexes answer: a sandbox's metadata and a container's name and attempt
+// in its sandbox are unique (until removed), and stopping or removing a
+// sandbox touches its own containers only.
+func TestDuplicatesAndSandboxScope(t *testing.T) {
+	ctx := context.Background()
+	rt := sim.New(sim.Config{})
+	cfg := func(uid string, attempt uint32) runtime.PodSandboxConfig {
+		return runtime.PodSandboxConfig{
+			Metadata: runtime.PodSandboxMetadata{Name: uid, Namespace: "default", UID: uid, Attempt: attempt},
+			Labels:   map[string]string{runtime.LabelPodUID: uid},
+		}
+	}
+	sbA, err := rt.RunPodSandbox(ctx, cfg("a", 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rt.RunPodSandbox(ctx, cfg("a", 0)); err == nil {
+		t.Fatal("second sandbox with the same metadata: no error")
+	}
+	sbA1, err := rt.RunPodSandbox(ctx, cfg("a", 1))
+	if err != nil {
+		t.Fatalf("next attempt: %v", err)
+	}
+	sbB, err := rt.RunPodSandbox(ctx, cfg("b", 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, err := rt.CreateContainer(ctx, sbA, cfg("a", 0), runtime.ContainerConfig{Name: "app"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rt.CreateContainer(ctx, sbA, cfg("a", 0), runtime.ContainerConfig{Name: "app"}); err == nil {
+		t.Fatal("second container app attempt 0 in one sandbox: no error")
+	}
+	if _, err := rt.CreateContainer(ctx, sbA, cfg("a", 0), runtime.ContainerConfig{Name: "app", Attempt: 1}); err != nil {
+		t.Fatalf("attempt 1: %v", err)
+	}
+	if _, err := rt.CreateContainer(ctx, sbA1, cfg("a", 1), runtime.ContainerConfig{Name: "app"}); err != nil {
+		t.Fatalf("same name in another sandbox: %v", err)
+	}
+	cb, err := rt.CreateContainer(ctx, sbB, cfg("b", 0), runtime.ContainerConfig{Name: "app"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []runtime.ContainerID{ca, cb} {
+		if err := rt.StartContainer(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := rt.StopPodSandbox(ctx, sbA); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := rt.ContainerStatus(ctx, ca); st.State != runtime.ContainerExited || st.ExitCode != 137 {
+		t.Errorf("container of the stopped sandbox: %s exit %d, want exited 137", st.State, st.ExitCode)
+	}
+	if st, _ := rt.ContainerStatus(ctx, cb); st.State != runtime.ContainerRunning {
+		t.Errorf("container of another sandbox: %s, want running", st.State)
+	}
+	if err := rt.RemoveContainer(ctx, ca); err != nil {
+		t.Fatal(err)
+	}
+	if err := rt.RemovePodSandbox(ctx, sbA); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rt.RunPodSandbox(ctx, cfg("a", 0)); err != nil {
+		t.Errorf("sandbox again after the first was removed: %v", err)
+	}
+	all, _ := rt.ListContainers(ctx, runtime.ContainerFilter{})
+	if len(all) != 2 {
+		t.Errorf("%d containers left, want 2 (sandbox a attempt 1's and b's): %+v", len(all), all)
+	}
+	if _, err := rt.ContainerStatus(ctx, cb); err != nil {
+		t.Errorf("container of another sandbox after a removal: %v", err)
+	}
+}
