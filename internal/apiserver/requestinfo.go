@@ -20,7 +20,11 @@ type requestInfo struct {
 // false for paths that are not resource requests (discovery, health, ...).
 func parseRequestInfo(r *http.Request) (requestInfo, bool) {
 	var info requestInfo
-	parts := splitPath(r.URL.Path)
+	var buf [maxPathParts]string
+	parts, ok := splitPath(r.URL.Path, buf[:0])
+	if !ok {
+		return info, false
+	}
 	switch {
 	case len(parts) >= 3 && parts[0] == "api":
 		info.Version = parts[1]
@@ -78,10 +82,25 @@ func verbFor(r *http.Request, named bool) string {
 
 func isTrue(s string) bool { return s == "true" || s == "1" }
 
-func splitPath(p string) []string {
+// splitPath appends the segments of p to parts, false when they do not fit
+// in its capacity.
+func splitPath(p string, parts []string) ([]string, bool) {
 	p = strings.Trim(p, "/")
 	if p == "" {
-		return nil
+		return parts, true
 	}
-	return strings.Split(p, "/")
+	for part := range strings.SplitSeq(p, "/") {
+		if len(parts) == cap(parts) {
+			return nil, false
+		}
+		parts = append(parts, part)
+	}
+	return parts, true
 }
+
+// maxPathParts is more segments than any API path has
+// (/apis/GROUP/VERSION/namespaces/NS/RESOURCE/NAME/SUBRESOURCE is 8):
+// parseRequestInfo splits into an array of this size on its stack, as
+// every request is parsed several times (limits, authorization, routing,
+// metrics).
+const maxPathParts = 9
