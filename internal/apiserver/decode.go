@@ -69,11 +69,39 @@ func mediaType(r *http.Request) string {
 	if ct == "" {
 		return "application/json"
 	}
-	mt, _, err := mime.ParseMediaType(ct)
+	mt, _, err := parseMediaType(ct)
 	if err != nil {
 		return ct
 	}
 	return mt
+}
+
+// parseMediaType is mime.ParseMediaType, which makes a map for the
+// parameters of every media type: a type without parameters (most Accept
+// and Content-Type values) is lower-cased and returned with none.
+func parseMediaType(v string) (mediatype string, params map[string]string, err error) {
+	v = strings.TrimSpace(v)
+	if plainMediaType(v) {
+		return strings.ToLower(v), nil, nil
+	}
+	return mime.ParseMediaType(v)
+}
+
+// plainMediaType reports whether v is type/subtype of token characters,
+// with nothing else.
+func plainMediaType(v string) bool {
+	slash := false
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		switch {
+		case c == '/' && !slash && i > 0 && i < len(v)-1:
+			slash = true
+		case c > ' ' && c < 0x7f && !strings.ContainsRune("()<>@,;:\\\"/[]?=", rune(c)):
+		default:
+			return false
+		}
+	}
+	return slash
 }
 
 // toJSON converts a JSON or YAML body to JSON; 400 when it is neither.

@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"mime"
 	"net/http"
 	"slices"
 	"strings"
@@ -29,7 +28,7 @@ const protobufWatchType = protobufType + ";stream=watch"
 // protobuf type asking for one is passed over for the JSON type after it.
 func protobufForm(r *http.Request) (responseForm, bool) {
 	for part := range strings.SplitSeq(r.Header.Get("Accept"), ",") {
-		mt, params, err := mime.ParseMediaType(strings.TrimSpace(part))
+		mt, params, err := parseMediaType(part)
 		if err != nil {
 			continue
 		}

@@ -2,7 +2,6 @@ package apiserver
 
 import (
 	"encoding/json"
-	"mime"
 	"net/http"
 	goruntime "runtime"
 	"strings"
@@ -29,8 +28,8 @@ const (
 // wantedForm reads the Accept header: the first JSON media type wins, and
 // its "as" parameter may ask for a Table or partial object metadata.
 func wantedForm(r *http.Request) responseForm {
-	for _, part := range strings.Split(r.Header.Get("Accept"), ",") {
-		mt, params, err := mime.ParseMediaType(strings.TrimSpace(part))
+	for part := range strings.SplitSeq(r.Header.Get("Accept"), ",") {
+		mt, params, err := parseMediaType(part)
 		if err != nil || (mt != "application/json" && mt != "*/*" && mt != "application/*") {
 			continue
 		}
