@@ -425,3 +425,47 @@ func TestClientGoFailsOver(t *testing.T) {
 	cancel()
 	<-done
 }
+
+// TestRedirectLeavesTheCallersRequest: a request already addressed to the
+// server is sent as it is; one for another server, or sent again, is a
+// copy with its own URL (and a fresh body), the caller's left unchanged.
+func TestRedirectLeavesTheCallersRequest(t *testing.T) {
+	req, err := http.NewRequest(http.MethodPut, "https://10.0.0.1:6443/api/v1/x?y=1", strings.NewReader("body"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("X-Test", "1")
+	same, err := redirect(req, "https://10.0.0.1:6443", false)
+	if err != nil || same != req {
+		t.Fatalf("to its own server: %p, %v; want the request itself (%p)", same, err, req)
+	}
+	other, err := redirect(req, "http://10.0.0.2:8080", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if other == req || other.URL == req.URL {
+		t.Fatal("to another server: not a copy")
+	}
+	if got := other.URL.String(); got != "http://10.0.0.2:8080/api/v1/x?y=1" {
+		t.Errorf("copy's URL %s", got)
+	}
+	if got := req.URL.String(); got != "https://10.0.0.1:6443/api/v1/x?y=1" {
+		t.Errorf("the caller's URL became %s", got)
+	}
+	if other.Header.Get("X-Test") != "1" || other.Method != http.MethodPut {
+		t.Errorf("copy lost the header or method: %v %s", other.Header, other.Method)
+	}
+	again, err := redirect(req, "https://10.0.0.1:6443", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again == req || again.Body == req.Body {
+		t.Fatal("sent again: not a copy with a fresh body")
+	}
+	if b, _ := io.ReadAll(again.Body); string(b) != "body" {
+		t.Errorf("fresh body %q", b)
+	}
+	if _, err := redirect(req, "10.0.0.3", false); err == nil {
+		t.Error("server without a scheme: no error")
+	}
+}
