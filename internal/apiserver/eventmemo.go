@@ -4,6 +4,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/drover/drover/internal/registry"
@@ -50,6 +51,9 @@ type memoEntry struct {
 	protoOnce sync.Once
 	protoData []byte // obj in enveloped protobuf
 	protoErr  error
+
+	fieldsOnce sync.Once
+	fields     fields.Set // what field selectors see of obj
 }
 
 func newEventMemo() *eventMemo {
@@ -88,13 +92,31 @@ func (e *memoEntry) decoded(decode func() (runtime.Object, error)) (runtime.Obje
 // new value of k's event: the stored value of key k.key written at
 // revision k.rev. It never decodes, nor adds an entry.
 func (m *eventMemo) decodedObject(k memoKey) (runtime.Object, bool) {
+	e, ok := m.decodedEntry(k)
+	if !ok {
+		return nil, false
+	}
+	return e.obj, true
+}
+
+// decodedEntry is decodedObject's entry.
+func (m *eventMemo) decodedEntry(k memoKey) (*memoEntry, bool) {
 	m.mu.Lock()
 	e, ok := m.entries[k]
 	m.mu.Unlock()
 	if !ok || !e.decodedOK.Load() {
 		return nil, false
 	}
-	return e.obj, true
+	return e, true
+}
+
+// matches reports whether sel selects the entry's object (decoded must
+// have succeeded), with its field set made once for every watch of it.
+func (e *memoEntry) matches(res *registry.Resource, sel selector) bool {
+	return sel.matchesWith(res, e.obj, func() fields.Set {
+		e.fieldsOnce.Do(func() { e.fields = fieldSet(res, e.obj) })
+		return e.fields
+	})
 }
 
 // encoded returns the entry's object as JSON, encoding it only for the first

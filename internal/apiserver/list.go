@@ -70,11 +70,20 @@ func fieldSet(res *registry.Resource, obj runtime.Object) fields.Set {
 }
 
 func (s selector) matches(res *registry.Resource, obj runtime.Object) bool {
+	return s.matchesWith(res, obj, func() fields.Set { return fieldSet(res, obj) })
+}
+
+// matchesWith is matches with the object's field set made by fieldsOf, and
+// only if a field selector needs it.
+func (s selector) matchesWith(res *registry.Resource, obj runtime.Object, fieldsOf func() fields.Set) bool {
 	if s.empty() {
 		return true
 	}
 	acc, _ := meta.Accessor(obj)
-	return s.labels.Matches(labels.Set(acc.GetLabels())) && s.fields.Matches(fieldSet(res, obj))
+	if !s.labels.Matches(labels.Set(acc.GetLabels())) {
+		return false
+	}
+	return s.fields.Empty() || s.fields.Matches(fieldsOf())
 }
 
 // continueToken is what a list's continue string carries.

@@ -202,34 +202,34 @@ func (s *server) route(res *registry.Resource, ev storage.Event, sel selector) (
 	// Every watcher of this resource sees the same event: decode (and
 	// later, encode) it once for all of them.
 	cur := s.memo.entry(memoKey{res: res, key: ev.Key, rev: ev.Revision})
-	obj, err := cur.decoded(func() (runtime.Object, error) { return s.store.decode(res, ev.Value, ev.Revision) })
+	_, err := cur.decoded(func() (runtime.Object, error) { return s.store.decode(res, ev.Value, ev.Revision) })
 	if err != nil {
 		s.log.Error("watch: decoding event", "key", ev.Key, "err", err)
 		return "", nil, false
 	}
 	switch ev.Type {
 	case storage.Added:
-		if sel.matches(res, obj) {
+		if cur.matches(res, sel) {
 			return watch.Added, cur, true
 		}
 	case storage.Deleted:
-		if sel.matches(res, obj) {
+		if cur.matches(res, sel) {
 			return watch.Deleted, cur, true
 		}
 	case storage.Modified:
-		newMatch, oldMatch := sel.matches(res, obj), true
+		newMatch, oldMatch := cur.matches(res, sel), true
 		if !sel.empty() && ev.PrevValue != nil {
 			// The previous value was, most often, the new value of
 			// an event the memo has decoded already.
-			prev, ok := s.memo.decodedObject(memoKey{res: res, key: ev.Key, rev: ev.PrevRevision})
+			prevEntry, ok := s.memo.decodedEntry(memoKey{res: res, key: ev.Key, rev: ev.PrevRevision})
 			if !ok || ev.PrevRevision == 0 {
-				prevEntry := s.memo.entry(memoKey{res: res, key: ev.Key, rev: ev.Revision, prev: true})
-				prev, err = prevEntry.decoded(func() (runtime.Object, error) {
+				prevEntry = s.memo.entry(memoKey{res: res, key: ev.Key, rev: ev.Revision, prev: true})
+				_, err = prevEntry.decoded(func() (runtime.Object, error) {
 					return s.store.decode(res, ev.PrevValue, ev.Revision)
 				})
 			}
 			if err == nil {
-				oldMatch = sel.matches(res, prev)
+				oldMatch = prevEntry.matches(res, sel)
 			}
 		} else {
 			oldMatch = newMatch
