@@ -314,10 +314,13 @@ func run(ctx context.Context, cfg Config) error {
 	restCfg.QPS, restCfg.Burst = 2000, 4000
 	// They call its handler directly rather than over TLS and HTTP/2 on
 	// loopback (a sixth of the control plane's CPU under load), as the
-	// admin all the same; restCfg stays the network's, for Info.
+	// admin all the same; restCfg stays the network's, for Info. The
+	// transport bounds them (inProcessMaxConcurrent), not a client rate
+	// limiter (QPS -1: none; with one, client-go also builds a URL
+	// template for its metrics on every request).
 	inProcessCfg := &rest.Config{
 		Host: "http://inprocess", BearerToken: token, UserAgent: restCfg.UserAgent,
-		QPS: restCfg.QPS, Burst: restCfg.Burst,
+		QPS: -1,
 		Transport: &inprocess.Transport{Handler: fullHandler, BaseContext: baseCtx, Logger: log.With("component", "inprocess"),
 			MaxConcurrent: inProcessMaxConcurrent},
 	}
