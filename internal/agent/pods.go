@@ -907,21 +907,12 @@ func (m *podManager) writeStatus(ctx context.Context, pod *corev1.Pod, st *podSt
 	if enc != nil && (sameStatus(enc, &pod.Status) || st.written != nil && bytes.Equal(enc, st.writtenEnc)) {
 		return false, nil
 	}
-	// A shallow copy: the write encodes p and changes nothing in it but
-	// its own TypeMeta, ResourceVersion and Status fields, so the
-	// informer's pod it shares the rest with is left as it was; a deep
-	// copy of the whole pod at every write was garbage at once.
-	p := new(corev1.Pod)
-	*p = *pod
-	p.Status = status
 	// Only the status of a status write is taken, so the informer's copy
 	// serves with the newer resourceVersion of its own and the one our last
 	// write returned: the informer has often not yet seen that write.
-	p.ResourceVersion = newerResourceVersion(pod.ResourceVersion, st.writtenRV)
-	pods := m.a.cfg.Client.CoreV1().Pods(pod.Namespace)
-	updated, err := pods.UpdateStatus(ctx, p, metav1.UpdateOptions{})
+	rv, err := putPodStatus(ctx, m.a.cfg.Client, pod, newerResourceVersion(pod.ResourceVersion, st.writtenRV), status)
 	if apierrors.IsConflict(err) { // someone else wrote the pod meanwhile
-		fresh, gerr := pods.Get(ctx, pod.Name, metav1.GetOptions{})
+		fresh, gerr := m.a.cfg.Client.CoreV1().Pods(pod.Namespace).Get(ctx, pod.Name, metav1.GetOptions{})
 		if apierrors.IsNotFound(gerr) {
 			return false, nil
 		}
@@ -931,8 +922,7 @@ func (m *podManager) writeStatus(ctx context.Context, pod *corev1.Pod, st *podSt
 		if fresh.UID != pod.UID {
 			return false, nil
 		}
-		fresh.Status = status
-		updated, err = pods.UpdateStatus(ctx, fresh, metav1.UpdateOptions{})
+		rv, err = putPodStatus(ctx, m.a.cfg.Client, fresh, fresh.ResourceVersion, status)
 	}
 	if apierrors.IsNotFound(err) {
 		return false, nil
@@ -940,9 +930,9 @@ func (m *podManager) writeStatus(ctx context.Context, pod *corev1.Pod, st *podSt
 	if err != nil {
 		return false, fmt.Errorf("update status: %w", err)
 	}
-	st.writtenRV = updated.ResourceVersion
+	st.writtenRV = rv
 	m.mu.Lock()
-	st.echoRV = updated.ResourceVersion
+	st.echoRV = rv
 	m.mu.Unlock()
 	if status.Phase == corev1.PodRunning && pod.Status.Phase != corev1.PodRunning && (st.written == nil || st.written.Phase != corev1.PodRunning) {
 		metrics.ObservePodStart(time.Since(st.seen))
