@@ -10,6 +10,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
 	"github.com/drover/drover/internal/auth"
+	"github.com/drover/drover/internal/inprocess"
 )
 
 // Upstream's defaults (--max-requests-inflight, --max-mutating-requests-inflight).
@@ -35,8 +36,13 @@ const inflightQueueWait = time.Second
 // filter does: read-only and mutating requests have separate pools, and a
 // request that finds its pool full waits its turn in a queue no longer
 // than the pool (see below), else is rejected at once (429, Retry-After).
-// Long-running requests (watches, logs, exec) are not
-// counted. system:masters have, besides the shared pool, a reserved one
+// Long-running requests (watches, logs, exec) are not counted, nor are the
+// control plane's own components' requests, served in process: their
+// transport bounds them (inprocess.Transport.MaxConcurrent), and refusing
+// them only delays the controllers and scheduler that would bring a flood
+// to an end (upstream exempts its loopback client, a system:masters
+// identity, from priority and fairness the same way). Other
+// system:masters have, besides the shared pool, a reserved one
 // (a tenth of the limit, at least 1) that others cannot use, so that an
 // admin's kubectl works during a flood from other identities. Node
 // heartbeats (Lease and node status writes) have a reserved pool of their
@@ -88,7 +94,7 @@ func newInflightLimiter(readOnly, mutating int) *inflightLimiter {
 // acquire takes a slot for r from u, returning the function that gives it
 // back; ok is false when the request must be rejected.
 func (l *inflightLimiter) acquire(r *http.Request, u *auth.User) (release func(), ok bool) {
-	if isLongRunning(r) {
+	if isLongRunning(r) || inprocess.Served(r) {
 		return func() {}, true
 	}
 	p := &l.readOnly

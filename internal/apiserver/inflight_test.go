@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/drover/drover/internal/apiserver"
 	"github.com/drover/drover/internal/auth"
+	"github.com/drover/drover/internal/inprocess"
 	"github.com/drover/drover/internal/registry"
 )
 
@@ -143,6 +145,21 @@ func TestMaxRequestsInFlight(t *testing.T) {
 	want429(do(http.MethodGet, "/api/v1/namespaces", adminToken), "admin beyond its reserve")
 	hold(http.MethodPost, adminToken) // the mutating reserve
 	want429(do(http.MethodPost, "/block/y", adminToken), "admin mutating beyond its reserve")
+	// The control plane's own components, in process, are not counted.
+	inproc := &http.Client{Transport: &inprocess.Transport{Handler: h}}
+	for _, m := range []struct{ method, path, body string }{
+		{http.MethodGet, "/api/v1/namespaces", ""},
+		{http.MethodPost, "/api/v1/namespaces/default/configmaps", `{"metadata":{"generateName":"inproc-"}}`},
+	} {
+		req, _ := http.NewRequest(m.method, "http://inprocess"+m.path, strings.NewReader(m.body))
+		req.Header.Set("Authorization", "Bearer "+adminToken)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := inproc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		admitted(resp, "in-process "+m.method+" with every pool full")
+	}
 	// Heartbeats have a reserve of their own: with both mutating pools
 	// full, a node's Lease and status writes still get in.
 	admitted(do(http.MethodPut, "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/n1", "flood-token"), "lease write during the flood")

@@ -17,9 +17,9 @@
 // network.)
 //
 // The handler sees a request as a server would show it: HTTP/1.1, RequestURI
-// set, RemoteAddr [RemoteAddr], TLS nil, and a context that ends when the
-// client's does or when the client closes the response body (so a watch that
-// client-go stops ends the handler). An ordinary response is buffered and
+// set, RemoteAddr [RemoteAddr], TLS nil, [Served] true, and a context that
+// ends when the client's does or when the client closes the response body (so
+// a watch that client-go stops ends the handler). An ordinary response is buffered and
 // handed over when the handler returns, with its ContentLength; a handler
 // that flushes (watches, logs) gets its response to the client at the first
 // flush, and streams from then on, each write blocking while the client is
@@ -51,6 +51,17 @@ import (
 // RemoteAddr is the RemoteAddr of the requests a Transport serves: a
 // loopback address with port 0, which is no real connection's.
 const RemoteAddr = "127.0.0.1:0"
+
+// servedKey marks the context of the requests a Transport serves.
+type servedKey struct{}
+
+// Served reports whether a handler's request came through a Transport, in
+// process, rather than over a connection: a server may treat its own
+// components apart (a Transport bounds them with MaxConcurrent).
+func Served(r *http.Request) bool {
+	served, _ := r.Context().Value(servedKey{}).(bool)
+	return served
+}
 
 var (
 	// ErrHijack is returned by the Hijack method of the ResponseWriter a
@@ -148,7 +159,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			return nil, context.Cause(ctx)
 		}
 	}
-	sreq := serverRequest(req, ctx)
+	sreq := serverRequest(req, context.WithValue(ctx, servedKey{}, true))
 	w := &responseWriter{
 		clientReq: req,
 		clientCtx: clientCtx,

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"runtime"
 	"strings"
 	"sync"
@@ -60,6 +61,7 @@ func TestRequestAsServerSeesIt(t *testing.T) {
 		contentLength                                             int64
 		tls                                                       bool
 		urlHost                                                   string
+		served                                                    bool
 	}
 	got := make(chan seen, 1)
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -68,7 +70,7 @@ func TestRequestAsServerSeesIt(t *testing.T) {
 			t.Errorf("reading request body: %v", err)
 		}
 		got <- seen{r.Method, r.RequestURI, r.URL.Path, r.URL.RawQuery, r.Host, r.RemoteAddr, r.Proto, r.Header.Get("Authorization"), string(b),
-			r.ProtoMajor, r.ProtoMinor, r.ContentLength, r.TLS != nil, r.URL.Host}
+			r.ProtoMajor, r.ProtoMinor, r.ContentLength, r.TLS != nil, r.URL.Host, inprocess.Served(r)}
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("X-Answer", "42")
 		w.WriteHeader(http.StatusCreated)
@@ -102,7 +104,7 @@ func TestRequestAsServerSeesIt(t *testing.T) {
 	}
 	s := within(t, got, "the request")
 	want := seen{"POST", "/api/v1/namespaces/a/configmaps?fieldManager=x", "/api/v1/namespaces/a/configmaps", "fieldManager=x", "inprocess", inprocess.RemoteAddr, "HTTP/1.1", "Bearer tok", "hello",
-		1, 1, 5, false, ""}
+		1, 1, 5, false, "", true}
 	if s != want {
 		t.Errorf("server saw\n%+v\nwant\n%+v", s, want)
 	}
@@ -579,4 +581,31 @@ func fetch(ctx context.Context, c *http.Client, errs chan<- error) {
 		}
 	}
 	errs <- err
+}
+
+// TestServedOnlyInProcess: a handler tells in-process requests from the
+// network's.
+func TestServedOnlyInProcess(t *testing.T) {
+	served := make(chan bool, 2)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { served <- inprocess.Served(r) })
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	for _, c := range []struct {
+		name   string
+		client *http.Client
+		url    string
+		want   bool
+	}{
+		{"network", srv.Client(), srv.URL, false},
+		{"in process", client(h), "http://inprocess/", true},
+	} {
+		resp, err := c.client.Get(c.url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if got := within(t, served, c.name); got != c.want {
+			t.Errorf("%s: Served = %v, want %v", c.name, got, c.want)
+		}
+	}
 }
