@@ -206,7 +206,7 @@ func Run(ctx context.Context, cfg Config) error {
 		factory.Start(ctx.Done())
 		defer factory.Shutdown()
 	}
-	events, sink := newEventBroadcaster(ctx, cfg.Client.CoreV1().Events(""), eventWorkers, cfg.Logger)
+	events, sink := newEventBroadcaster(ctx, cfg.Client.CoreV1(), eventWorkers, cfg.Logger)
 	defer sink.wait()
 	defer events.Shutdown()
 	defer cancel() // the sink's workers stop with ctx
