@@ -46,6 +46,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 
+	"github.com/drover/drover/internal/agent/rawapi"
 	"github.com/drover/drover/internal/metrics"
 	"github.com/drover/drover/internal/runtime"
 )
@@ -254,6 +255,9 @@ type agent struct {
 	pods        *podManager
 	recorder    record.EventRecorder
 	nodeCreated metav1.Time // set before the HTTP endpoint serves
+	// core sends pod status writes, or is nil when the client has no
+	// REST client of its own (then the typed client does).
+	core *rawapi.Client
 }
 
 // Run registers the node and runs the agent until ctx ends, then stops
@@ -264,7 +268,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := cfg.setDefaults(); err != nil {
 		return err
 	}
-	a := &agent{cfg: cfg, log: cfg.Logger.With("node", cfg.NodeName)}
+	a := &agent{cfg: cfg, log: cfg.Logger.With("node", cfg.NodeName), core: rawapi.New(cfg.Client.CoreV1().RESTClient())}
 	for _, dir := range []string{a.podsDir(), a.logsDir()} {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return fmt.Errorf("agent: data dir: %w", err)
