@@ -15,6 +15,7 @@ import (
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -217,7 +218,9 @@ func (a *agent) runtimeStatus(ctx context.Context) runtime.RuntimeStatus {
 func (a *agent) registerNode(ctx context.Context) error {
 	nodes := a.cfg.Client.CoreV1().Nodes()
 	want := nodeObject(&a.cfg, a.host, a.port)
-	want.Status.Conditions = nodeConditions(nil, a.runtimeStatus(ctx), time.Now())
+	// In whole seconds, as the server keeps times: the created node's
+	// status then compares equal to what was sent.
+	want.Status.Conditions = nodeConditions(nil, a.runtimeStatus(ctx), time.Now().Truncate(time.Second))
 	node, err := nodes.Create(ctx, want, metav1.CreateOptions{})
 	if apierrors.IsAlreadyExists(err) {
 		node, err = nodes.Get(ctx, a.cfg.NodeName, metav1.GetOptions{})
@@ -235,6 +238,12 @@ func (a *agent) registerNode(ctx context.Context) error {
 		}
 	} else if err != nil {
 		return fmt.Errorf("agent: create node: %w", err)
+	} else if apiequality.Semantic.DeepEqual(node.Status, want.Status) {
+		// The server kept the status the node was created with: writing
+		// it again at once was one more write of every node (and an event
+		// for every node watcher) at a fleet's start.
+		a.node = node
+		return nil
 	}
 	want.Status.Conditions = nodeConditions(node.Status.Conditions, a.runtimeStatus(ctx), time.Now())
 	node.Status = want.Status
