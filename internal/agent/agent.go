@@ -258,6 +258,8 @@ type agent struct {
 	// core sends pod status writes, or is nil when the client has no
 	// REST client of its own (then the typed client does).
 	core *rawapi.Client
+	// coord renews the lease, or is nil as core is.
+	coord *rawapi.Client
 }
 
 // Run registers the node and runs the agent until ctx ends, then stops
@@ -268,7 +270,8 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := cfg.setDefaults(); err != nil {
 		return err
 	}
-	a := &agent{cfg: cfg, log: cfg.Logger.With("node", cfg.NodeName), core: rawapi.New(cfg.Client.CoreV1().RESTClient())}
+	a := &agent{cfg: cfg, log: cfg.Logger.With("node", cfg.NodeName), core: rawapi.New(cfg.Client.CoreV1().RESTClient()),
+		coord: rawapi.New(cfg.Client.CoordinationV1().RESTClient())}
 	for _, dir := range []string{a.podsDir(), a.logsDir()} {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return fmt.Errorf("agent: data dir: %w", err)
