@@ -228,9 +228,13 @@ func (r *Runtime) SetStatus(s runtime.RuntimeStatus) {
 	r.mu.Unlock()
 }
 
+// newID is the next ID: the sequence number in 16 hex digits.
 func (r *Runtime) newID() string {
 	r.seq++
-	return fmt.Sprintf("%016x", r.seq)
+	b := []byte("0000000000000000")
+	h := strconv.AppendUint(nil, r.seq, 16)
+	copy(b[max(len(b)-len(h), 0):], h)
+	return string(b)
 }
 
 func (r *Runtime) allocIP() (uint32, error) {

@@ -375,3 +375,22 @@ func TestDuplicatesAndSandboxScope(t *testing.T) {
 		t.Errorf("container of another sandbox after a removal: %v", err)
 	}
 }
+
+func TestIDsAreSixteenHexDigits(t *testing.T) {
+	rt := sim.New(sim.Config{})
+	ctx := context.Background()
+	var last string
+	for i := range 20 {
+		id, err := rt.RunPodSandbox(ctx, runtime.PodSandboxConfig{Metadata: runtime.PodSandboxMetadata{Name: strconv.Itoa(i), UID: strconv.Itoa(i)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(id) != 16 || strings.Trim(string(id), "0123456789abcdef") != "" || string(id) <= last {
+			t.Fatalf("sandbox ID %q after %q: want 16 hex digits, increasing", id, last)
+		}
+		last = string(id)
+	}
+	if last != "0000000000000014" {
+		t.Errorf("20th ID %q, want 0000000000000014", last)
+	}
+}
