@@ -46,7 +46,6 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 
-	"github.com/drover/drover/internal/agent/rawapi"
 	"github.com/drover/drover/internal/metrics"
 	"github.com/drover/drover/internal/runtime"
 )
@@ -255,11 +254,6 @@ type agent struct {
 	pods        *podManager
 	recorder    record.EventRecorder
 	nodeCreated metav1.Time // set before the HTTP endpoint serves
-	// core sends pod status writes, or is nil when the client has no
-	// REST client of its own (then the typed client does).
-	core *rawapi.Client
-	// coord renews the lease, or is nil as core is.
-	coord *rawapi.Client
 }
 
 // Run registers the node and runs the agent until ctx ends, then stops
@@ -270,8 +264,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := cfg.setDefaults(); err != nil {
 		return err
 	}
-	a := &agent{cfg: cfg, log: cfg.Logger.With("node", cfg.NodeName), core: rawapi.New(cfg.Client.CoreV1().RESTClient()),
-		coord: rawapi.New(cfg.Client.CoordinationV1().RESTClient())}
+	a := &agent{cfg: cfg, log: cfg.Logger.With("node", cfg.NodeName)}
 	for _, dir := range []string{a.podsDir(), a.logsDir()} {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return fmt.Errorf("agent: data dir: %w", err)

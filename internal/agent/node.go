@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
-	"net/http"
 	"os"
 	goruntime "runtime"
 	"strconv"
@@ -21,7 +20,6 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/drover/drover/internal/agent/rawapi"
 	"github.com/drover/drover/internal/runtime"
 )
 
@@ -307,7 +305,7 @@ func (a *agent) renewLease(ctx context.Context) error {
 	fresh := a.newLease(now)
 	l.Spec = fresh.Spec
 	l.OwnerReferences = fresh.OwnerReferences
-	updated, err := a.updateLease(ctx, l)
+	updated, err := leases.Update(ctx, l, metav1.UpdateOptions{})
 	if err != nil {
 		if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
 			a.lease = nil // read it again next time
@@ -316,34 +314,6 @@ func (a *agent) renewLease(ctx context.Context) error {
 	}
 	a.lease = updated
 	return nil
-}
-
-// updateLease writes l and returns the lease written. Through a.coord (see
-// package rawapi) the answer is not decoded but for its resourceVersion:
-// the lease written is l with it, as the server changes nothing else of a
-// lease. A node's heartbeat is its most frequent request after its pods'.
-func (a *agent) updateLease(ctx context.Context, l *coordinationv1.Lease) (*coordinationv1.Lease, error) {
-	if a.coord == nil {
-		return a.cfg.Client.CoordinationV1().Leases(l.Namespace).Update(ctx, l, metav1.UpdateOptions{})
-	}
-	raw, err := l.Marshal()
-	if err != nil {
-		return nil, fmt.Errorf("encode lease: %w", err)
-	}
-	body, err := rawapi.Envelope("coordination.k8s.io/v1", "Lease", raw)
-	if err != nil {
-		return nil, err
-	}
-	data, err := a.coord.Do(ctx, http.MethodPut, "/namespaces/"+l.Namespace+"/leases/"+l.Name, rawapi.Protobuf, body)
-	if err != nil {
-		return nil, err
-	}
-	rv, err := rawapi.ResourceVersion(data)
-	if err != nil {
-		return nil, err
-	}
-	l.ResourceVersion = rv
-	return l, nil
 }
 
 func (a *agent) newLease(now metav1.MicroTime) *coordinationv1.Lease {

@@ -910,7 +910,7 @@ func (m *podManager) writeStatus(ctx context.Context, pod *corev1.Pod, st *podSt
 	// Only the status of a status write is taken, so the informer's copy
 	// serves with the newer resourceVersion of its own and the one our last
 	// write returned: the informer has often not yet seen that write.
-	rv, err := putPodStatus(ctx, m.a.core, m.a.cfg.Client, pod, newerResourceVersion(pod.ResourceVersion, st.writtenRV), status, enc)
+	rv, err := putPodStatus(ctx, m.a.cfg.Client, pod, newerResourceVersion(pod.ResourceVersion, st.writtenRV), status)
 	if apierrors.IsConflict(err) { // someone else wrote the pod meanwhile
 		fresh, gerr := m.a.cfg.Client.CoreV1().Pods(pod.Namespace).Get(ctx, pod.Name, metav1.GetOptions{})
 		if apierrors.IsNotFound(gerr) {
@@ -922,7 +922,7 @@ func (m *podManager) writeStatus(ctx context.Context, pod *corev1.Pod, st *podSt
 		if fresh.UID != pod.UID {
 			return false, nil
 		}
-		rv, err = putPodStatus(ctx, m.a.core, m.a.cfg.Client, fresh, fresh.ResourceVersion, status, enc)
+		rv, err = putPodStatus(ctx, m.a.cfg.Client, fresh, fresh.ResourceVersion, status)
 	}
 	if apierrors.IsNotFound(err) {
 		return false, nil

@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"fmt"
 	"testing"
 	"time"
 
@@ -40,33 +39,5 @@ func TestRegisterWritesTheStatusOnce(t *testing.T) {
 	startAgent(t, env, sim.New(sim.Config{}), cfg)
 	if n := counter.count("PUT /api/v1/nodes/node-1/status 200"); n != 1 {
 		t.Errorf("%d status writes at the registration of an existing node, want 1", n)
-	}
-}
-
-// Lease renewals follow each other without a conflict: each starts from
-// the resourceVersion the previous one returned.
-func TestLeaseRenewalsDoNotConflict(t *testing.T) {
-	env := testenv.Start(t)
-	counter, client := countingClient(t, env)
-	startAgent(t, env, sim.New(sim.Config{}), Config{Client: client, HeartbeatInterval: 50 * time.Millisecond})
-	renewals := "PUT /apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/node-1 "
-	testenv.Eventually(t, 30*time.Second, func() error {
-		if n := counter.count(renewals + "200"); n < 4 {
-			return fmt.Errorf("%d lease renewals, want 4", n)
-		}
-		return nil
-	})
-	if n := counter.count(renewals) - counter.count(renewals+"200"); n != 0 {
-		t.Errorf("%d lease renewals failed (conflicts: %d)", n, counter.count(renewals+"409"))
-	}
-	if n := counter.count("GET /apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/node-1 "); n > 1 {
-		t.Errorf("the lease was read %d times: a renewal lost track of it", n)
-	}
-	lease, err := env.Kube.CoordinationV1().Leases("kube-node-lease").Get(context.Background(), "node-1", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if lease.Spec.HolderIdentity == nil || *lease.Spec.HolderIdentity != "node-1" || lease.Spec.RenewTime == nil {
-		t.Errorf("lease spec %+v", lease.Spec)
 	}
 }

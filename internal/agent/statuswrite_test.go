@@ -11,15 +11,13 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
-	"github.com/drover/drover/internal/agent/rawapi"
 	"github.com/drover/drover/internal/testenv"
 )
 
 // putPodStatus sends only the pod's identity and status: the stored pod
 // gets the status and keeps its metadata and spec, and the returned
 // resourceVersion is the stored one, whether the client speaks protobuf
-// (the default) or JSON, through package rawapi or the typed client. A
-// write as of an older resourceVersion conflicts.
+// (the default) or JSON. A write as of an older resourceVersion conflicts.
 func TestPutPodStatusKeepsTheRestOfThePod(t *testing.T) {
 	env := testenv.Start(t)
 	ctx := context.Background()
@@ -29,15 +27,10 @@ func TestPutPodStatusKeepsTheRestOfThePod(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	raw := rawapi.New(env.Kube.CoreV1().RESTClient())
-	if raw == nil {
-		t.Fatal("no raw client for a clientset")
-	}
 	for _, tc := range []struct {
 		name   string
-		raw    *rawapi.Client
 		client kubernetes.Interface
-	}{{"raw", raw, env.Kube}, {"typed-protobuf", nil, env.Kube}, {"typed-json", nil, jsonClient}} {
+	}{{"protobuf", env.Kube}, {"json", jsonClient}} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := simPod("put-"+tc.name, map[string]string{"a": "1"})
 			p.Labels = map[string]string{"app": "x"}
@@ -52,11 +45,7 @@ func TestPutPodStatusKeepsTheRestOfThePod(t *testing.T) {
 				}},
 				ContainerStatuses: []corev1.ContainerStatus{{Name: "app", Ready: true, Image: "example.local/app:1"}},
 			}
-			enc, err := status.Marshal()
-			if err != nil {
-				t.Fatal(err)
-			}
-			rv, err := putPodStatus(ctx, tc.raw, tc.client, p, p.ResourceVersion, status, enc)
+			rv, err := putPodStatus(ctx, tc.client, p, p.ResourceVersion, status)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -75,9 +64,17 @@ func TestPutPodStatusKeepsTheRestOfThePod(t *testing.T) {
 			if !apiequality.Semantic.DeepEqual(got.Spec, p.Spec) || got.Labels["app"] != "x" || got.Annotations["a"] != "1" || got.UID != p.UID {
 				t.Errorf("the write changed the pod's spec or metadata: %+v", got.ObjectMeta)
 			}
-			if _, err := putPodStatus(ctx, tc.raw, tc.client, p, p.ResourceVersion, status, enc); !apierrors.IsConflict(err) {
+			if _, err := putPodStatus(ctx, tc.client, p, p.ResourceVersion, status); !apierrors.IsConflict(err) {
 				t.Errorf("write as of a stale resourceVersion: %v, want a conflict", err)
 			}
 		})
+	}
+}
+
+func TestResourceVersionOfRejectsGarbage(t *testing.T) {
+	for _, body := range [][]byte{nil, []byte("{}"), []byte("k8s\x00\xff\xff"), []byte("not json")} {
+		if rv, err := resourceVersionOf(body); err == nil {
+			t.Errorf("resourceVersionOf(%q) = %q, want an error", body, rv)
+		}
 	}
 }
