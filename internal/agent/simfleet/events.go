@@ -2,33 +2,18 @@ package simfleet
 
 import (
 	"context"
-	"errors"
-	"hash/fnv"
 	"log/slog"
-	"sync"
-	"time"
 
-	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/types"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
-	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/record"
+
+	"github.com/drover/drover/internal/events"
 )
 
 // Defaults of the fleet's event sink.
 const (
 	// eventWorkers is how many events the fleet posts at once.
 	eventWorkers = 64
-	// eventQueue is each event worker's backlog; beyond it the shared
-	// broadcaster's own queue of 1000 fills and then drops, as a
-	// kubelet's does.
-	eventQueue = 512
-	// eventTries is how often an event that failed to reach the API
-	// server is tried, as client-go's broadcaster does (12 tries).
-	eventTries = 12
-	// eventRetryDelay is the wait between tries (client-go's 10s).
-	eventRetryDelay = 10 * time.Second
 	// eventCacheSize is the shared correlator's LRU size: client-go's
 	// 4096 is per kubelet, and the fleet's one correlator serves every
 	// node's pods.
@@ -38,165 +23,14 @@ const (
 // newEventBroadcaster is the fleet's one event broadcaster: each node makes
 // its recorder (source kubelet, host: the node) from it, so every event is
 // correlated (deduplicated, aggregated and spam-filtered per node and
-// object, as the kubelet's) by one goroutine, and posted by an asyncSink.
+// object, as the kubelet's) by one goroutine, and posted by an events.AsyncSink.
 // A broadcaster per node, as each agent makes on its own, cost a 500-node
 // fleet 1000 goroutines, two 1000-event queues per node (28 MB of live heap
 // for the GC to mark) and one serial poster per node.
-func newEventBroadcaster(ctx context.Context, core typedcorev1.CoreV1Interface, workers int, log *slog.Logger) (record.EventBroadcaster, *asyncSink) {
+func newEventBroadcaster(ctx context.Context, core typedcorev1.CoreV1Interface, workers int, log *slog.Logger) (record.EventBroadcaster, *events.AsyncSink) {
 	b := record.NewBroadcaster(record.WithContext(ctx),
 		record.WithCorrelatorOptions(record.CorrelatorOptions{LRUCacheSize: eventCacheSize}))
-	sink := newAsyncSink(ctx, newEventPoster(ctx, core), workers, log)
+	sink := events.NewAsyncSink(ctx, events.NewPoster(ctx, core), workers, log)
 	b.StartRecordingToSink(sink)
 	return b, sink
-}
-
-// asyncSink is a record.EventSink that returns at once and posts each
-// event on one of its workers, chosen by the involved object's UID so that
-// an object's events (a creation, then the patches counting its repeats)
-// reach the API server in order. The broadcaster calls a sink from one
-// goroutine, and a fleet's events could not wait for each other's round
-// trips.
-type asyncSink struct {
-	ctx   context.Context
-	next  record.EventSink
-	log   *slog.Logger
-	work  []chan sinkOp
-	wg    sync.WaitGroup
-	retry time.Duration
-}
-
-// sinkOp is one event to create, or to patch when patch is set.
-type sinkOp struct {
-	ev    *corev1.Event
-	patch []byte
-}
-
-func newAsyncSink(ctx context.Context, next record.EventSink, workers int, log *slog.Logger) *asyncSink {
-	s := &asyncSink{ctx: ctx, next: next, log: log, work: make([]chan sinkOp, max(workers, 1)), retry: eventRetryDelay}
-	for i := range s.work {
-		ch := make(chan sinkOp, eventQueue)
-		s.work[i] = ch
-		s.wg.Go(func() {
-			for {
-				select {
-				case op := <-ch:
-					s.post(op)
-				case <-ctx.Done():
-					return
-				}
-			}
-		})
-	}
-	return s
-}
-
-// wait returns once the workers have stopped (ctx ended).
-func (s *asyncSink) wait() { s.wg.Wait() }
-
-// Create implements record.EventSink. The event's name is set by the
-// recorder, so what the correlator keeps of it names the event the API
-// server will hold.
-func (s *asyncSink) Create(ev *corev1.Event) (*corev1.Event, error) {
-	return s.enqueue(sinkOp{ev: ev})
-}
-
-// Patch implements record.EventSink: the correlator's patch of a repeated
-// event's count, message and lastTimestamp.
-func (s *asyncSink) Patch(old *corev1.Event, data []byte) (*corev1.Event, error) {
-	return s.enqueue(sinkOp{ev: old, patch: data})
-}
-
-// Update implements record.EventSink; the broadcaster does not call it.
-func (s *asyncSink) Update(ev *corev1.Event) (*corev1.Event, error) {
-	return s.next.Update(ev)
-}
-
-func (s *asyncSink) enqueue(op sinkOp) (*corev1.Event, error) {
-	select {
-	case s.work[shard(op.ev.InvolvedObject.UID, len(s.work))] <- op:
-		return op.ev, nil
-	case <-s.ctx.Done():
-		return nil, s.ctx.Err()
-	}
-}
-
-func shard(uid types.UID, n int) int {
-	h := fnv.New32a()
-	h.Write([]byte(uid))
-	return int(h.Sum32() % uint32(n))
-}
-
-// post writes one event as client-go's recordEvent does: a patch of an
-// event the API server no longer has becomes a creation; the server's
-// rejection is final; anything else (no answer) is tried again.
-func (s *asyncSink) post(op sinkOp) {
-	for try := 1; ; try++ {
-		var err error
-		if op.patch != nil {
-			_, err = s.next.Patch(op.ev, op.patch)
-		}
-		if op.patch == nil || apierrors.IsNotFound(err) {
-			ev := *op.ev
-			ev.ResourceVersion = ""
-			_, err = s.next.Create(&ev)
-		}
-		var status apierrors.APIStatus
-		if err == nil || errors.As(err, &status) {
-			if err != nil && !apierrors.IsAlreadyExists(err) {
-				s.log.Warn("server rejected event", "reason", op.ev.Reason, "object", op.ev.InvolvedObject.Name, "err", err)
-			}
-			return
-		}
-		if try >= eventTries || s.ctx.Err() != nil {
-			s.log.Warn("unable to write event", "reason", op.ev.Reason, "object", op.ev.InvolvedObject.Name, "err", err)
-			return
-		}
-		select {
-		case <-time.After(s.retry):
-		case <-s.ctx.Done():
-			return
-		}
-	}
-}
-
-// eventPoster is a record.EventSink that writes events as the typed
-// client's EventSinkImpl does (protobuf, the same requests) but does not
-// decode the server's answers: the asyncSink makes no use of them, and
-// decoding each posted event back was a tenth of what posting it cost the
-// fleet.
-type eventPoster struct {
-	ctx context.Context
-	rc  *rest.RESTClient
-}
-
-// newEventPoster returns an eventPoster over core's REST client, or the
-// typed EventSinkImpl when core has none of its own (a fake, a wrapper).
-func newEventPoster(ctx context.Context, core typedcorev1.CoreV1Interface) record.EventSink {
-	rc, ok := core.RESTClient().(*rest.RESTClient)
-	if !ok || rc == nil {
-		return &typedcorev1.EventSinkImpl{Interface: core.Events("")}
-	}
-	return eventPoster{ctx: ctx, rc: rc}
-}
-
-// Create implements record.EventSink; it returns ev itself.
-func (p eventPoster) Create(ev *corev1.Event) (*corev1.Event, error) {
-	err := p.rc.Post().UseProtobufAsDefault().Namespace(ev.Namespace).Resource("events").
-		Body(ev).Do(p.ctx).Error()
-	return ev, err
-}
-
-// Patch implements record.EventSink (a strategic merge patch of the
-// event); it returns ev itself.
-func (p eventPoster) Patch(ev *corev1.Event, data []byte) (*corev1.Event, error) {
-	err := p.rc.Patch(types.StrategicMergePatchType).UseProtobufAsDefault().Namespace(ev.Namespace).
-		Resource("events").Name(ev.Name).Body(data).Do(p.ctx).Error()
-	return ev, err
-}
-
-// Update implements record.EventSink; it returns ev itself.
-func (p eventPoster) Update(ev *corev1.Event) (*corev1.Event, error) {
-	err := p.rc.Put().UseProtobufAsDefault().Namespace(ev.Namespace).Resource("events").
-		Name(ev.Name).Body(ev).Do(p.ctx).Error()
-	return ev, err
 }

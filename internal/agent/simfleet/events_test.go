@@ -12,8 +12,10 @@ import (
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
 
+	"github.com/drover/drover/internal/events"
 	"github.com/drover/drover/internal/testenv"
 )
 
@@ -36,11 +38,11 @@ func TestFleetEventsAreCorrelatedPerObject(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	b, sink := newEventBroadcaster(ctx, env.Kube.CoreV1(), 4, slog.New(slog.DiscardHandler))
-	defer sink.wait()
+	defer sink.Wait()
 	defer b.Shutdown()
 	defer cancel()
-	if _, ok := newEventPoster(ctx, env.Kube.CoreV1()).(eventPoster); !ok {
-		t.Fatal("a clientset's events are not posted by an eventPoster: the test would not exercise it")
+	if _, ok := events.NewPoster(ctx, env.Kube.CoreV1()).(*typedcorev1.EventSinkImpl); ok {
+		t.Fatal("a clientset's events are not posted by events.NewPoster's poster: the test would not exercise it")
 	}
 	rec := b.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "kubelet", Host: "node-a"})
 	ref := &corev1.ObjectReference{Kind: "Pod", Namespace: "default", Name: "web", UID: "uid-web", APIVersion: "v1"}
@@ -79,44 +81,6 @@ func TestFleetEventsAreCorrelatedPerObject(t *testing.T) {
 		}
 		return nil
 	})
-}
-
-// An event the API server rejects is not tried again: the worker posting
-// the object's events goes on to the next one.
-func TestFleetEventSinkDropsRejectedEvents(t *testing.T) {
-	env := testenv.Start(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	sink := newAsyncSink(ctx, newEventPoster(ctx, env.Kube.CoreV1()), 1, slog.New(slog.DiscardHandler))
-	defer sink.wait()
-	defer cancel()
-	sink.retry = time.Hour // a retried rejection would hold the one worker past the test's deadline
-	now := metav1.Now()
-	mk := func(ns string) *corev1.Event {
-		return &corev1.Event{
-			ObjectMeta:     metav1.ObjectMeta{Name: "p.1", Namespace: ns},
-			InvolvedObject: corev1.ObjectReference{Kind: "Pod", Namespace: ns, Name: "p", UID: "uid-p"},
-			Reason:         "Started", Message: "Started container app", Type: corev1.EventTypeNormal, Count: 1,
-			FirstTimestamp: now, LastTimestamp: now, Source: corev1.EventSource{Component: "kubelet", Host: "n"},
-		}
-	}
-	// Invalid: an event needs a reason and involvedObject's namespace must
-	// match its own.
-	bad := mk("default")
-	bad.Name, bad.InvolvedObject.Namespace = "bad.1", "elsewhere"
-	if _, err := sink.Create(bad); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := sink.Create(mk("default")); err != nil {
-		t.Fatal(err)
-	}
-	testenv.Eventually(t, 30*time.Second, func() error {
-		_, err := env.Kube.CoreV1().Events("default").Get(ctx, "p.1", metav1.GetOptions{})
-		return err
-	})
-	if _, err := env.Kube.CoreV1().Events("default").Get(ctx, "bad.1", metav1.GetOptions{}); err == nil {
-		t.Error("the invalid event was stored")
-	}
 }
 
 // The fleet's client has no client-side rate limiter (the nodes would

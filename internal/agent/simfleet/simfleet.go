@@ -207,7 +207,7 @@ func Run(ctx context.Context, cfg Config) error {
 		defer factory.Shutdown()
 	}
 	events, sink := newEventBroadcaster(ctx, cfg.Client.CoreV1(), eventWorkers, cfg.Logger)
-	defer sink.wait()
+	defer sink.Wait()
 	defer events.Shutdown()
 	defer cancel() // the sink's workers stop with ctx
 	names := make([]string, cfg.Nodes)
