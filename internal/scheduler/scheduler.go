@@ -16,7 +16,6 @@ import (
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
-	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 
@@ -31,6 +30,10 @@ const (
 	DefaultMaxBackoff     = 10 * time.Second
 	DefaultBindWorkers    = 16
 )
+
+// eventWorkers is how many events the scheduler posts at once (each pod's
+// on one worker, in order).
+const eventWorkers = 8
 
 // Event reasons and the PodScheduled condition reason, upstream's.
 const (
@@ -110,10 +113,15 @@ func Run(ctx context.Context, client kubernetes.Interface, logger *slog.Logger, 
 	}
 
 	// Not tied to ctx: events queued when ctx ends still go out while the
-	// loops stop; Shutdown (deferred) drops the rest.
+	// loops stop; Shutdown (deferred), then the sink's end, drop the rest.
+	// The sink posts from several workers: one at a time, a Scheduled
+	// event per bind fell behind a few hundred binds a second and the
+	// broadcaster dropped a quarter of them.
+	sinkCtx, stopSink := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopSink()
 	broadcaster := record.NewBroadcaster()
 	defer broadcaster.Shutdown()
-	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: client.CoreV1().Events("")})
+	broadcaster.StartRecordingToSink(events.NewAsyncSink(sinkCtx, events.NewPoster(sinkCtx, client.CoreV1()), eventWorkers, s.log))
 	s.recorder = events.NewRecorder(broadcaster, scheme.Scheme, corev1.EventSource{Component: opts.SchedulerName})
 
 	factory, own := opts.Informers, opts.Informers == nil
