@@ -118,10 +118,12 @@ func Run(ctx context.Context, client kubernetes.Interface, logger *slog.Logger, 
 	// event per bind fell behind a few hundred binds a second and the
 	// broadcaster dropped a quarter of them.
 	sinkCtx, stopSink := context.WithCancel(context.WithoutCancel(ctx))
+	sink := events.NewAsyncSink(sinkCtx, events.NewPoster(sinkCtx, client.CoreV1()), eventWorkers, s.log)
+	defer sink.Wait() // its workers end with Run
 	defer stopSink()
 	broadcaster := record.NewBroadcaster()
 	defer broadcaster.Shutdown()
-	broadcaster.StartRecordingToSink(events.NewAsyncSink(sinkCtx, events.NewPoster(sinkCtx, client.CoreV1()), eventWorkers, s.log))
+	broadcaster.StartRecordingToSink(sink)
 	s.recorder = events.NewRecorder(broadcaster, scheme.Scheme, corev1.EventSource{Component: opts.SchedulerName})
 
 	factory, own := opts.Informers, opts.Informers == nil
