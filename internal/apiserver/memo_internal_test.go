@@ -1,6 +1,7 @@
 package apiserver
 
 import (
+	"errors"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -78,14 +79,8 @@ func TestGetCachedCopiesTheMemosObject(t *testing.T) {
 	if obj, _, _ := o.getCachedStored(pods, "ns", "p"); obj.(*corev1.Pod).Labels["from"] != "etcd" {
 		t.Fatalf("revision 8 came from the memo's revision 7 or its previous side: %v", obj.(*corev1.Pod).Labels)
 	}
-	memo.entry(memoKey{res: pods, key: key, rev: 8}).decoded(func() (runtime.Object, error) { return nil, errTest })
+	memo.entry(memoKey{res: pods, key: key, rev: 8}).decoded(func() (runtime.Object, error) { return nil, errors.New("undecodable") })
 	if obj, _, _ := o.getCachedStored(pods, "ns", "p"); obj == nil || obj.(*corev1.Pod).Labels["from"] != "etcd" {
 		t.Fatalf("a failed memo decode was used: %v", obj)
 	}
 }
-
-type testError string
-
-func (e testError) Error() string { return string(e) }
-
-const errTest = testError("undecodable")
