@@ -485,8 +485,12 @@ func (c *collector) ownerState(ctx context.Context, dep item, r metav1.OwnerRefe
 // orphan removes the owner's reference from all its dependents, then its
 // orphan finalizer.
 func (c *collector) orphan(ctx context.Context, owner item) error {
+	deps, err := c.listDependents(ctx, owner)
+	if err != nil {
+		return fmt.Errorf("orphaning dependents of %s: %w", owner.key(), err)
+	}
 	var errs []error
-	for _, dep := range c.dependents(owner.UID) {
+	for _, dep := range deps {
 		obj := dep.obj
 		for attempt := 0; ; attempt++ {
 			refs := obj.GetOwnerReferences()
@@ -514,6 +518,45 @@ func (c *collector) orphan(ctx context.Context, owner item) error {
 	}
 	c.log.Info("orphaned dependents", "resource", owner.Resource.String(), "object", owner.key())
 	return c.removeFinalizer(ctx, owner, metav1.FinalizerOrphanDependents)
+}
+
+// listDependents reads the objects that refer to owner from the API, not
+// from the informers: an informer may not yet have delivered a dependent
+// created just before the owner's deletion, and one left out here would
+// keep its reference to an owner about to be gone, and so be collected as
+// garbage instead of orphaned. A namespaced owner's dependents are in its
+// namespace; a cluster-scoped owner's may be anywhere. Orphaning is rare
+// enough for these lists to cost little.
+func (c *collector) listDependents(ctx context.Context, owner item) ([]cached, error) {
+	c.mu.RLock()
+	namespaced := map[schema.GroupVersionResource]bool{}
+	for _, k := range c.kinds {
+		namespaced[k.Resource] = k.Namespaced
+	}
+	var gvrs []schema.GroupVersionResource
+	for gvr := range c.informers {
+		if owner.Namespace == "" || namespaced[gvr] {
+			gvrs = append(gvrs, gvr)
+		}
+	}
+	c.mu.RUnlock()
+	var out []cached
+	for _, gvr := range gvrs {
+		list, err := c.md.Resource(gvr).Namespace(owner.Namespace).List(ctx, metav1.ListOptions{})
+		if apierrors.IsNotFound(err) || apierrors.IsMethodNotSupported(err) {
+			continue // no longer served
+		}
+		if err != nil {
+			return nil, fmt.Errorf("listing %s: %w", gvr.Resource, err)
+		}
+		for i := range list.Items {
+			o := &list.Items[i]
+			if refTo(o.OwnerReferences, owner.UID) != nil {
+				out = append(out, cached{item: itemOf(gvr, o), obj: o})
+			}
+		}
+	}
+	return out, nil
 }
 
 // foreground deletes the dependents of an owner being deleted in the
