@@ -6,6 +6,7 @@ package storage
 import (
 	"context"
 	"errors"
+	"time"
 )
 
 // Sentinel errors; implementations wrap them so callers can use errors.Is.
@@ -112,4 +113,40 @@ type Interface interface {
 	Compact(ctx context.Context, revision int64) error
 	// Close releases the store's connections.
 	Close() error
+}
+
+// Expirer is implemented by stores whose keys can expire, as upstream stores
+// events (kube-apiserver's --event-ttl): a key written with a TTL is deleted
+// by the store itself about ttl after that write (perhaps up to a few
+// seconds later, never earlier), and watchers see it Deleted. Every write
+// sets the key's expiry afresh: a key written again with the plain Update
+// of Interface no longer expires. A ttl is rounded up to whole seconds, and
+// a store may raise it to its minimum (etcd's is about 1.5 s).
+//
+// It is separate from Interface so that stores that cannot expire keys (and
+// test fakes) need not implement it; callers check with a type assertion.
+type Expirer interface {
+	// CreateWithTTL is Create of a key that expires ttl after this write.
+	CreateWithTTL(ctx context.Context, key string, value []byte, ttl time.Duration) (int64, error)
+	// UpdateWithTTL is Update of a key that then expires ttl after this
+	// write.
+	UpdateWithTTL(ctx context.Context, key string, value []byte, expectedRevision int64, ttl time.Duration) (int64, error)
+}
+
+// CreateWithTTL creates key in s to expire ttl after the write when s is an
+// Expirer and ttl is positive; otherwise it is s.Create, and the key stays.
+func CreateWithTTL(ctx context.Context, s Interface, key string, value []byte, ttl time.Duration) (int64, error) {
+	if e, ok := s.(Expirer); ok && ttl > 0 {
+		return e.CreateWithTTL(ctx, key, value, ttl)
+	}
+	return s.Create(ctx, key, value)
+}
+
+// UpdateWithTTL updates key in s to expire ttl after the write when s is an
+// Expirer and ttl is positive; otherwise it is s.Update, and the key stays.
+func UpdateWithTTL(ctx context.Context, s Interface, key string, value []byte, expectedRevision int64, ttl time.Duration) (int64, error) {
+	if e, ok := s.(Expirer); ok && ttl > 0 {
+		return e.UpdateWithTTL(ctx, key, value, expectedRevision, ttl)
+	}
+	return s.Update(ctx, key, value, expectedRevision)
 }

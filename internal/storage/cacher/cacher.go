@@ -186,7 +186,10 @@ func (c *Cacher) Stats() Stats {
 	return st
 }
 
-var _ storage.Interface = (*Cacher)(nil)
+var (
+	_ storage.Interface = (*Cacher)(nil)
+	_ storage.Expirer   = (*Cacher)(nil)
+)
 
 // New starts a Cacher for opts.Prefix on inner. It lists and watches inner in
 // the background, serving from inner until the first list has arrived. The
@@ -266,6 +269,18 @@ func (c *Cacher) Create(ctx context.Context, key string, value []byte) (int64, e
 // Update writes to the inner store.
 func (c *Cacher) Update(ctx context.Context, key string, value []byte, expectedRevision int64) (int64, error) {
 	return c.inner.Update(ctx, key, value, expectedRevision)
+}
+
+// CreateWithTTL writes to the inner store, with the TTL if it can expire
+// keys (see storage.CreateWithTTL).
+func (c *Cacher) CreateWithTTL(ctx context.Context, key string, value []byte, ttl time.Duration) (int64, error) {
+	return storage.CreateWithTTL(ctx, c.inner, key, value, ttl)
+}
+
+// UpdateWithTTL writes to the inner store, with the TTL if it can expire
+// keys (see storage.UpdateWithTTL).
+func (c *Cacher) UpdateWithTTL(ctx context.Context, key string, value []byte, expectedRevision int64, ttl time.Duration) (int64, error) {
+	return storage.UpdateWithTTL(ctx, c.inner, key, value, expectedRevision, ttl)
 }
 
 // Delete writes to the inner store.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/drover/drover/internal/storage"
 )
@@ -18,7 +19,10 @@ type Multi struct {
 	cachers []*Cacher // longest prefix first
 }
 
-var _ storage.Interface = (*Multi)(nil)
+var (
+	_ storage.Interface = (*Multi)(nil)
+	_ storage.Expirer   = (*Multi)(nil)
+)
 
 // NewMulti starts a Cacher with opts for each of prefixes (opts.Prefix is
 // ignored) in front of inner. Multi owns inner: Close closes it too.
@@ -98,6 +102,18 @@ func (m *Multi) Create(ctx context.Context, key string, value []byte) (int64, er
 // Update writes to the inner store.
 func (m *Multi) Update(ctx context.Context, key string, value []byte, expectedRevision int64) (int64, error) {
 	return m.inner.Update(ctx, key, value, expectedRevision)
+}
+
+// CreateWithTTL writes to the inner store, with the TTL if it can expire
+// keys (see storage.CreateWithTTL).
+func (m *Multi) CreateWithTTL(ctx context.Context, key string, value []byte, ttl time.Duration) (int64, error) {
+	return storage.CreateWithTTL(ctx, m.inner, key, value, ttl)
+}
+
+// UpdateWithTTL writes to the inner store, with the TTL if it can expire
+// keys (see storage.UpdateWithTTL).
+func (m *Multi) UpdateWithTTL(ctx context.Context, key string, value []byte, expectedRevision int64, ttl time.Duration) (int64, error) {
+	return storage.UpdateWithTTL(ctx, m.inner, key, value, expectedRevision, ttl)
 }
 
 // Delete writes to the inner store.

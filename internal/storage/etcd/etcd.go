@@ -38,9 +38,13 @@ type Options struct {
 type Store struct {
 	client   *clientv3.Client
 	progress *progressRequester
+	leases   *leaseManager
 }
 
-var _ storage.Interface = (*Store)(nil)
+var (
+	_ storage.Interface = (*Store)(nil)
+	_ storage.Expirer   = (*Store)(nil)
+)
 
 // New returns a Store using client. The Store takes ownership of the client:
 // Close closes it.
@@ -52,6 +56,7 @@ func New(client *clientv3.Client, opts Options) *Store {
 	return &Store{
 		client:   client,
 		progress: newProgressRequester(client, interval),
+		leases:   newLeaseManager(client),
 	}
 }
 
@@ -115,9 +120,22 @@ func (s *Store) Count(ctx context.Context, prefix string) (int64, error) {
 // Create stores value under a new key and returns its revision, or
 // storage.ErrExists.
 func (s *Store) Create(ctx context.Context, key string, value []byte) (int64, error) {
+	return s.create(ctx, key, value)
+}
+
+// CreateWithTTL is Create of a key that etcd deletes ttl (rounded up to
+// seconds, and up to 5% or 60 s more) after this write: the key is attached
+// to a lease that many writes share.
+func (s *Store) CreateWithTTL(ctx context.Context, key string, value []byte, ttl time.Duration) (int64, error) {
+	return s.withLease(ctx, "create "+key, ttl, func(opts ...clientv3.OpOption) (int64, error) {
+		return s.create(ctx, key, value, opts...)
+	})
+}
+
+func (s *Store) create(ctx context.Context, key string, value []byte, opts ...clientv3.OpOption) (int64, error) {
 	resp, err := s.client.Txn(leader(ctx)).
 		If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
-		Then(clientv3.OpPut(key, string(value))).
+		Then(clientv3.OpPut(key, string(value), opts...)).
 		Commit()
 	if err != nil {
 		return 0, mapErr("create "+key, err)
@@ -131,13 +149,26 @@ func (s *Store) Create(ctx context.Context, key string, value []byte) (int64, er
 // Update replaces the value if the key's revision equals expectedRevision and
 // returns the new revision; storage.ErrConflict if it does not,
 // storage.ErrNotFound if the key is gone. expectedRevision must be positive.
+// A key that had a TTL no longer expires.
 func (s *Store) Update(ctx context.Context, key string, value []byte, expectedRevision int64) (int64, error) {
+	return s.update(ctx, key, value, expectedRevision)
+}
+
+// UpdateWithTTL is Update of a key that etcd then deletes ttl (rounded up to
+// seconds, and up to 5% or 60 s more) after this write.
+func (s *Store) UpdateWithTTL(ctx context.Context, key string, value []byte, expectedRevision int64, ttl time.Duration) (int64, error) {
+	return s.withLease(ctx, "update "+key, ttl, func(opts ...clientv3.OpOption) (int64, error) {
+		return s.update(ctx, key, value, expectedRevision, opts...)
+	})
+}
+
+func (s *Store) update(ctx context.Context, key string, value []byte, expectedRevision int64, opts ...clientv3.OpOption) (int64, error) {
 	if expectedRevision <= 0 {
 		return 0, fmt.Errorf("etcd: update %s: expected revision %d is not positive", key, expectedRevision)
 	}
 	resp, err := s.client.Txn(leader(ctx)).
 		If(clientv3.Compare(clientv3.ModRevision(key), "=", expectedRevision)).
-		Then(clientv3.OpPut(key, string(value))).
+		Then(clientv3.OpPut(key, string(value), opts...)).
 		Else(clientv3.OpGet(key, clientv3.WithKeysOnly())).
 		Commit()
 	if err != nil {
@@ -147,6 +178,28 @@ func (s *Store) Update(ctx context.Context, key string, value []byte, expectedRe
 		return 0, casFailure("update", key, expectedRevision, resp)
 	}
 	return resp.Header.Revision, nil
+}
+
+// withLease runs write with a lease for ttl. A lease etcd no longer knows
+// (revoked by hand, or lost with a restored snapshot) is forgotten and the
+// write retried once with a new one.
+func (s *Store) withLease(ctx context.Context, op string, ttl time.Duration, write func(...clientv3.OpOption) (int64, error)) (int64, error) {
+	if ttl <= 0 {
+		return 0, fmt.Errorf("etcd: %s: TTL %v is not positive", op, ttl)
+	}
+	secs := ttlSeconds(ttl)
+	for attempt := 0; ; attempt++ {
+		id, err := s.leases.get(leader(ctx), secs)
+		if err != nil {
+			return 0, mapErr(op+": grant lease", err)
+		}
+		rev, err := write(clientv3.WithLease(id))
+		if attempt == 0 && errors.Is(err, rpctypes.ErrLeaseNotFound) {
+			s.leases.forget(id)
+			continue
+		}
+		return rev, err
+	}
 }
 
 // Delete removes the key if its revision equals expectedRevision (0: any) and

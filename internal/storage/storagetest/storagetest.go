@@ -51,6 +51,8 @@ var cases = []contractCase{
 	{"WatchRejectsNegativeRevision", 0, testWatchRejectsNegativeRevision},
 	{"WatchClosesOnCancel", 50 * time.Millisecond, testWatchClosesOnCancel},
 	{"WatchFromFutureRevision", 50 * time.Millisecond, testWatchFromFutureRevision},
+	{"KeysExpire", 0, testKeysExpire},
+	{"UpdateRefreshesTTL", 0, testUpdateRefreshesTTL},
 }
 
 // Run runs the contract suite against stores from newStore, one subtest per
