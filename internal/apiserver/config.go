@@ -49,6 +49,11 @@ type Config struct {
 	// long-running requests do not count; system:masters keep a reserved
 	// tenth. 0 means 400 and 200; negative means no limit.
 	MaxRequestsInFlight, MaxMutatingRequestsInFlight int
+	// EventTTL is how long an event (a resource marked
+	// registry.Resource.Expires) is kept after its last write, as
+	// upstream's --event-ttl, when Storage is a storage.Expirer; 0 keeps
+	// events forever.
+	EventTTL time.Duration
 }
 
 // Observer records one served request (see package metrics).

@@ -268,7 +268,7 @@ func (s *server) createObject(ctx context.Context, res *registry.Resource, obj r
 	data, err := s.store.encode(res, obj)
 	if err == nil {
 		var rev int64
-		if rev, err = s.cfg.Storage.Create(ctx, objectKey(res, acc.GetNamespace(), acc.GetName()), data); err != nil {
+		if rev, err = storage.CreateWithTTL(ctx, s.cfg.Storage, objectKey(res, acc.GetNamespace(), acc.GetName()), data, s.ttl(res)); err != nil {
 			err = storageError(err, res, acc.GetName())
 		}
 		acc.SetResourceVersion(strconv.FormatInt(rev, 10))
@@ -439,7 +439,7 @@ func (s *server) guaranteedUpdate(ctx context.Context, res *registry.Resource, n
 				return nil, err
 			}
 		}
-		newRev, err := s.cfg.Storage.Update(ctx, key, data, rev)
+		newRev, err := storage.UpdateWithTTL(ctx, s.cfg.Storage, key, data, rev, s.ttl(res))
 		if errors.Is(err, storage.ErrConflict) && attempt < 100 {
 			if err := refresh(); err != nil {
 				return nil, err
@@ -713,7 +713,7 @@ func (s *server) deleteObject(ctx context.Context, res *registry.Resource, names
 		if err != nil {
 			return 0, nil, err
 		}
-		newRev, err := s.cfg.Storage.Update(ctx, key, data, rev)
+		newRev, err := storage.UpdateWithTTL(ctx, s.cfg.Storage, key, data, rev, s.ttl(res))
 		if errors.Is(err, storage.ErrConflict) {
 			continue
 		}

@@ -28,6 +28,7 @@ func Events() *Resource {
 		Validate:       func(obj runtime.Object) field.ErrorList { return validateEvent(obj.(*corev1.Event)) },
 		ValidateUpdate: func(obj, _ runtime.Object) field.ErrorList { return validateEvent(obj.(*corev1.Event)) },
 		OwnNameColumn:  true,
+		Expires:        true,
 		TableColumns: []metav1.TableColumnDefinition{
 			col("Last Seen", "The time at which the most recent occurrence of this event was recorded."),
 			col("Type", "Type of this event (Normal, Warning), new types could be added in the future"),

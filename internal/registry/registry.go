@@ -90,6 +90,11 @@ type Resource struct {
 	// events table starts with LAST SEEN and shows the name only in -o wide.
 	OwnNameColumn bool
 
+	// Expires means objects are stored to expire the server's event TTL
+	// after each write (apiserver.Config.EventTTL, upstream's --event-ttl),
+	// as upstream stores events.
+	Expires bool
+
 	// SelectableFields returns the fields a field selector may use.
 	// metadata.name and metadata.namespace are always included by the server.
 	SelectableFields func(obj runtime.Object) fields.Set
