@@ -1,6 +1,8 @@
 package metricsapi
 
 import (
+	"bytes"
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -11,11 +13,11 @@ import (
 func u64(v uint64) *uint64 { return &v }
 
 func cpu(at time.Time, nano, cumulative uint64) *cpuStats {
-	return &cpuStats{Time: metav1.NewTime(at), UsageNanoCores: u64(nano), UsageCoreNanoSeconds: u64(cumulative)}
+	return &cpuStats{Time: metav1.NewMicroTime(at), UsageNanoCores: u64(nano), UsageCoreNanoSeconds: u64(cumulative)}
 }
 
 func mem(at time.Time, bytes uint64) *memoryStats {
-	return &memoryStats{Time: metav1.NewTime(at), WorkingSetBytes: u64(bytes)}
+	return &memoryStats{Time: metav1.NewMicroTime(at), WorkingSetBytes: u64(bytes)}
 }
 
 func TestDecodeSummaryRates(t *testing.T) {
@@ -62,6 +64,47 @@ func TestDecodeSummaryRates(t *testing.T) {
 	restarted := decodeSummary(&summary{Pods: []podStats{pod(t1, t0, 2e8, 1e8)}}, first.samples, 5*time.Second)
 	if got := restarted.pods[podKey{"default", "web"}].Containers[0].CPUNano; got != 2e8 {
 		t.Errorf("after a restart CPU = %d, want the agent's 2e8", got)
+	}
+}
+
+// Rates over windows shorter than a second, as the agents serve them (the
+// summary goes through JSON): a window crossing a second boundary is as
+// long as the time between the readings, not a whole second more or less.
+func TestDecodeSummaryRatesOverTheWire(t *testing.T) {
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	// 0.25 cores: 250ms of CPU per second of running.
+	scrape := func(at time.Time, prev map[cpuKey]cpuSample) batch {
+		t.Helper()
+		used := uint64(at.Sub(start).Nanoseconds()) / 4
+		var buf bytes.Buffer
+		if err := json.NewEncoder(&buf).Encode(&summary{
+			Node: nodeStats{NodeName: "n1", StartTime: metav1.NewTime(start), CPU: cpu(at, 1, used), Memory: mem(at, 1)},
+			Pods: []podStats{{PodRef: podRef{Name: "web", Namespace: "default", UID: "u1"}, Containers: []containerStats{{
+				Name: "app", StartTime: metav1.NewTime(start), CPU: cpu(at, 1, used), Memory: mem(at, 1)}}}},
+		}); err != nil {
+			t.Fatal(err)
+		}
+		s, err := readSummary(&buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return decodeSummary(s, prev, time.Second)
+	}
+	for _, c := range []struct{ at0, at1 time.Duration }{
+		{10*time.Second + 900*time.Millisecond, 11*time.Second + 100*time.Millisecond}, // across a second
+		{10*time.Second + 100*time.Millisecond, 10*time.Second + 300*time.Millisecond}, // within one
+		{10*time.Second + 999*time.Millisecond, 16 * time.Second},                      // 5.001s
+	} {
+		first := scrape(start.Add(c.at0), nil)
+		second := scrape(start.Add(c.at1), first.samples)
+		want := c.at1 - c.at0
+		p := second.pods[podKey{"default", "web"}]
+		if len(p.Containers) != 1 || p.Window != want || p.Containers[0].CPUNano != 25e7 {
+			t.Errorf("readings at %v and %v: pod point %+v, want 250000000 nanocores over %v", c.at0, c.at1, p, want)
+		}
+		if n := second.node; n == nil || n.Window != want || n.CPUNano != 25e7 {
+			t.Errorf("readings at %v and %v: node point %+v, want 250000000 nanocores over %v", c.at0, c.at1, n, want)
+		}
 	}
 }
 

@@ -45,14 +45,19 @@ type ContainerStats struct {
 }
 
 // CPUStats is CPU usage: the rate in nanocores and the cumulative time.
+//
+// Time is sent to the microsecond (kubelet's metav1.Time has whole
+// seconds): the metrics API divides the difference of two cumulative
+// readings by the difference of their times, a window of a few seconds
+// or less, which whole seconds would get wrong by up to one second.
 type CPUStats struct {
-	Time                 metav1.Time `json:"time"`
-	UsageNanoCores       *uint64     `json:"usageNanoCores,omitempty"`
-	UsageCoreNanoSeconds *uint64     `json:"usageCoreNanoSeconds,omitempty"`
+	Time                 metav1.MicroTime `json:"time"`
+	UsageNanoCores       *uint64          `json:"usageNanoCores,omitempty"`
+	UsageCoreNanoSeconds *uint64          `json:"usageCoreNanoSeconds,omitempty"`
 }
 
 // MemoryStats is memory usage.
 type MemoryStats struct {
-	Time            metav1.Time `json:"time"`
-	WorkingSetBytes *uint64     `json:"workingSetBytes,omitempty"`
+	Time            metav1.MicroTime `json:"time"`
+	WorkingSetBytes *uint64          `json:"workingSetBytes,omitempty"`
 }
