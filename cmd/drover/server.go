@@ -92,6 +92,7 @@ of an HA cluster, keeping its objects.
 	f.IntVar(&cfg.MaxRequestsInFlight, "max-requests-inflight", 0, "most read-only requests served at once, watches excepted; beyond it 429 (0: 400, negative: no limit)")
 	f.IntVar(&cfg.MaxMutatingRequestsInFlight, "max-mutating-requests-inflight", 0, "most mutating requests served at once; beyond it 429 (0: 200, negative: no limit)")
 	addTimingFlags(f, &cfg)
+	addEventTTLFlag(f, &cfg)
 	cmd.AddCommand(newServerMembersCommand(), newServerRemoveCommand(), newRotateNodeTokenCommand())
 	return cmd
 }

@@ -119,6 +119,7 @@ Drover's own containerd, serves the cluster DNS that pods resolve
 	f.StringVar(&node.NodeIP, "node-ip", "", "the node's InternalIP (default: the address of the default route's interface)")
 	services.add(f)
 	addTimingFlags(f, &server)
+	addEventTTLFlag(f, &server)
 	return cmd
 }
 

@@ -65,6 +65,9 @@ const (
 // default (upstream's is 40s; agents renew their Lease about every 2s).
 const DefaultNodeMonitorGracePeriod = 8 * time.Second
 
+// DefaultEventTTL is Config.EventTTL's default, upstream's --event-ttl.
+const DefaultEventTTL = time.Hour
+
 // ValidateTimings checks the node monitor grace period and the leader
 // election's timings, with a message that names the upstream flag.
 func (cfg Config) ValidateTimings() error {
@@ -117,6 +120,10 @@ type Config struct {
 	// read-only and mutating requests (429 beyond); 0 means 400 and 200,
 	// negative means no limit (see apiserver.Config).
 	MaxRequestsInFlight, MaxMutatingRequestsInFlight int
+	// EventTTL is how long events are kept after their last write
+	// (upstream's --event-ttl); 0 means DefaultEventTTL, negative keeps
+	// them forever.
+	EventTTL time.Duration
 }
 
 // Info describes a serving control plane.
@@ -265,6 +272,7 @@ func run(ctx context.Context, cfg Config) error {
 
 		MaxRequestsInFlight:         cfg.MaxRequestsInFlight,
 		MaxMutatingRequestsInFlight: cfg.MaxMutatingRequestsInFlight,
+		EventTTL:                    cfg.eventTTL(),
 	})
 	if err != nil {
 		return fmt.Errorf("api server: %w", err)
@@ -566,4 +574,15 @@ func (l *lateHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.Error(w, "metrics API starting", http.StatusServiceUnavailable)
+}
+
+// eventTTL is the API server's EventTTL: 0 keeps events forever.
+func (cfg Config) eventTTL() time.Duration {
+	switch {
+	case cfg.EventTTL == 0:
+		return DefaultEventTTL
+	case cfg.EventTTL < 0:
+		return 0
+	}
+	return cfg.EventTTL
 }
