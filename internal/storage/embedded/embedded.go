@@ -10,10 +10,13 @@ package embedded
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"strings"
@@ -23,8 +26,11 @@ import (
 	"time"
 
 	"go.etcd.io/etcd/client/pkg/v3/transport"
+	"go.etcd.io/etcd/client/pkg/v3/types"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
+	"go.etcd.io/etcd/server/v3/etcdserver/api/membership"
+	"go.etcd.io/etcd/server/v3/etcdserver/api/rafthttp"
 	"go.etcd.io/etcd/server/v3/etcdserver/api/v3client"
 	"go.uber.org/zap"
 )
@@ -183,11 +189,86 @@ func (m *Member) watch() {
 			return
 		}
 		err := errors.New("etcd: member stopped by itself")
-		if !m.etcd.Server.IsMemberExist(m.etcd.Server.MemberID()) {
+		if m.removed(context.Background()) {
 			err = errors.New("etcd: member was removed from its cluster")
 		}
-		m.errc <- err
+		if !m.closing.Load() {
+			m.errc <- err
+		}
 	}
+}
+
+// peerCheckTimeout bounds removed's questions to the other members.
+const peerCheckTimeout = 5 * time.Second
+
+// removed reports whether the stopped member was removed from its cluster.
+//
+// Its own member list says so only if it applied its removal before it
+// stopped. Often it does not: once a peer has applied the removal, it
+// answers the removed member's raft traffic with 410 Gone, and etcd stops
+// the member at once, its own list unchanged. So the other members, at the
+// peer URLs of its last view of the cluster, are asked too: the member was
+// removed if one of them, of the same cluster, lists it no more.
+func (m *Member) removed(ctx context.Context) bool {
+	s := m.etcd.Server
+	self := s.MemberID()
+	if !s.IsMemberExist(self) {
+		return true
+	}
+	rt, err := rafthttp.NewRoundTripper(m.etcd.Config().PeerTLSInfo, peerCheckTimeout)
+	if err != nil {
+		return false
+	}
+	client := &http.Client{Transport: rt, Timeout: peerCheckTimeout}
+	defer client.CloseIdleConnections()
+	ctx, cancel := context.WithTimeout(ctx, peerCheckTimeout)
+	defer cancel()
+	cluster := s.Cluster()
+	var peerURLs []string
+	for _, p := range cluster.Members() {
+		if p.ID != self {
+			peerURLs = append(peerURLs, p.PeerURLs...)
+		}
+	}
+	answers := make(chan bool, len(peerURLs))
+	for _, u := range peerURLs {
+		go func() { answers <- listsWithout(ctx, client, u, cluster.ID(), self) }()
+	}
+	removed := false
+	for range peerURLs {
+		removed = <-answers || removed
+	}
+	return removed
+}
+
+// listsWithout reports whether the member at peerURL, of cluster, answers
+// with a member list that lacks id. Any failure is a no.
+func listsWithout(ctx context.Context, client *http.Client, peerURL string, cluster, id types.ID) bool {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(peerURL, "/")+"/members", nil)
+	if err != nil {
+		return false
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return false
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return false
+	}
+	if got, err := types.IDFromString(resp.Header.Get("X-Etcd-Cluster-ID")); err != nil || got != cluster {
+		return false
+	}
+	var members []*membership.Member
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&members); err != nil || len(members) == 0 {
+		return false
+	}
+	for _, p := range members {
+		if p.ID == id {
+			return false
+		}
+	}
+	return true
 }
 
 // Client returns a client connected to this member. The member owns it;

@@ -110,7 +110,17 @@ func TestPeerTLSJoinAndRemove(t *testing.T) {
 	retry(t, func() error { _, err := a.Client().MemberRemove(ctx, addedC.Member.ID); return err })
 
 	// Removing b stops it, and says so.
+	if b.removed(ctx) {
+		t.Error("b, a member, counts itself removed")
+	}
 	retry(t, func() error { _, err := a.Client().MemberRemove(ctx, b.ID()); return err })
+	// Whether b applied its removal before it stopped or not (a answers its
+	// raft traffic with 410 Gone once it has applied it, and b stops with
+	// its own member list unchanged), b learns it was removed: a, which
+	// applied the removal before MemberRemove returned, lists it no more.
+	if !b.removed(ctx) {
+		t.Error("b does not count itself removed after its removal")
+	}
 	select {
 	case err := <-b.Err():
 		if err == nil || !strings.Contains(err.Error(), "removed") {
