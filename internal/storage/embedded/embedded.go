@@ -19,6 +19,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -83,6 +84,14 @@ type Config struct {
 	// Logger receives etcd's logs: errors only, everything from info up when
 	// the logger is enabled for debug. Nil means slog.Default().
 	Logger *slog.Logger
+	// Reserved says that the ports of the URLs set above are held with
+	// ReservePort (the caller releases them once Start has returned): etcd's
+	// listeners then bind with SO_REUSEPORT, and the ports Start chooses
+	// itself are reserved the same way until etcd has bound them. Without
+	// it, Start reserves the ports it chooses only when it chooses every
+	// port; else it picks free ones and picks again if one is taken before
+	// etcd binds it.
+	Reserved bool
 }
 
 // TLSFiles names PEM files for a TLS endpoint. The certificate must be valid
@@ -108,27 +117,30 @@ type Member struct {
 func Start(ctx context.Context, cfg Config) (*Member, error) {
 	closing := new(atomic.Bool)
 	zl := newZapLogger(loggerOf(cfg), closing)
-	ecfg, err := etcdConfig(cfg, zl)
+	ecfg, ports, err := etcdConfig(cfg, zl)
 	if err != nil {
 		return nil, err
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		ports.release()
 		return nil, fmt.Errorf("etcd: create data dir: %w", err)
 	}
 	if err := os.Chmod(cfg.DataDir, 0o700); err != nil {
+		ports.release()
 		return nil, fmt.Errorf("etcd: data dir permissions: %w", err)
 	}
 
 	e, err := embed.StartEtcd(ecfg)
-	// A free port chosen for us may be taken by another process before
-	// etcd binds it (parallel test binaries do): choose again.
-	for try := 1; addrInUse(err) && try < 5 &&
-		(cfg.ClientURL == "" || cfg.PeerURL == ""); try++ {
-		if ecfg, err = etcdConfig(cfg, zl); err != nil {
+	// A free port picked without a reservation may be taken by another
+	// process before etcd binds it: pick again, if the port taken is one
+	// picked (a port given by the caller stays taken).
+	for try := 1; addrInUse(err) && try < 5 && pickedInUse(err, ports); try++ {
+		if ecfg, ports, err = etcdConfig(cfg, zl); err != nil {
 			return nil, err
 		}
 		e, err = embed.StartEtcd(ecfg)
 	}
+	ports.release() // bound by etcd, or of no use
 	if err != nil {
 		return nil, fmt.Errorf("etcd: start member %q in %s: %w", ecfg.Name, ecfg.Dir, err)
 	}
@@ -318,10 +330,61 @@ func (m *Member) Close() error {
 	return err
 }
 
+// picked are the ports Start chose for a member, reserved or not.
+type picked struct {
+	reserve bool               // hold them until etcd binds them
+	held    []*PortReservation // if reserve
+	addrs   []string           // host:port of each
+}
+
+// pick chooses a free loopback port.
+func (p *picked) pick() (string, error) {
+	if !p.reserve {
+		port, err := freePort()
+		if err == nil {
+			p.addrs = append(p.addrs, net.JoinHostPort("127.0.0.1", port))
+		}
+		return port, err
+	}
+	r, err := ReservePort("127.0.0.1")
+	if err != nil {
+		return "", err
+	}
+	p.held = append(p.held, r)
+	p.addrs = append(p.addrs, r.Addr())
+	return strconv.Itoa(r.Port), nil
+}
+
+// release gives up the reservations.
+func (p *picked) release() {
+	if p == nil {
+		return
+	}
+	for _, r := range p.held {
+		r.Release()
+	}
+	p.held = nil
+}
+
+// pickedInUse reports whether err names a port that was picked without a
+// reservation, which picking again may cure.
+func pickedInUse(err error, p *picked) bool {
+	if p == nil || p.reserve {
+		return false
+	}
+	for _, a := range p.addrs {
+		if strings.Contains(err.Error(), a) {
+			return true
+		}
+	}
+	return false
+}
+
 // etcdConfig turns cfg into an embed.Config, choosing free ports as needed.
-func etcdConfig(cfg Config, zl *zap.Logger) (*embed.Config, error) {
+// The caller releases the ports it returns once etcd has bound them.
+func etcdConfig(cfg Config, zl *zap.Logger) (_ *embed.Config, _ *picked, err error) {
 	if cfg.DataDir == "" {
-		return nil, errors.New("etcd: data dir is required")
+		return nil, nil, errors.New("etcd: data dir is required")
 	}
 	ecfg := embed.NewConfig()
 	ecfg.Dir = cfg.DataDir
@@ -329,31 +392,42 @@ func etcdConfig(cfg Config, zl *zap.Logger) (*embed.Config, error) {
 	if ecfg.Name == "" {
 		ecfg.Name = DefaultName
 	}
+	// Reserve the ports chosen here when every listener may then bind with
+	// SO_REUSEPORT: when the caller reserved the ports it gives, or gives none.
+	// Never on a port given but not reserved: a second server given the same
+	// port would share it rather than fail.
+	ports := &picked{reserve: cfg.Reserved || cfg.ClientURL == "" && cfg.PeerURL == "" && cfg.ListenPeerURL == ""}
+	ecfg.SocketOpts.ReusePort = ports.reserve
+	defer func() {
+		if err != nil {
+			ports.release()
+		}
+	}()
 
-	clientURL, err := urlOrFree(cfg.ClientURL)
+	clientURL, err := urlOrFree(cfg.ClientURL, ports)
 	if err != nil {
-		return nil, fmt.Errorf("etcd: client url: %w", err)
+		return nil, nil, fmt.Errorf("etcd: client url: %w", err)
 	}
-	peerURL, err := urlOrFree(cfg.PeerURL)
+	peerURL, err := urlOrFree(cfg.PeerURL, ports)
 	if err != nil {
-		return nil, fmt.Errorf("etcd: peer url: %w", err)
+		return nil, nil, fmt.Errorf("etcd: peer url: %w", err)
 	}
 	ecfg.ListenClientUrls = []url.URL{*clientURL}
 	ecfg.AdvertiseClientUrls = []url.URL{*clientURL}
 	listenPeerURL := peerURL
 	if cfg.ListenPeerURL != "" {
-		if listenPeerURL, err = urlOrFree(cfg.ListenPeerURL); err != nil {
-			return nil, fmt.Errorf("etcd: listen peer url: %w", err)
+		if listenPeerURL, err = urlOrFree(cfg.ListenPeerURL, ports); err != nil {
+			return nil, nil, fmt.Errorf("etcd: listen peer url: %w", err)
 		}
 	}
 	ecfg.ListenPeerUrls = []url.URL{*listenPeerURL}
 	ecfg.AdvertisePeerUrls = []url.URL{*peerURL}
 	if t := cfg.PeerTLS; t != nil {
 		if t.CertFile == "" || t.KeyFile == "" || t.TrustedCAFile == "" {
-			return nil, errors.New("etcd: peer TLS needs a certificate, a key and a trusted CA")
+			return nil, nil, errors.New("etcd: peer TLS needs a certificate, a key and a trusted CA")
 		}
 		if peerURL.Scheme != "https" || listenPeerURL.Scheme != "https" {
-			return nil, fmt.Errorf("etcd: peer TLS needs https peer URLs, got %s", peerURL)
+			return nil, nil, fmt.Errorf("etcd: peer TLS needs https peer URLs, got %s", peerURL)
 		}
 		ecfg.PeerTLSInfo = transport.TLSInfo{
 			CertFile:       t.CertFile,
@@ -362,7 +436,7 @@ func etcdConfig(cfg Config, zl *zap.Logger) (*embed.Config, error) {
 			ClientCertAuth: true,
 		}
 	} else if peerURL.Scheme == "https" {
-		return nil, fmt.Errorf("etcd: peer URL %s is https but no peer TLS is configured", peerURL)
+		return nil, nil, fmt.Errorf("etcd: peer URL %s is https but no peer TLS is configured", peerURL)
 	}
 
 	ecfg.InitialCluster = cfg.InitialCluster
@@ -375,7 +449,7 @@ func etcdConfig(cfg Config, zl *zap.Logger) (*embed.Config, error) {
 	case ClusterStateExisting:
 		ecfg.ClusterState = ClusterStateExisting
 	default:
-		return nil, fmt.Errorf("etcd: cluster state %q: want %q or %q", cfg.ClusterState, ClusterStateNew, ClusterStateExisting)
+		return nil, nil, fmt.Errorf("etcd: cluster state %q: want %q or %q", cfg.ClusterState, ClusterStateNew, ClusterStateExisting)
 	}
 
 	ecfg.AutoCompactionMode = embed.CompactorModePeriodic
@@ -385,7 +459,7 @@ func etcdConfig(cfg Config, zl *zap.Logger) (*embed.Config, error) {
 	}
 
 	ecfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zl)
-	return ecfg, nil
+	return ecfg, ports, nil
 }
 
 func loggerOf(cfg Config) *slog.Logger {
@@ -396,7 +470,7 @@ func loggerOf(cfg Config) *slog.Logger {
 }
 
 // urlOrFree parses raw, or picks http://127.0.0.1:<free port> when raw is empty.
-func urlOrFree(raw string) (*url.URL, error) {
+func urlOrFree(raw string, ports *picked) (*url.URL, error) {
 	if raw != "" {
 		u, err := url.Parse(raw)
 		if err != nil {
@@ -407,7 +481,7 @@ func urlOrFree(raw string) (*url.URL, error) {
 		}
 		return u, nil
 	}
-	port, err := freePort()
+	port, err := ports.pick()
 	if err != nil {
 		return nil, err
 	}

@@ -157,7 +157,7 @@ func TestPeerTLSConfigErrors(t *testing.T) {
 		"http listen with TLS": {DataDir: t.TempDir(), PeerURL: "https://127.0.0.1:1", ListenPeerURL: "http://0.0.0.0:1", PeerTLS: files},
 	} {
 		t.Run(name, func(t *testing.T) {
-			if _, err := etcdConfig(cfg, nil); err == nil {
+			if _, _, err := etcdConfig(cfg, nil); err == nil {
 				t.Fatal("etcdConfig accepted it")
 			}
 		})
