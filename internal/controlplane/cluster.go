@@ -141,6 +141,9 @@ type clusterSetup struct {
 	etcd *clientv3.Client
 	// reg announces this server (see servers.go).
 	reg *registrar
+	// peerHold holds the peer port chosen for a new member until etcd
+	// binds it (see reservePeerPort); nil for a port given or derived.
+	peerHold *embedded.PortReservation
 }
 
 // ha reports whether this server runs an HA embedded etcd member.
@@ -186,6 +189,9 @@ func prepareCluster(ctx context.Context, cfg Config, advertise string, apiPort i
 	}
 
 	peerPort := cfg.Cluster.PeerPort
+	if peerPort == 0 && (mode == modeInit || mode == modeJoin || mode == modeConvert) {
+		peerPort = c.reservePeerPort(cfg.Listen)
+	}
 	if peerPort == 0 {
 		peerPort = apiPort + 1
 	}
@@ -207,16 +213,49 @@ func prepareCluster(ctx context.Context, cfg Config, advertise string, apiPort i
 		c.initial = c.name + "=" + c.peerURL
 	case modeJoin:
 		if err := c.join(ctx, cfg, c.peerURL); err != nil {
+			c.releasePeerPort()
 			return nil, err
 		}
 		c.initial = c.joinFrom.InitialCluster
 	}
 	if mode != modeRestart && mode != modeConvert { // a conversion writes it once done
 		if err := writeClusterState(stateFile, clusterState{Name: c.name, PeerURL: c.peerURL}); err != nil {
+			c.releasePeerPort()
 			return nil, err
 		}
 	}
 	return c, nil
+}
+
+// reservePeerPort picks the etcd peer port of a new member when the API
+// listens on a port the kernel chose (listen's port is 0, as in tests):
+// the API port + 1 is then anyone's, and is the parity the kernel prefers
+// for outgoing connections' ports. It reserves a free port on the peer
+// listener's host until etcd binds it, and returns 0 (the API port + 1 is
+// used) for a fixed API port, or if no port can be reserved.
+func (c *clusterSetup) reservePeerPort(listen string) int {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil || port != "0" {
+		return 0
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "0.0.0.0" // as peerListenURL
+	}
+	r, err := embedded.ReservePort(host)
+	if err != nil {
+		c.log.Debug("no etcd peer port reserved; using the API port + 1", "err", err)
+		return 0
+	}
+	c.peerHold = r
+	return r.Port
+}
+
+// releasePeerPort gives up the peer port reservation, if any: etcd has
+// bound it, or will not.
+func (c *clusterSetup) releasePeerPort() {
+	if c.peerHold != nil {
+		c.peerHold.Release()
+	}
 }
 
 // join fetches the cluster's credentials (and adds an etcd learner for
@@ -288,6 +327,7 @@ func (c *clusterSetup) memberConfig(base embedded.Config, peerTLS *embedded.TLSF
 	base.PeerURL = c.peerURL
 	base.ListenPeerURL = c.listen
 	base.PeerTLS = peerTLS
+	base.Reserved = c.peerHold != nil
 	switch c.mode {
 	case modeInit:
 		base.InitialCluster, base.ClusterState = c.initial, embedded.ClusterStateNew
@@ -314,6 +354,7 @@ func (c *clusterSetup) startMember(ctx context.Context, base embedded.Config, pe
 		}
 	}
 	m, err := embedded.Start(ctx, c.memberConfig(base, peerTLS))
+	c.releasePeerPort() // bound by etcd, or of no use
 	if err != nil {
 		return nil, err
 	}

@@ -5,12 +5,10 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
-	"net"
 	"net/url"
 	"os"
 	"path/filepath"
 	"reflect"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -200,14 +198,16 @@ func startWith(t *testing.T, dir string, cfg Config) *started {
 	return s
 }
 
-func freePortNumber(t *testing.T) int {
+// reservePort holds a free loopback port until released (or the test
+// ends) for a listener that binds with SO_REUSEPORT.
+func reservePort(t *testing.T) *embedded.PortReservation {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	r, err := embedded.ReservePort("127.0.0.1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	t.Cleanup(r.Release)
+	return r
 }
 
 func TestJoinRemoveAndTokenChecks(t *testing.T) {
@@ -215,7 +215,7 @@ func TestJoinRemoveAndTokenChecks(t *testing.T) {
 		t.Skip("starts two control planes")
 	}
 	dirA := filepath.Join(t.TempDir(), "a")
-	a := startWith(t, dirA, Config{Cluster: Cluster{Init: true, Name: "a", PeerPort: freePortNumber(t)}, TLSSANs: []string{"lb.example", "10.9.9.9"}})
+	a := startWith(t, dirA, Config{Cluster: Cluster{Init: true, Name: "a"}, TLSSANs: []string{"lb.example", "10.9.9.9"}})
 	block, _ := pem.Decode(readFile(t, filepath.Join(dirA, PKIDir, auth.ServerCertFile)))
 	if block == nil {
 		t.Fatal("no serving certificate")
@@ -257,7 +257,7 @@ func TestJoinRemoveAndTokenChecks(t *testing.T) {
 
 	// A second server joins: same CA and admin token, a voting member.
 	dirB := filepath.Join(t.TempDir(), "b")
-	b := startWith(t, dirB, Config{Cluster: Cluster{JoinURL: a.info.URL, Token: a.info.JoinToken, Name: "b", PeerPort: freePortNumber(t)}})
+	b := startWith(t, dirB, Config{Cluster: Cluster{JoinURL: a.info.URL, Token: a.info.JoinToken, Name: "b"}})
 	for _, f := range []string{filepath.Join(PKIDir, auth.CACertFile), TokenFile, JoinTokenFile} {
 		if string(readFile(t, filepath.Join(dirA, f))) != string(readFile(t, filepath.Join(dirB, f))) {
 			t.Errorf("%s differs between the servers", f)
@@ -346,14 +346,20 @@ func TestExternalEtcdWithClientTLS(t *testing.T) {
 	ecfg := embed.NewConfig()
 	ecfg.Dir = t.TempDir()
 	ecfg.LogLevel = "error"
-	clientURL := url.URL{Scheme: "https", Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(freePortNumber(t)))}
-	peerURL := url.URL{Scheme: "http", Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(freePortNumber(t)))}
+	// Ports held until etcd, binding with SO_REUSEPORT, has them: none is
+	// taken in between.
+	clientPort, peerPort := reservePort(t), reservePort(t)
+	ecfg.SocketOpts.ReusePort = true
+	clientURL := url.URL{Scheme: "https", Host: clientPort.Addr()}
+	peerURL := url.URL{Scheme: "http", Host: peerPort.Addr()}
 	ecfg.ListenClientUrls, ecfg.AdvertiseClientUrls = []url.URL{clientURL}, []url.URL{clientURL}
 	ecfg.ListenPeerUrls, ecfg.AdvertisePeerUrls = []url.URL{peerURL}, []url.URL{peerURL}
 	ecfg.InitialCluster = ecfg.InitialClusterFromName(ecfg.Name)
 	ecfg.ClientTLSInfo.CertFile, ecfg.ClientTLSInfo.KeyFile = srvCert, srvKey
 	ecfg.ClientTLSInfo.TrustedCAFile, ecfg.ClientTLSInfo.ClientCertAuth = caFile, true
 	e, err := embed.StartEtcd(ecfg)
+	clientPort.Release()
+	peerPort.Release()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -434,7 +440,7 @@ func TestConvertSingleServerToHA(t *testing.T) {
 	}
 	single.stop(t)
 
-	a := startWith(t, dir, Config{Cluster: Cluster{Init: true, PeerPort: freePortNumber(t)}})
+	a := startWith(t, dir, Config{Cluster: Cluster{Init: true}})
 	if a.info.JoinToken == "" {
 		t.Fatal("converted server has no join token")
 	}
@@ -446,7 +452,7 @@ func TestConvertSingleServerToHA(t *testing.T) {
 		t.Fatalf("object from before the conversion: %v", err)
 	}
 	// Another server joins over peer TLS.
-	b := startWith(t, filepath.Join(t.TempDir(), "b"), Config{Cluster: Cluster{JoinURL: a.info.URL, Token: a.info.JoinToken, Name: "b", PeerPort: freePortNumber(t)}})
+	b := startWith(t, filepath.Join(t.TempDir(), "b"), Config{Cluster: Cluster{JoinURL: a.info.URL, Token: a.info.JoinToken, Name: "b"}})
 	members, err := ListMembers(ctx, b.info.RestConfig)
 	if err != nil {
 		t.Fatal(err)

@@ -207,6 +207,7 @@ func run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
+	defer cluster.releasePeerPort() // if Run fails before etcd binds it
 
 	// Credentials.
 	ca, err := auth.EnsureCA(filepath.Join(cfg.DataDir, PKIDir))

@@ -208,8 +208,8 @@ func TestNodeTokenSharedByJoinedServers(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts two control planes")
 	}
-	a := startWith(t, filepath.Join(t.TempDir(), "a"), Config{Cluster: Cluster{Init: true, Name: "a", PeerPort: freePortNumber(t)}})
-	b := startWith(t, filepath.Join(t.TempDir(), "b"), Config{Cluster: Cluster{JoinURL: a.info.URL, Token: a.info.JoinToken, Name: "b", PeerPort: freePortNumber(t)}})
+	a := startWith(t, filepath.Join(t.TempDir(), "a"), Config{Cluster: Cluster{Init: true, Name: "a"}})
+	b := startWith(t, filepath.Join(t.TempDir(), "b"), Config{Cluster: Cluster{JoinURL: a.info.URL, Token: a.info.JoinToken, Name: "b"}})
 	if b.info.NodeToken != a.info.NodeToken {
 		t.Fatalf("joined server's node token %q, want the first server's %q", b.info.NodeToken, a.info.NodeToken)
 	}
