@@ -127,7 +127,7 @@ func (s *Store) Create(ctx context.Context, key string, value []byte) (int64, er
 // seconds, and up to 5% or 60 s more) after this write: the key is attached
 // to a lease that many writes share.
 func (s *Store) CreateWithTTL(ctx context.Context, key string, value []byte, ttl time.Duration) (int64, error) {
-	return s.withLease(ctx, "create "+key, ttl, func(opts ...clientv3.OpOption) (int64, error) {
+	return s.withLease(ctx, "create", key, ttl, func(opts ...clientv3.OpOption) (int64, error) {
 		return s.create(ctx, key, value, opts...)
 	})
 }
@@ -157,7 +157,7 @@ func (s *Store) Update(ctx context.Context, key string, value []byte, expectedRe
 // UpdateWithTTL is Update of a key that etcd then deletes ttl (rounded up to
 // seconds, and up to 5% or 60 s more) after this write.
 func (s *Store) UpdateWithTTL(ctx context.Context, key string, value []byte, expectedRevision int64, ttl time.Duration) (int64, error) {
-	return s.withLease(ctx, "update "+key, ttl, func(opts ...clientv3.OpOption) (int64, error) {
+	return s.withLease(ctx, "update", key, ttl, func(opts ...clientv3.OpOption) (int64, error) {
 		return s.update(ctx, key, value, expectedRevision, opts...)
 	})
 }
@@ -183,15 +183,15 @@ func (s *Store) update(ctx context.Context, key string, value []byte, expectedRe
 // withLease runs write with a lease for ttl. A lease etcd no longer knows
 // (revoked by hand, or lost with a restored snapshot) is forgotten and the
 // write retried once with a new one.
-func (s *Store) withLease(ctx context.Context, op string, ttl time.Duration, write func(...clientv3.OpOption) (int64, error)) (int64, error) {
+func (s *Store) withLease(ctx context.Context, op, key string, ttl time.Duration, write func(...clientv3.OpOption) (int64, error)) (int64, error) {
 	if ttl <= 0 {
-		return 0, fmt.Errorf("etcd: %s: TTL %v is not positive", op, ttl)
+		return 0, fmt.Errorf("etcd: %s %s: TTL %v is not positive", op, key, ttl)
 	}
 	secs := ttlSeconds(ttl)
 	for attempt := 0; ; attempt++ {
 		id, err := s.leases.get(leader(ctx), secs)
 		if err != nil {
-			return 0, mapErr(op+": grant lease", err)
+			return 0, mapErr(op+" "+key+": grant lease", err)
 		}
 		rev, err := write(clientv3.WithLease(id))
 		if attempt == 0 && errors.Is(err, rpctypes.ErrLeaseNotFound) {
