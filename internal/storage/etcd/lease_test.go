@@ -1,6 +1,8 @@
 package etcd
 
 import (
+	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -113,5 +115,20 @@ func TestTTLSeconds(t *testing.T) {
 		if got := reuseSeconds(tc.secs); got != tc.then {
 			t.Errorf("reuseSeconds(%d) = %d, want %d", tc.secs, got, tc.then)
 		}
+	}
+}
+
+// BenchmarkCreateWithTTL is BenchmarkCreate with events' default TTL: a
+// lease grant every 1000 writes.
+func BenchmarkCreateWithTTL(b *testing.B) {
+	s := newStore(b, Options{})
+	ctx := context.Background()
+	p := prefix(b)
+	i := 0
+	for b.Loop() {
+		if _, err := s.CreateWithTTL(ctx, fmt.Sprintf("%s%08d", p, i), value1K, time.Hour); err != nil {
+			b.Fatal(err)
+		}
+		i++
 	}
 }
