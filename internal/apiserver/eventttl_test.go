@@ -21,6 +21,7 @@ import (
 	"github.com/drover/drover/internal/auth"
 	"github.com/drover/drover/internal/registry"
 	"github.com/drover/drover/internal/storage/cacher"
+	"github.com/drover/drover/internal/storage/etcd"
 )
 
 // TestEventTTL: with EventTTL set, events written through client-go expire
@@ -29,7 +30,8 @@ import (
 func TestEventTTL(t *testing.T) {
 	const ttl = 3 * time.Second
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	m, err := cacher.NewMulti(shared.store, cacher.Options{Logger: quiet}, apiserver.StoragePrefixes(registry.All())...)
+	// The watch cache closes its store when closed: not the shared one.
+	m, err := cacher.NewMulti(unclosedStore{shared.store}, cacher.Options{Logger: quiet}, apiserver.StoragePrefixes(registry.All())...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,3 +163,8 @@ func leaseLeft(ctx context.Context, t *testing.T, key string, done func(left int
 		}
 	}
 }
+
+// unclosedStore is the shared etcd store, left open by Close.
+type unclosedStore struct{ *etcd.Store }
+
+func (unclosedStore) Close() error { return nil }
