@@ -52,6 +52,11 @@ type memoEntry struct {
 	protoData []byte // obj in enveloped protobuf
 	protoErr  error
 
+	// stored is the stored value obj was decoded from, when known (set by
+	// the decode func, so read only once decoded): its protobuf form with
+	// the resourceVersion filled in is obj's encoding.
+	stored []byte
+
 	fieldsOnce sync.Once
 	fields     fields.Set // what field selectors see of obj
 }
@@ -126,8 +131,20 @@ func (e *memoEntry) encoded(encode func(runtime.Object) ([]byte, error)) ([]byte
 	return e.data, e.encErr
 }
 
-// encodedProtobuf is encoded's protobuf counterpart.
-func (e *memoEntry) encodedProtobuf(encode func(runtime.Object) ([]byte, error)) ([]byte, error) {
-	e.protoOnce.Do(func() { e.protoData, e.protoErr = encode(e.obj) })
+// encodedProtobuf is encoded's protobuf counterpart. An object decoded
+// from a stored value of res's own version is not encoded: the stored
+// value already is its encoding but for the resourceVersion, filled in.
+func (e *memoEntry) encodedProtobuf(res *registry.Resource) ([]byte, error) {
+	e.protoOnce.Do(func() {
+		if e.stored != nil && res.StorageOf == nil {
+			if acc, ok := e.obj.(interface{ GetResourceVersion() string }); ok {
+				if data, ok := storedWithResourceVersion(e.stored, acc.GetResourceVersion()); ok {
+					e.protoData = data
+					return
+				}
+			}
+		}
+		e.protoData, e.protoErr = encodeProtobuf(e.obj)
+	})
 	return e.protoData, e.protoErr
 }

@@ -202,7 +202,10 @@ func (s *server) route(res *registry.Resource, ev storage.Event, sel selector) (
 	// Every watcher of this resource sees the same event: decode (and
 	// later, encode) it once for all of them.
 	cur := s.memo.entry(memoKey{res: res, key: ev.Key, rev: ev.Revision})
-	_, err := cur.decoded(func() (runtime.Object, error) { return s.store.decode(res, ev.Value, ev.Revision) })
+	_, err := cur.decoded(func() (runtime.Object, error) {
+		cur.stored = ev.Value
+		return s.store.decode(res, ev.Value, ev.Revision)
+	})
 	if err != nil {
 		s.log.Error("watch: decoding event", "key", ev.Key, "err", err)
 		return "", nil, false
@@ -293,7 +296,7 @@ func (wt *watcher) sendShared(t watch.EventType, e *memoEntry) bool {
 		err  error
 	)
 	if wt.proto {
-		data, err = e.encodedProtobuf(encodeProtobuf)
+		data, err = e.encodedProtobuf(wt.h.res)
 	} else {
 		data, err = e.encoded(func(obj runtime.Object) ([]byte, error) { return json.Marshal(obj) })
 	}
