@@ -219,7 +219,7 @@ func (s *statsCollector) summary(ctx context.Context) (*Summary, error) {
 			if prev, ok := s.prev[c.ID]; !ok || st.Timestamp.Sub(prev.Timestamp) >= time.Second {
 				s.prev[c.ID] = st
 			}
-			t := metav1.NewMicroTime(st.Timestamp)
+			t := stats.NewSampleTime(st.Timestamp)
 			ps.Containers = append(ps.Containers, ContainerStats{
 				Name:      c.Labels[runtime.LabelContainerName],
 				StartTime: metav1.NewTime(cst.StartedAt),
@@ -230,7 +230,7 @@ func (s *statsCollector) summary(ctx context.Context) (*Summary, error) {
 			podCPUTime += st.CPUUsageCoreNanoSeconds
 			podMem += st.MemoryWorkingSetBytes
 		}
-		t := metav1.NewMicroTime(now)
+		t := stats.NewSampleTime(now)
 		ps.CPU = &CPUStats{Time: t, UsageNanoCores: u64(podCPU), UsageCoreNanoSeconds: u64(podCPUTime)}
 		ps.Memory = &MemoryStats{Time: t, WorkingSetBytes: u64(podMem)}
 		sum.Pods = append(sum.Pods, ps)
@@ -243,7 +243,7 @@ func (s *statsCollector) summary(ctx context.Context) (*Summary, error) {
 			delete(s.prev, id)
 		}
 	}
-	t := metav1.NewMicroTime(now)
+	t := stats.NewSampleTime(now)
 	sum.Node.CPU = &CPUStats{Time: t, UsageNanoCores: u64(nodeCPU), UsageCoreNanoSeconds: u64(nodeCPUTime)}
 	sum.Node.Memory = &MemoryStats{Time: t, WorkingSetBytes: u64(nodeMem)}
 	return sum, nil

@@ -8,16 +8,18 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/drover/drover/internal/stats"
 )
 
 func u64(v uint64) *uint64 { return &v }
 
 func cpu(at time.Time, nano, cumulative uint64) *cpuStats {
-	return &cpuStats{Time: metav1.NewMicroTime(at), UsageNanoCores: u64(nano), UsageCoreNanoSeconds: u64(cumulative)}
+	return &cpuStats{Time: stats.NewSampleTime(at), UsageNanoCores: u64(nano), UsageCoreNanoSeconds: u64(cumulative)}
 }
 
 func mem(at time.Time, bytes uint64) *memoryStats {
-	return &memoryStats{Time: metav1.NewMicroTime(at), WorkingSetBytes: u64(bytes)}
+	return &memoryStats{Time: stats.NewSampleTime(at), WorkingSetBytes: u64(bytes)}
 }
 
 func TestDecodeSummaryRates(t *testing.T) {

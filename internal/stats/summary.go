@@ -4,7 +4,11 @@
 // /stats/summary and the metrics API reads it, so both share these types.
 package stats
 
-import metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+import (
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
 
 // Summary is the /stats/summary document.
 type Summary struct {
@@ -51,13 +55,36 @@ type ContainerStats struct {
 // readings by the difference of their times, a window of a few seconds
 // or less, which whole seconds would get wrong by up to one second.
 type CPUStats struct {
-	Time                 metav1.MicroTime `json:"time"`
-	UsageNanoCores       *uint64          `json:"usageNanoCores,omitempty"`
-	UsageCoreNanoSeconds *uint64          `json:"usageCoreNanoSeconds,omitempty"`
+	Time                 SampleTime `json:"time"`
+	UsageNanoCores       *uint64    `json:"usageNanoCores,omitempty"`
+	UsageCoreNanoSeconds *uint64    `json:"usageCoreNanoSeconds,omitempty"`
 }
 
 // MemoryStats is memory usage.
 type MemoryStats struct {
-	Time            metav1.MicroTime `json:"time"`
-	WorkingSetBytes *uint64          `json:"workingSetBytes,omitempty"`
+	Time            SampleTime `json:"time"`
+	WorkingSetBytes *uint64    `json:"workingSetBytes,omitempty"`
+}
+
+// SampleTime is when a sample was taken. It is written to the microsecond
+// (metav1.MicroTime's form) and read in any RFC 3339 form, whole seconds
+// too, as kubelets and earlier agents write it (metav1.Time), which
+// MicroTime alone would refuse.
+type SampleTime struct{ metav1.MicroTime }
+
+// NewSampleTime returns t as a SampleTime.
+func NewSampleTime(t time.Time) SampleTime { return SampleTime{metav1.NewMicroTime(t)} }
+
+// UnmarshalJSON reads an RFC 3339 time of any precision, or null.
+func (t *SampleTime) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		t.MicroTime = metav1.MicroTime{}
+		return nil
+	}
+	var parsed time.Time
+	if err := parsed.UnmarshalJSON(b); err != nil {
+		return err
+	}
+	t.MicroTime = metav1.NewMicroTime(parsed.Local())
+	return nil
 }
