@@ -112,10 +112,11 @@ func TestStatusSyncDelay(t *testing.T) {
 		want time.Duration
 	}{
 		{0, 0},
-		{3, 300 * time.Microsecond},
-		{10000, time.Second},
-		{25000, time.Second},
-		{100000, time.Second},
+		{3, 750 * time.Microsecond},
+		{1000, 250 * time.Millisecond},
+		{10000, 2500 * time.Millisecond},
+		{40000, 10 * time.Second},
+		{100000, 10 * time.Second},
 	} {
 		if got := statusSyncDelay(bigRS("x", tc.n)); got != tc.want {
 			t.Errorf("%d pods: delay %v, want %v", tc.n, got, tc.want)
@@ -124,17 +125,17 @@ func TestStatusSyncDelay(t *testing.T) {
 	// A ReplicaSet scaling up counts the pods it will have.
 	rs := bigRS("x", 10000)
 	rs.Status.Replicas = 0
-	if got := statusSyncDelay(rs); got != time.Second {
-		t.Errorf("scaling up to 10000: delay %v, want 1s", got)
+	if got := statusSyncDelay(rs); got != 2500*time.Millisecond {
+		t.Errorf("scaling up to 10000: delay %v, want 2.5s", got)
 	}
 }
 
 // TestStatusUpdatesBatched checks that status-only pod changes of a
-// 10,000-pod ReplicaSet (1s delay) make one sync at the first
+// 4,000-pod ReplicaSet (1s delay) make one sync at the first
 // change's deadline: later changes do not put it off, and are taken in
 // by it.
 func TestStatusUpdatesBatched(t *testing.T) {
-	rs := bigRS("big", 10000)
+	rs := bigRS("big", 4000)
 	r := newHandlerRig(t, rs)
 	pods := []*corev1.Pod{podOf(rs, "big-a", "1"), podOf(rs, "big-b", "2"), podOf(rs, "big-c", "3")}
 
@@ -172,15 +173,15 @@ func TestStatusUpdatesBatched(t *testing.T) {
 	}
 }
 
-// TestSmallReplicaSetStatusSyncsAtOnce: 3 pods wait 300µs.
+// TestSmallReplicaSetStatusSyncsAtOnce: 3 pods wait 750µs.
 func TestSmallReplicaSetStatusSyncsAtOnce(t *testing.T) {
 	rs := bigRS("small", 3)
 	r := newHandlerRig(t, rs)
 	p := podOf(rs, "small-a", "1")
 	r.c.updatePod(p, withReady(p, "2", corev1.ConditionTrue))
-	r.clk.Step(300 * time.Microsecond)
+	r.clk.Step(750 * time.Microsecond)
 	if got := r.ready(t, 1); !slices.Equal(got, []string{"default/small"}) {
-		t.Fatalf("ready %v 300µs after, want default/small", got)
+		t.Fatalf("ready %v 750µs after, want default/small", got)
 	}
 }
 
@@ -284,12 +285,12 @@ func TestCandidatePods(t *testing.T) {
 // seen back, waits like a pod status change; a spec change or a resync
 // queues at once.
 func TestReplicaSetStatusWriteBatched(t *testing.T) {
-	old := bigRS("big", 10000)
+	old := bigRS("big", 4000)
 	old.ResourceVersion, old.Generation = "1", 1
 	statusWrite := old.DeepCopy()
-	statusWrite.ResourceVersion, statusWrite.Status.ReadyReplicas = "2", 5000
+	statusWrite.ResourceVersion, statusWrite.Status.ReadyReplicas = "2", 2000
 	scaled := old.DeepCopy()
-	scaled.ResourceVersion, scaled.Generation, *scaled.Spec.Replicas = "2", 2, 20000
+	scaled.ResourceVersion, scaled.Generation, *scaled.Spec.Replicas = "2", 2, 8000
 
 	r := newHandlerRig(t, old)
 	r.c.updateRS(old, statusWrite)
