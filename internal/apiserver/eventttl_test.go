@@ -28,7 +28,10 @@ import (
 // that long after their last write (a watcher sees them deleted), a patched
 // event lives on for a fresh TTL, and other objects stay.
 func TestEventTTL(t *testing.T) {
-	const ttl = 3 * time.Second
+	// Long enough that a loaded machine patches "repeated" well before its
+	// first lease ends, and that the two expiries are seconds apart (etcd
+	// checks leases every 500ms).
+	const ttl = 5 * time.Second
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	// The watch cache closes its store when closed: not the shared one.
 	m, err := cacher.NewMulti(unclosedStore{shared.store}, cacher.Options{Logger: quiet}, apiserver.StoragePrefixes(registry.All())...)
@@ -81,10 +84,10 @@ func TestEventTTL(t *testing.T) {
 	}
 
 	// Patch "repeated" as client-go's correlator does a repeat, once its
-	// first lease has at most a second left: it must then outlive "once"
-	// by about two seconds.
+	// first lease has at most two seconds left: it must then outlive
+	// "once" by about three seconds.
 	key := "/registry/core/events/" + ns + "/repeated"
-	firstLease := leaseLeft(ctx, t, key, func(left int64) bool { return left <= 1 })
+	firstLease := leaseLeft(ctx, t, key, func(left int64) bool { return left <= 2 })
 	patch := []byte(`{"count":2,"lastTimestamp":"` + time.Now().UTC().Format(time.RFC3339) + `"}`)
 	if _, err := events.Patch(ctx, "repeated", types.StrategicMergePatchType, patch, metav1.PatchOptions{}); err != nil {
 		t.Fatalf("patching the repeated event: %v", err)
