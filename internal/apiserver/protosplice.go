@@ -2,6 +2,7 @@ package apiserver
 
 import (
 	"bytes"
+	"encoding/binary"
 
 	"google.golang.org/protobuf/encoding/protowire"
 )
@@ -43,7 +44,7 @@ func storedWithResourceVersion(stored []byte, rv string) ([]byte, bool) {
 	newMeta := len(objectMeta) + grow
 	newRaw := len(raw) + grow + protowire.SizeVarint(uint64(newMeta)) - protowire.SizeVarint(uint64(len(objectMeta)))
 
-	out := make([]byte, 0, len(stored)+grow+2*binaryVarintMax)
+	out := make([]byte, 0, len(stored)+grow+2*binary.MaxVarintLen64)
 	out = append(out, protobufPrefix...)
 	out = append(out, envelope[:rawLen]...)
 	out = protowire.AppendVarint(out, uint64(newRaw))
@@ -56,9 +57,6 @@ func storedWithResourceVersion(stored []byte, rv string) ([]byte, bool) {
 	out = append(out, envelope[rawEnd:]...)
 	return out, true
 }
-
-// binaryVarintMax is the most bytes a varint length takes.
-const binaryVarintMax = 10
 
 // bytesField finds the first occurrence of field num, of the bytes wire
 // type, in a message: where its length prefix starts, and where its
