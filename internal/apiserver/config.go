@@ -45,10 +45,16 @@ type Config struct {
 	Admission Admitter
 	// MaxRequestsInFlight and MaxMutatingRequestsInFlight bound concurrent
 	// read-only and mutating requests, as upstream's flags of those names:
-	// beyond them a request gets 429 with Retry-After. Watches and other
-	// long-running requests do not count; system:masters keep a reserved
-	// tenth. 0 means 400 and 200; negative means no limit.
+	// a request beyond them waits in a queue, heartbeats and admins first
+	// and each identity in turn, and gets 429 with Retry-After when the
+	// queue is full or it has waited InflightQueueWait. Watches and other
+	// long-running requests do not count; system:masters and node
+	// heartbeats keep a reserved tenth. 0 means 400 and 200; negative
+	// means no limit.
 	MaxRequestsInFlight, MaxMutatingRequestsInFlight int
+	// InflightQueueWait is the longest a request waits for a slot: 0 means
+	// 15 s (upstream's), negative rejects at once.
+	InflightQueueWait time.Duration
 	// EventTTL is how long an event (a resource marked
 	// registry.Resource.Expires) is kept after its last write, as
 	// upstream's --event-ttl, when Storage is a storage.Expirer; 0 keeps

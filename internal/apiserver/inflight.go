@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -25,129 +26,200 @@ const mastersGroup = "system:masters"
 // retryAfterSeconds is what a rejected client is told to wait, as upstream.
 const retryAfterSeconds = 1
 
-// inflightQueueWait is how long a request that finds its pool full waits
-// for a slot before it is rejected. A rejected client-go client waits
-// Retry-After (a second) and tries again, so waiting up to as long here
-// costs it nothing more, and a burst that outlasts the limit only briefly
-// (a thousand-pod rollout) is served in order instead of with 429s.
-const inflightQueueWait = time.Second
+// defaultInflightQueueWait is how long a request that finds no slot it
+// may take waits in its queue before it is rejected, as upstream's API
+// Priority and Fairness (a quarter of the 60 s request timeout).
+const defaultInflightQueueWait = 15 * time.Second
+
+// queuedPerSlot is how many requests of one class may wait in a pool's
+// queue per slot of the pool before newcomers are rejected at once.
+const queuedPerSlot = 10
 
 // inflightLimiter bounds concurrent requests, as upstream's max-in-flight
-// filter does: read-only and mutating requests have separate pools, and a
-// request that finds its pool full waits its turn in a queue no longer
-// than the pool (see below), else is rejected at once (429, Retry-After).
-// Long-running requests (watches, logs, exec) are not counted, nor are the
-// control plane's own components' requests, served in process: their
-// transport bounds them (inprocess.Transport.MaxConcurrent), and refusing
-// them only delays the controllers and scheduler that would bring a flood
-// to an end (upstream exempts its loopback client, a system:masters
-// identity, from priority and fairness the same way). Other
-// system:masters have, besides the shared pool, a reserved one
-// (a tenth of the limit, at least 1) that others cannot use, so that an
-// admin's kubectl works during a flood from other identities. Node
-// heartbeats (Lease and node status writes) have a reserved pool of their
-// own as well: late heartbeats make the node lifecycle controller mark
-// nodes Unknown and evict their pods, which only adds to the load. The
+// filter does, and queues those beyond the bounds, as its API Priority and
+// Fairness does, rather than refusing them at once.
+//
+// Read-only and mutating requests have separate pools. Long-running
+// requests (watches, logs, exec) are not counted, nor are the control
+// plane's own components' requests, served in process: their transport
+// bounds them (inprocess.Transport.MaxConcurrent), and refusing them only
+// delays the controllers and scheduler that would bring a flood to an end
+// (upstream exempts its loopback client the same way).
+//
+// A pool has shared slots and reserves that only one class of request may
+// take: system:masters over the network (an admin's kubectl works during a
+// flood from other identities), node heartbeats (Lease and node status
+// writes: late heartbeats make the node lifecycle controller mark nodes
+// Unknown and evict their pods, which only adds to the load), and the
 // control plane's own Leases (kube-system: the controllers' leader lease,
-// servers' leases) have a small reserve apart even from the nodes', so
-// that a fleet's renewals cannot take every heartbeat slot and cost the
-// controllers their leader (each change of leader restarts them all). A
-// request that finds every slot it may take busy waits up to
-// inflightQueueWait for a shared one, then is rejected; a request that
-// finds as many others already waiting as the pool has slots is rejected
-// at once, so that a flood gets 429s at once rather than a second later
-// (upstream's priority and fairness bounds its queues the same way).
+// servers' leases; a change of leader restarts every controller), which
+// may also take the nodes' reserve.
+//
+// A request that finds every slot it may take busy waits in its class's
+// queue. A freed slot goes to the waiting request of the highest class that
+// may take it (control-plane Leases, node heartbeats, masters, then
+// everything else), and within a class to each identity in turn, so one
+// client's flood delays another's requests by at most one of its own. A
+// request is rejected (429, Retry-After) only when its class's queue is
+// full or it has waited its limit. Clients such as kubelets send their
+// next request only when the last one is answered: queued rather than
+// refused, their requests wait instead of coming back each second, each
+// retry costing both ends as much as serving it (at 5,000 nodes, 3.5
+// million 429s were a fifth of the machine's CPU).
 type inflightLimiter struct {
-	readOnly, mutating pool
+	readOnly, mutating *pool
 	wait               time.Duration
 }
 
-// pool is one limit: shared slots, then slots only masters may take,
-// slots only heartbeats may take, and slots only control-plane Leases may
-// take; waiting holds a token per request queued for a shared slot. A nil
-// channel means no limit.
+// class is what a request may take beyond the shared slots and how soon it
+// is served when it must wait: a higher class first.
+type class int
+
+const (
+	classWorkload class = iota
+	classMasters
+	classNodeHeartbeat
+	classControlPlane
+	numClasses
+)
+
+// pool is one limit: shared slots, a reserve for each class but the
+// workload's, and a queue per class of the requests waiting for a slot.
 type pool struct {
-	shared, reserved, heartbeat, controlPlane, waiting chan struct{}
+	mu         sync.Mutex
+	free       [numClasses]int // free slots: the shared ones at classWorkload, else the class's reserve
+	queues     [numClasses]fairQueue
+	queueLimit int // waiting requests per class
 }
 
-func newPool(limit int) pool {
+// slot names which slots a request holds: shared, or a class's reserve.
+type slot = class
+
+func newPool(limit int) *pool {
 	if limit <= 0 {
-		return pool{}
+		return nil
 	}
 	reserve := max(1, limit/10)
-	return pool{shared: make(chan struct{}, limit), reserved: make(chan struct{}, reserve), heartbeat: make(chan struct{}, reserve),
-		controlPlane: make(chan struct{}, max(1, limit/100)), waiting: make(chan struct{}, limit)}
+	p := &pool{queueLimit: queuedPerSlot * limit}
+	p.free[classWorkload] = limit
+	p.free[classMasters] = reserve
+	p.free[classNodeHeartbeat] = reserve
+	p.free[classControlPlane] = max(1, limit/100)
+	return p
+}
+
+// mayTake reports whether a request of class c may hold slot s.
+func mayTake(c class, s slot) bool {
+	return s == classWorkload || s == c || (c == classControlPlane && s == classNodeHeartbeat)
+}
+
+// take takes a free slot c may hold, the shared ones first, with p.mu
+// held; ok is false when every one is busy.
+func (p *pool) take(c class) (s slot, ok bool) {
+	for _, s := range [...]slot{classWorkload, c, classNodeHeartbeat} {
+		if mayTake(c, s) && p.free[s] > 0 {
+			p.free[s]--
+			return s, true
+		}
+	}
+	return 0, false
+}
+
+// release gives s back: to the first waiting request of the highest class
+// that may hold it, or to the free slots.
+func (p *pool) release(s slot) {
+	p.mu.Lock()
+	for c := numClasses - 1; c >= 0; c-- {
+		if mayTake(c, s) {
+			if w := p.queues[c].pop(); w != nil {
+				p.mu.Unlock()
+				w.granted <- s // buffered: the waiter may have stopped waiting
+				return
+			}
+		}
+	}
+	p.free[s]++
+	p.mu.Unlock()
 }
 
 // newInflightLimiter returns a limiter; a limit of 0 takes upstream's
-// default, a negative one means unlimited.
-func newInflightLimiter(readOnly, mutating int) *inflightLimiter {
+// default, a negative one means unlimited; a wait of 0 takes
+// defaultInflightQueueWait, a negative one rejects at once.
+func newInflightLimiter(readOnly, mutating int, wait time.Duration) *inflightLimiter {
 	if readOnly == 0 {
 		readOnly = defaultMaxRequestsInFlight
 	}
 	if mutating == 0 {
 		mutating = defaultMaxMutatingRequestsInFlight
 	}
-	return &inflightLimiter{readOnly: newPool(readOnly), mutating: newPool(mutating), wait: inflightQueueWait}
+	if wait == 0 {
+		wait = defaultInflightQueueWait
+	}
+	return &inflightLimiter{readOnly: newPool(readOnly), mutating: newPool(mutating), wait: max(wait, 0)}
 }
 
-// acquire takes a slot for r from u, returning the function that gives it
-// back; ok is false when the request must be rejected.
+// acquire takes a slot for r from u, waiting its turn if need be, and
+// returns the function that gives it back; ok is false when the request
+// must be rejected.
 func (l *inflightLimiter) acquire(r *http.Request, u *auth.User) (release func(), ok bool) {
 	if isLongRunning(r) || inprocess.Served(r) {
 		return func() {}, true
 	}
-	p := &l.readOnly
+	p := l.readOnly
 	if isMutating(r.Method) {
-		p = &l.mutating
+		p = l.mutating
 	}
-	if p.shared == nil {
+	if p == nil {
 		return func() {}, true
 	}
+	c := classOf(r, u)
+	p.mu.Lock()
+	if s, ok := p.take(c); ok {
+		p.mu.Unlock()
+		return func() { p.release(s) }, true
+	}
+	q := &p.queues[c]
+	if l.wait <= 0 || q.len() >= p.queueLimit {
+		p.mu.Unlock()
+		return nil, false
+	}
+	flow := ""
+	if u != nil {
+		flow = u.Name
+	}
+	w := &waiter{flow: flow, granted: make(chan slot, 1)}
+	q.push(w)
+	p.mu.Unlock()
+
+	t := time.NewTimer(l.wait)
+	defer t.Stop()
 	select {
-	case p.shared <- struct{}{}:
-		return func() { <-p.shared }, true
-	default:
+	case s := <-w.granted:
+		return func() { p.release(s) }, true
+	case <-t.C:
+	case <-r.Context().Done():
 	}
-	switch heartbeatOf(r) {
-	case controlPlaneHeartbeat:
-		select {
-		case p.controlPlane <- struct{}{}:
-			return func() { <-p.controlPlane }, true
-		default:
-		}
-		fallthrough // then the nodes' reserve
-	case nodeHeartbeat:
-		select {
-		case p.heartbeat <- struct{}{}:
-			return func() { <-p.heartbeat }, true
-		default:
-		}
-	}
-	if u != nil && slices.Contains(u.Groups, mastersGroup) {
-		select {
-		case p.reserved <- struct{}{}:
-			return func() { <-p.reserved }, true
-		default:
-		}
-	}
-	if l.wait > 0 {
-		select {
-		case p.waiting <- struct{}{}:
-			defer func() { <-p.waiting }()
-		default:
-			return nil, false // the queue is full too
-		}
-		t := time.NewTimer(l.wait)
-		defer t.Stop()
-		select {
-		case p.shared <- struct{}{}:
-			return func() { <-p.shared }, true
-		case <-t.C:
-		case <-r.Context().Done():
-		}
+	p.mu.Lock()
+	removed := q.remove(w)
+	p.mu.Unlock()
+	if !removed { // granted meanwhile: hand the slot on
+		p.release(<-w.granted)
 	}
 	return nil, false
+}
+
+// classOf is r's class: its heartbeat kind, else whether u is an admin.
+func classOf(r *http.Request, u *auth.User) class {
+	switch heartbeatOf(r) {
+	case controlPlaneHeartbeat:
+		return classControlPlane
+	case nodeHeartbeat:
+		return classNodeHeartbeat
+	}
+	if u != nil && slices.Contains(u.Groups, mastersGroup) {
+		return classMasters
+	}
+	return classWorkload
 }
 
 // heartbeat classes: how a request says some component is alive.

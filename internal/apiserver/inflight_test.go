@@ -32,6 +32,7 @@ func TestMaxRequestsInFlight(t *testing.T) {
 		Storage: shared.store, Resources: registry.All(), Authenticator: authn,
 		Logger:              slog.New(slog.NewTextHandler(io.Discard, nil)),
 		MaxRequestsInFlight: 2, MaxMutatingRequestsInFlight: 1, // a reserve of 1 each for the admin
+		InflightQueueWait: 100 * time.Millisecond, // a request beyond the limits is rejected soon
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -60,14 +60,14 @@ func TestInflightControlPlaneLeaseReserve(t *testing.T) {
 		}
 		return release
 	}
-	for range cap(l.mutating.shared) {
+	for range l.mutating.free[classWorkload] {
 		take(req("POST", "/api/v1/namespaces/default/pods"), "pod create while the pool has room")
 	}
 	if _, ok := l.acquire(req("POST", "/api/v1/namespaces/default/pods"), nil); ok {
 		t.Fatal("a pod create beyond the pool was admitted")
 	}
 	var firstNode func()
-	for i := range cap(l.mutating.heartbeat) {
+	for i := range l.mutating.free[classNodeHeartbeat] {
 		r := take(nodeLease(), "node lease renewal within the heartbeat reserve")
 		if i == 0 {
 			firstNode = r
@@ -76,7 +76,7 @@ func TestInflightControlPlaneLeaseReserve(t *testing.T) {
 	if _, ok := l.acquire(nodeLease(), nil); ok {
 		t.Fatal("a node lease renewal beyond the heartbeat reserve was admitted")
 	}
-	for range cap(l.mutating.controlPlane) {
+	for range l.mutating.free[classControlPlane] {
 		take(leaderLease(), "leader lease renewal with the heartbeat reserve full")
 	}
 	if _, ok := l.acquire(leaderLease(), nil); ok {
@@ -85,7 +85,7 @@ func TestInflightControlPlaneLeaseReserve(t *testing.T) {
 	firstNode()
 	take(leaderLease(), "leader lease renewal once a heartbeat slot is free")
 	// Reads of the leader lease have the read-only pool's reserve.
-	for range cap(l.readOnly.shared) {
+	for range l.readOnly.free[classWorkload] {
 		take(req("GET", "/api/v1/pods"), "a read while the pool has room")
 	}
 	take(req("GET", "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/drover-controllers"), "leader lease read with the read-only pool full")

@@ -117,7 +117,7 @@ type Config struct {
 	// namespaces exist. It runs on Run's goroutine and should return quickly.
 	Ready func(Info)
 	// MaxRequestsInFlight and MaxMutatingRequestsInFlight bound concurrent
-	// read-only and mutating requests (429 beyond); 0 means 400 and 200,
+	// read-only and mutating requests (queued, then 429 beyond); 0 means 400 and 200,
 	// negative means no limit (see apiserver.Config).
 	MaxRequestsInFlight, MaxMutatingRequestsInFlight int
 	// EventTTL is how long events are kept after their last write
