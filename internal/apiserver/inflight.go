@@ -69,6 +69,41 @@ const queuedPerSlot = 10
 type inflightLimiter struct {
 	readOnly, mutating *pool
 	wait               time.Duration
+	observe            LimitObserver // nil: not observed
+}
+
+// LimitObserver is what Config.Metrics may also implement (package
+// metrics' APIMetrics does) to see the in-flight limits at work, with
+// upstream's names for what it sees: kinds "readOnly" and "mutating",
+// priority levels "leader-election" (the control plane's Leases),
+// "node-high" (node heartbeats), "system-masters" and "workload", and
+// rejection reasons "queue-full", "time-out" and "cancelled".
+type LimitObserver interface {
+	// InflightInc and InflightDec count a request of kind holding a slot.
+	InflightInc(kind string)
+	InflightDec(kind string)
+	// ObserveQueueWait records a request of a priority level that waited
+	// d in its queue; executed is false if it was rejected then.
+	ObserveQueueWait(priorityLevel string, executed bool, d time.Duration)
+	// ObserveRejected counts a request rejected (429), and why.
+	ObserveRejected(priorityLevel, reason string)
+}
+
+// Request kinds and rejection reasons, as LimitObserver sees them.
+const (
+	kindReadOnly      = "readOnly"
+	kindMutating      = "mutating"
+	rejectedQueueFull = "queue-full"
+	rejectedTimeOut   = "time-out"
+	rejectedCancelled = "cancelled"
+)
+
+// priorityLevels names the classes as upstream's priority levels do.
+var priorityLevels = [numClasses]string{
+	classWorkload:      "workload",
+	classMasters:       "system-masters",
+	classNodeHeartbeat: "node-high",
+	classControlPlane:  "leader-election",
 }
 
 // class is what a request may take beyond the shared slots and how soon it
@@ -86,6 +121,8 @@ const (
 // pool is one limit: shared slots, a reserve for each class but the
 // workload's, and a queue per class of the requests waiting for a slot.
 type pool struct {
+	kind       string // kindReadOnly or kindMutating
+	observe    LimitObserver
 	mu         sync.Mutex
 	free       [numClasses]int // free slots: the shared ones at classWorkload, else the class's reserve
 	queues     [numClasses]fairQueue
@@ -95,12 +132,12 @@ type pool struct {
 // slot names which slots a request holds: shared, or a class's reserve.
 type slot = class
 
-func newPool(limit int) *pool {
+func newPool(limit int, kind string, observe LimitObserver) *pool {
 	if limit <= 0 {
 		return nil
 	}
 	reserve := max(1, limit/10)
-	p := &pool{queueLimit: queuedPerSlot * limit}
+	p := &pool{kind: kind, observe: observe, queueLimit: queuedPerSlot * limit}
 	p.free[classWorkload] = limit
 	p.free[classMasters] = reserve
 	p.free[classNodeHeartbeat] = reserve
@@ -140,6 +177,31 @@ func (p *pool) release(s slot) {
 	}
 	p.free[s]++
 	p.mu.Unlock()
+	if p.observe != nil {
+		p.observe.InflightDec(p.kind)
+	}
+}
+
+// took counts a slot taken from the free ones (a slot handed from one
+// request to the next stays counted).
+func (p *pool) took() {
+	if p.observe != nil {
+		p.observe.InflightInc(p.kind)
+	}
+}
+
+// rejected counts a request of class c rejected for reason.
+func (p *pool) rejected(c class, reason string) {
+	if p.observe != nil {
+		p.observe.ObserveRejected(priorityLevels[c], reason)
+	}
+}
+
+// waited records a request of class c that waited since start.
+func (p *pool) waited(c class, executed bool, start time.Time) {
+	if p.observe != nil {
+		p.observe.ObserveQueueWait(priorityLevels[c], executed, time.Since(start))
+	}
 }
 
 func (p *pool) releaseShared() { p.release(classWorkload) }
@@ -147,7 +209,7 @@ func (p *pool) releaseShared() { p.release(classWorkload) }
 // newInflightLimiter returns a limiter; a limit of 0 takes upstream's
 // default, a negative one means unlimited; a wait of 0 takes
 // defaultInflightQueueWait, a negative one rejects at once.
-func newInflightLimiter(readOnly, mutating int, wait time.Duration) *inflightLimiter {
+func newInflightLimiter(readOnly, mutating int, wait time.Duration, observe LimitObserver) *inflightLimiter {
 	if readOnly == 0 {
 		readOnly = defaultMaxRequestsInFlight
 	}
@@ -157,7 +219,7 @@ func newInflightLimiter(readOnly, mutating int, wait time.Duration) *inflightLim
 	if wait == 0 {
 		wait = defaultInflightQueueWait
 	}
-	return &inflightLimiter{readOnly: newPool(readOnly), mutating: newPool(mutating), wait: max(wait, 0)}
+	return &inflightLimiter{readOnly: newPool(readOnly, kindReadOnly, observe), mutating: newPool(mutating, kindMutating, observe), wait: max(wait, 0)}
 }
 
 // acquire takes a slot for r from u, waiting its turn if need be, and
@@ -178,6 +240,7 @@ func (l *inflightLimiter) acquire(r *http.Request, u *auth.User) (release func()
 	if p.free[classWorkload] > 0 { // a shared slot: no need to know the class
 		p.free[classWorkload]--
 		p.mu.Unlock()
+		p.took()
 		return p.releaseShared, true
 	}
 	p.mu.Unlock()
@@ -185,11 +248,13 @@ func (l *inflightLimiter) acquire(r *http.Request, u *auth.User) (release func()
 	p.mu.Lock()
 	if s, ok := p.take(c); ok {
 		p.mu.Unlock()
+		p.took()
 		return func() { p.release(s) }, true
 	}
 	q := &p.queues[c]
 	if l.wait <= 0 || q.len() >= p.queueLimit {
 		p.mu.Unlock()
+		p.rejected(c, rejectedQueueFull)
 		return nil, false
 	}
 	flow := ""
@@ -200,13 +265,17 @@ func (l *inflightLimiter) acquire(r *http.Request, u *auth.User) (release func()
 	q.push(w)
 	p.mu.Unlock()
 
+	start := time.Now()
 	t := time.NewTimer(l.wait)
 	defer t.Stop()
+	reason := rejectedTimeOut
 	select {
 	case s := <-w.granted:
+		p.waited(c, true, start)
 		return func() { p.release(s) }, true
 	case <-t.C:
 	case <-r.Context().Done():
+		reason = rejectedCancelled
 	}
 	p.mu.Lock()
 	removed := q.remove(w)
@@ -214,6 +283,8 @@ func (l *inflightLimiter) acquire(r *http.Request, u *auth.User) (release func()
 	if !removed { // granted meanwhile: hand the slot on
 		p.release(<-w.granted)
 	}
+	p.waited(c, false, start)
+	p.rejected(c, reason)
 	return nil, false
 }
 
@@ -313,3 +384,9 @@ var tooManyRequestsBody = func() []byte {
 	}
 	return data
 }()
+
+// limitObserver is m as a LimitObserver, nil if it is not one.
+func limitObserver(m Observer) LimitObserver {
+	o, _ := m.(LimitObserver)
+	return o
+}

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -16,6 +17,7 @@ import (
 	"github.com/drover/drover/internal/apiserver"
 	"github.com/drover/drover/internal/auth"
 	"github.com/drover/drover/internal/inprocess"
+	"github.com/drover/drover/internal/metrics"
 	"github.com/drover/drover/internal/registry"
 )
 
@@ -28,9 +30,11 @@ func TestMaxRequestsInFlight(t *testing.T) {
 	authn := auth.NewTokenAuthenticator()
 	authn.Add(adminToken, auth.User{Name: "admin", Groups: []string{"system:masters"}})
 	authn.Add("flood-token", auth.User{Name: "flood", Groups: []string{"system:authenticated"}})
+	m := metrics.NewAPIMetrics()
 	h, err := apiserver.New(apiserver.Config{
 		Storage: shared.store, Resources: registry.All(), Authenticator: authn,
 		Logger:              slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Metrics:             m,
 		MaxRequestsInFlight: 2, MaxMutatingRequestsInFlight: 1, // a reserve of 1 each for the admin
 		InflightQueueWait: 100 * time.Millisecond, // a request beyond the limits is rejected soon
 	})
@@ -173,4 +177,49 @@ func TestMaxRequestsInFlight(t *testing.T) {
 	for i := 0; i < 3; i++ {
 		admitted(do(http.MethodGet, "/api/v1/namespaces", "flood-token"), "after the flood")
 	}
+
+	// The metrics saw it: the rejections above, each after its wait in
+	// the queue, and no slot held once all is done.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		text := scrapeText(t, m)
+		rejected := map[string]float64{}
+		for _, level := range []string{"workload", "system-masters"} {
+			rejected[level] = metricValue(text, `apiserver_flowcontrol_rejected_requests_total{priority_level="`+level+`",reason="time-out"}`)
+		}
+		inflight := metricValue(text, `apiserver_current_inflight_requests{request_kind="readOnly"}`) +
+			metricValue(text, `apiserver_current_inflight_requests{request_kind="mutating"}`)
+		waited := metricValue(text, `apiserver_flowcontrol_request_wait_duration_seconds_count{execute="false",priority_level="workload"}`)
+		if rejected["workload"] >= 3 && rejected["system-masters"] >= 2 && waited >= 3 && inflight == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("metrics: rejected after a wait %v (want at least 3 workload, 2 system-masters), workload waits rejected %v, in flight %v (want 0)",
+				rejected, waited, inflight)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
+
+// scrapeText is m's /metrics in the Prometheus text format.
+func scrapeText(t *testing.T, m *metrics.APIMetrics) string {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	return rec.Body.String()
+}
+
+// metricValue is the value of the series named exactly so in text, 0 if
+// it is not there.
+func metricValue(text, series string) float64 {
+	for line := range strings.SplitSeq(text, "\n") {
+		if rest, ok := strings.CutPrefix(line, series+" "); ok {
+			v, _ := strconv.ParseFloat(strings.TrimSpace(rest), 64)
+			return v
+		}
+	}
+	return 0
+}
+
+// The metrics package's APIMetrics sees the limits at work.
+var _ apiserver.LimitObserver = (*metrics.APIMetrics)(nil)

@@ -43,7 +43,7 @@ func TestInflightHeartbeatClasses(t *testing.T) {
 // does not, and once the control plane's reserve is taken too its next
 // write falls back to the nodes' reserve when a slot frees there.
 func TestInflightControlPlaneLeaseReserve(t *testing.T) {
-	l := &inflightLimiter{readOnly: newPool(100), mutating: newPool(100)} // no queue wait: full means 429 at once
+	l := &inflightLimiter{readOnly: newPool(100, kindReadOnly, nil), mutating: newPool(100, kindReadOnly, nil)} // no queue wait: full means 429 at once
 	req := func(method, path string) *http.Request { return httptest.NewRequest(method, path, nil) }
 	nodeLease := func() *http.Request {
 		return req("PUT", "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/n1")

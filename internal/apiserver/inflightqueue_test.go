@@ -51,7 +51,8 @@ func get() *http.Request { return httptest.NewRequest("GET", "/api/v1/nodes", ni
 // next request is rejected at once, not after the queue wait, and a
 // waiter gets the slot when it is given back.
 func TestInflightQueueIsBounded(t *testing.T) {
-	l := &inflightLimiter{readOnly: newPool(1), mutating: newPool(1), wait: time.Hour}
+	obs := &recordingObserver{inflight: map[string]int{}, rejected: map[string]int{}, waited: map[string]int{}}
+	l := &inflightLimiter{readOnly: newPool(1, kindReadOnly, obs), mutating: newPool(1, kindMutating, obs), wait: time.Hour}
 	p := l.readOnly
 	release, ok := l.acquire(get(), nil)
 	if !ok {
@@ -82,6 +83,51 @@ func TestInflightQueueIsBounded(t *testing.T) {
 	if p.free[classWorkload] != 1 || queuedLen(p, classWorkload) != 0 {
 		t.Errorf("free %d, waiting %d after all released", p.free[classWorkload], queuedLen(p, classWorkload))
 	}
+	// What the metrics saw: one rejection for a full queue, every queued
+	// request executed after its wait, and no slot counted as held.
+	obs.mu.Lock()
+	defer obs.mu.Unlock()
+	if obs.rejected["workload/queue-full"] != 1 || len(obs.rejected) != 1 {
+		t.Errorf("rejections observed %v, want one workload/queue-full", obs.rejected)
+	}
+	if obs.waited["workload/true"] != p.queueLimit || len(obs.waited) != 1 {
+		t.Errorf("waits observed %v, want %d workload/true", obs.waited, p.queueLimit)
+	}
+	if obs.inflight[kindReadOnly] != 0 || obs.maxInflight != 1 {
+		t.Errorf("in flight %v at the end, at most %d, want 0 and 1", obs.inflight, obs.maxInflight)
+	}
+}
+
+// recordingObserver counts what a limiter reports.
+type recordingObserver struct {
+	mu                         sync.Mutex
+	inflight, rejected, waited map[string]int
+	maxInflight                int
+}
+
+func (o *recordingObserver) InflightInc(kind string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.inflight[kind]++
+	o.maxInflight = max(o.maxInflight, o.inflight[kind])
+}
+
+func (o *recordingObserver) InflightDec(kind string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.inflight[kind]--
+}
+
+func (o *recordingObserver) ObserveQueueWait(level string, executed bool, _ time.Duration) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.waited[fmt.Sprint(level, "/", executed)]++
+}
+
+func (o *recordingObserver) ObserveRejected(level, reason string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.rejected[level+"/"+reason]++
 }
 
 // TestInflightQueueServesHigherClassesFirst queues a workload request, an
@@ -89,7 +135,7 @@ func TestInflightQueueIsBounded(t *testing.T) {
 // every slot is taken: freed shared slots go to them highest class first,
 // whatever the order they came in.
 func TestInflightQueueServesHigherClassesFirst(t *testing.T) {
-	l := &inflightLimiter{readOnly: newPool(10), mutating: newPool(10), wait: time.Hour}
+	l := &inflightLimiter{readOnly: newPool(10, kindReadOnly, nil), mutating: newPool(10, kindReadOnly, nil), wait: time.Hour}
 	p := l.mutating
 	admin := &auth.User{Name: "admin", Groups: []string{mastersGroup}}
 	put := func(path string) *http.Request { return httptest.NewRequest("PUT", path, nil) }
@@ -145,7 +191,7 @@ func TestInflightQueueServesHigherClassesFirst(t *testing.T) {
 // TestInflightQueueTakesFlowsInTurn: with one identity's requests queued
 // first and another's after, freed slots alternate between them.
 func TestInflightQueueTakesFlowsInTurn(t *testing.T) {
-	l := &inflightLimiter{readOnly: newPool(1), mutating: newPool(1), wait: time.Hour}
+	l := &inflightLimiter{readOnly: newPool(1, kindReadOnly, nil), mutating: newPool(1, kindReadOnly, nil), wait: time.Hour}
 	p := l.readOnly
 	release, ok := l.acquire(get(), nil)
 	if !ok {
@@ -181,7 +227,8 @@ func TestInflightQueueTakesFlowsInTurn(t *testing.T) {
 // TestInflightQueueWaitEnds: a queued request is rejected when it has
 // waited its limit or its client has gone, and leaves the queue.
 func TestInflightQueueWaitEnds(t *testing.T) {
-	l := &inflightLimiter{readOnly: newPool(1), mutating: newPool(1), wait: 50 * time.Millisecond}
+	obs := &recordingObserver{inflight: map[string]int{}, rejected: map[string]int{}, waited: map[string]int{}}
+	l := &inflightLimiter{readOnly: newPool(1, kindReadOnly, obs), mutating: newPool(1, kindMutating, obs), wait: 50 * time.Millisecond}
 	p := l.readOnly
 	release, ok := l.acquire(get(), nil)
 	if !ok {
@@ -202,13 +249,18 @@ func TestInflightQueueWaitEnds(t *testing.T) {
 	if n := queuedLen(p, classWorkload); n != 0 {
 		t.Errorf("%d requests still queued", n)
 	}
+	obs.mu.Lock()
+	defer obs.mu.Unlock()
+	if obs.rejected["workload/time-out"] != 1 || obs.rejected["workload/cancelled"] != 1 || obs.waited["workload/false"] != 2 {
+		t.Errorf("rejections %v, waits %v: want one time-out and one cancelled, both waited", obs.rejected, obs.waited)
+	}
 }
 
 // TestInflightQueueLosesNoSlot has many clients, some of whom give up
 // while they wait, contend for a small pool: when all are done every slot
 // is free again and nothing waits.
 func TestInflightQueueLosesNoSlot(t *testing.T) {
-	l := &inflightLimiter{readOnly: newPool(3), mutating: newPool(3), wait: time.Millisecond}
+	l := &inflightLimiter{readOnly: newPool(3, kindReadOnly, nil), mutating: newPool(3, kindReadOnly, nil), wait: time.Millisecond}
 	p := l.readOnly
 	var wg sync.WaitGroup
 	for i := range 64 {

@@ -65,7 +65,7 @@ func BenchmarkCheckNesting(b *testing.B) {
 
 // BenchmarkInflightAcquire measures taking and giving back a slot.
 func BenchmarkInflightAcquire(b *testing.B) {
-	l := newInflightLimiter(0, 0, 0)
+	l := newInflightLimiter(0, 0, 0, nil)
 	r := httptest.NewRequest("GET", "/api/v1/namespaces/a/pods", nil)
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {

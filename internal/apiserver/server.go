@@ -64,7 +64,7 @@ func New(cfg Config) (*Server, error) {
 		store:     &objectStore{s: cfg.Storage, memo: memo},
 		resources: map[schema.GroupVersionResource]*registry.Resource{},
 		extra:     map[string]http.Handler{},
-		inflight:  newInflightLimiter(cfg.MaxRequestsInFlight, cfg.MaxMutatingRequestsInFlight, cfg.InflightQueueWait),
+		inflight:  newInflightLimiter(cfg.MaxRequestsInFlight, cfg.MaxMutatingRequestsInFlight, cfg.InflightQueueWait, limitObserver(cfg.Metrics)),
 		memo:      memo,
 	}
 	for _, res := range cfg.Resources {

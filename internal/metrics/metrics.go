@@ -35,7 +35,13 @@ type APIMetrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 	inflight *prometheus.GaugeVec
+	waits    *prometheus.HistogramVec
+	rejected *prometheus.CounterVec
 }
+
+// QueueWaitBuckets are the queue-wait histogram's buckets in seconds,
+// upstream's.
+var QueueWaitBuckets = []float64{0, 0.005, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30}
 
 // NewAPIMetrics returns metrics registered on a fresh registry, with the
 // in-process components' metrics (see ObserveSchedulingAttempt).
@@ -55,9 +61,18 @@ func NewAPIMetrics() *APIMetrics {
 			Name: "apiserver_current_inflight_requests",
 			Help: "Number of requests currently being served, per request kind (long-running requests excluded).",
 		}, []string{"request_kind"}),
+		waits: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "apiserver_flowcontrol_request_wait_duration_seconds",
+			Help:    "Length of time a request spent waiting in its queue for an in-flight slot, by priority level and whether it was then executed.",
+			Buckets: QueueWaitBuckets,
+		}, []string{"priority_level", "execute"}),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "apiserver_flowcontrol_rejected_requests_total",
+			Help: "Number of requests rejected (429) by the in-flight limits, by priority level and reason (queue-full, time-out, cancelled).",
+		}, []string{"priority_level", "reason"}),
 	}
 	m.registry.MustRegister(
-		m.requests, m.duration, m.inflight,
+		m.requests, m.duration, m.inflight, m.waits, m.rejected,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -90,6 +105,18 @@ func (m *APIMetrics) InflightInc(kind string) { m.inflight.WithLabelValues(kind)
 
 // InflightDec ends what InflightInc started.
 func (m *APIMetrics) InflightDec(kind string) { m.inflight.WithLabelValues(kind).Dec() }
+
+// ObserveQueueWait records a request of priorityLevel that waited d for
+// an in-flight slot; executed is false if it was rejected then.
+func (m *APIMetrics) ObserveQueueWait(priorityLevel string, executed bool, d time.Duration) {
+	m.waits.WithLabelValues(priorityLevel, strconv.FormatBool(executed)).Observe(d.Seconds())
+}
+
+// ObserveRejected counts a request of priorityLevel the in-flight limits
+// rejected, and why.
+func (m *APIMetrics) ObserveRejected(priorityLevel, reason string) {
+	m.rejected.WithLabelValues(priorityLevel, reason).Inc()
+}
 
 // RequestKind is the in-flight kind of a verb: ReadOnly for get, list and
 // watch, Mutating otherwise.
