@@ -17,5 +17,6 @@ import "k8s.io/client-go/rest"
 func RESTConfig(c *rest.Config) *rest.Config {
 	c = rest.CopyConfig(c)
 	c.QPS, c.Burst, c.RateLimiter = -1, 0, nil
+	c.Dial = coalescingDial(c.Dial)
 	return c
 }

@@ -10,6 +10,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/drover/drover/internal/testenv"
 )
@@ -22,12 +23,17 @@ func TestFleetRegistersNodesAndRunsPods(t *testing.T) {
 
 func testFleet(t *testing.T, perNode bool) {
 	env := testenv.Start(t)
+	// The client the fleet command makes: no rate limiter, coalesced writes.
+	client, err := kubernetes.NewForConfig(RESTConfig(env.Config))
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan []string, 1)
 	done := make(chan error, 1)
 	go func() {
 		done <- Run(ctx, Config{
-			Nodes: 3, NamePrefix: "fleet-", Client: env.Kube, DataDir: t.TempDir(), WatchPerNode: perNode,
+			Nodes: 3, NamePrefix: "fleet-", Client: client, DataDir: t.TempDir(), WatchPerNode: perNode,
 			HeartbeatInterval: 200 * time.Millisecond,
 			Ready:             func(n []string) { ready <- n },
 		})
