@@ -17,9 +17,11 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -133,6 +135,14 @@ type Result struct {
 	// Requests counts the API requests made during the workload, keyed
 	// "VERB resource[/subresource] code".
 	Requests map[string]float64 `json:"requests"`
+	// Queued is, by priority level, how many requests waited in the API
+	// server's queues for an in-flight slot and how long, from
+	// apiserver_flowcontrol_request_wait_duration_seconds (those then
+	// rejected included).
+	Queued map[string]APILatency `json:"queuedSeconds,omitempty"`
+	// Rejected counts the requests the in-flight limits refused (429),
+	// keyed "priority-level reason".
+	Rejected map[string]float64 `json:"rejected,omitempty"`
 	// PeakRSS is this process's VmHWM; with the fleet in process it holds
 	// control plane, fleet and bench together.
 	PeakRSS int64 `json:"peakRSSBytes"`
@@ -484,6 +494,22 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			res.Requests[k] = d
 		}
 	}
+	for level, h := range diff(after.queueWait, before.queueWait) {
+		if h.Count() > 0 {
+			if res.Queued == nil {
+				res.Queued = map[string]APILatency{}
+			}
+			res.Queued[level] = APILatency{Count: h.Count(), P50: h.Quantile(0.5), P99: h.Quantile(0.99)}
+		}
+	}
+	for k, v := range after.rejected {
+		if d := v - before.rejected[k]; d > 0 {
+			if res.Rejected == nil {
+				res.Rejected = map[string]float64{}
+			}
+			res.Rejected[k] = d
+		}
+	}
 	tracker.fill(res, start)
 	res.PeakRSS = vmHWM("self")
 	res.CPUSeconds = cpuSeconds()
@@ -661,6 +687,9 @@ func nodeReady(n *corev1.Node) bool {
 type apiScrape struct {
 	latency  map[string]Histogram
 	requests map[string]float64
+	// queueWait is by priority level; rejected keyed "level reason".
+	queueWait map[string]Histogram
+	rejected  map[string]float64
 }
 
 // scrapeAPI reads the API server's request-duration histograms by verb and
@@ -678,7 +707,15 @@ func scrapeAPI(ctx context.Context, client kubernetes.Interface) (apiScrape, err
 	if err != nil {
 		return apiScrape{}, fmt.Errorf("bench: /metrics: %w", err)
 	}
-	return apiScrape{latency: lat, requests: req}, nil
+	waits, err := parseHistograms(bytes.NewReader(body), "apiserver_flowcontrol_request_wait_duration_seconds", "priority_level")
+	if err != nil {
+		return apiScrape{}, fmt.Errorf("bench: /metrics: %w", err)
+	}
+	rejected, err := parseRejections(bytes.NewReader(body))
+	if err != nil {
+		return apiScrape{}, fmt.Errorf("bench: /metrics: %w", err)
+	}
+	return apiScrape{latency: lat, requests: req, queueWait: waits, rejected: rejected}, nil
 }
 
 // vmHWM is a process's peak resident set size in bytes, from
@@ -785,6 +822,13 @@ func (r *Result) WriteTable(w io.Writer) {
 			break
 		}
 		fmt.Fprintf(w, "  requests %-36s %8.0f  (%.2f per pod)\n", k, r.Requests[k], r.Requests[k]/float64(max(r.Pods, 1)))
+	}
+	for _, level := range slices.Sorted(maps.Keys(r.Queued)) {
+		q := r.Queued[level]
+		fmt.Fprintf(w, "  queued %-16s %8.0f requests   p50 %6.1f ms  p99 %6.1f ms\n", level, q.Count, q.P50*1000, q.P99*1000)
+	}
+	for _, k := range slices.Sorted(maps.Keys(r.Rejected)) {
+		fmt.Fprintf(w, "  rejected %-31s %8.0f\n", k, r.Rejected[k])
 	}
 	fmt.Fprintf(w, "  peak RSS            %8.0f MiB", float64(r.PeakRSS)/(1<<20))
 	if r.FleetPeakRSS > 0 {

@@ -117,30 +117,48 @@ func (h Histogram) Quantile(q float64) float64 {
 // parseRequestCounts reads apiserver_request_total from the Prometheus
 // text format, keyed "VERB resource[/subresource] code".
 func parseRequestCounts(r io.Reader) (map[string]float64, error) {
+	return parseCounters(r, "apiserver_request_total", func(l map[string]string) string {
+		res := l["resource"]
+		if l["subresource"] != "" {
+			res += "/" + l["subresource"]
+		}
+		return l["verb"] + " " + res + " " + l["code"]
+	})
+}
+
+// parseRejections reads apiserver_flowcontrol_rejected_requests_total,
+// keyed "priority-level reason".
+func parseRejections(r io.Reader) (map[string]float64, error) {
+	return parseCounters(r, "apiserver_flowcontrol_rejected_requests_total", func(l map[string]string) string {
+		return l["priority_level"] + " " + l["reason"]
+	})
+}
+
+// parseCounters reads the series of the counter name from the Prometheus
+// text format, summed by the key each one's labels give.
+func parseCounters(r io.Reader, name string, key func(labels map[string]string) string) (map[string]float64, error) {
 	out := map[string]float64{}
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
-	const prefix = "apiserver_request_total{"
+	prefix := name + "{"
 	for sc.Scan() {
 		line := sc.Text()
 		if !strings.HasPrefix(line, prefix) {
 			continue
 		}
 		end := strings.LastIndexByte(line, '}')
+		if end < 0 {
+			continue
+		}
 		f := strings.Fields(line[end+1:])
-		if end < 0 || len(f) == 0 {
+		if len(f) == 0 {
 			continue
 		}
 		v, err := strconv.ParseFloat(f[0], 64)
 		if err != nil {
 			continue
 		}
-		l := parseLabels(line[len(prefix):end])
-		res := l["resource"]
-		if l["subresource"] != "" {
-			res += "/" + l["subresource"]
-		}
-		out[l["verb"]+" "+res+" "+l["code"]] += v
+		out[key(parseLabels(line[len(prefix):end]))] += v
 	}
 	return out, sc.Err()
 }

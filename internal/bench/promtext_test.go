@@ -70,3 +70,18 @@ apiserver_request_total{code="409",group="apps",resource="pods",subresource="sta
 		t.Errorf("counts = %v", got)
 	}
 }
+
+func TestParseRejections(t *testing.T) {
+	text := `# TYPE apiserver_flowcontrol_rejected_requests_total counter
+apiserver_flowcontrol_rejected_requests_total{priority_level="workload",reason="queue-full"} 5
+apiserver_flowcontrol_rejected_requests_total{priority_level="node-high",reason="time-out"} 2
+apiserver_flowcontrol_rejected_requests_total{flow_schema="a",priority_level="workload",reason="queue-full"} 1
+`
+	got, err := parseRejections(strings.NewReader(text + sample))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got["workload queue-full"] != 6 || got["node-high time-out"] != 2 || len(got) != 2 {
+		t.Errorf("rejections = %v", got)
+	}
+}
