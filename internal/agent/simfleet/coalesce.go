@@ -97,7 +97,9 @@ func (c *coalescingConn) send() {
 			_, err := c.Conn.Write(b)
 
 			c.mu.Lock()
-			if cap(b) <= maxPending {
+			// The queue outgrows maxPending by a Write at most (TLS
+			// records are at most 16 KiB): keep such buffers.
+			if cap(b) <= 4*maxPending {
 				c.spare = b[:0]
 			}
 			if err != nil && c.err == nil {
