@@ -58,8 +58,9 @@ const queuedPerSlot = 10
 // A request that finds every slot it may take busy waits in its class's
 // queue. A freed slot goes to the waiting request of the highest class that
 // may take it (control-plane Leases, node heartbeats, masters, then
-// everything else), and within a class to each identity in turn, so one
-// client's flood delays another's requests by at most one of its own. A
+// everything else), but every fourth shared one to the lowest, so that no
+// class starves; within a class a slot goes to each identity in turn, so
+// one client's flood delays another's requests by at most one of its own. A
 // request is rejected (429, Retry-After) only when its class's queue is
 // full or it has waited its limit. Clients such as kubelets send their
 // next request only when the last one is answered: queued rather than
@@ -118,6 +119,17 @@ const (
 	numClasses
 )
 
+// lowFirstEvery is how often a freed shared slot is offered to the
+// lowest class waiting first rather than the highest: a quarter of the
+// shared slots that requests wait for go to the classes that would
+// otherwise wait behind every heartbeat.
+const lowFirstEvery = 4
+
+var (
+	classesHighFirst = [numClasses]class{classControlPlane, classNodeHeartbeat, classMasters, classWorkload}
+	classesLowFirst  = [numClasses]class{classWorkload, classMasters, classNodeHeartbeat, classControlPlane}
+)
+
 // pool is one limit: shared slots, a reserve for each class but the
 // workload's, and a queue per class of the requests waiting for a slot.
 type pool struct {
@@ -127,6 +139,8 @@ type pool struct {
 	free       [numClasses]int // free slots: the shared ones at classWorkload, else the class's reserve
 	queues     [numClasses]fairQueue
 	queueLimit int // waiting requests per class
+	// sharedGrants counts the shared slots freed, for lowFirstEvery.
+	sharedGrants uint64
 }
 
 // slot names which slots a request holds: shared, or a class's reserve.
@@ -166,7 +180,17 @@ func (p *pool) take(c class) (s slot, ok bool) {
 // that may hold it, or to the free slots.
 func (p *pool) release(s slot) {
 	p.mu.Lock()
-	for c := numClasses - 1; c >= 0; c-- {
+	order := classesHighFirst
+	if s == classWorkload {
+		// Every lowFirstEvery-th shared slot goes to the lowest class
+		// waiting, so that no class starves: at 5,000 nodes the
+		// heartbeats alone could keep every slot busy.
+		p.sharedGrants++
+		if p.sharedGrants%lowFirstEvery == 0 {
+			order = classesLowFirst
+		}
+	}
+	for _, c := range order {
 		if mayTake(c, s) {
 			if w := p.queues[c].pop(); w != nil {
 				p.mu.Unlock()

@@ -312,3 +312,52 @@ func TestFairQueue(t *testing.T) {
 		t.Errorf("queue not empty: len %d, flows %d, ring %d", q.len(), len(q.flows), len(q.ring))
 	}
 }
+
+// TestInflightQueueStarvesNoClass: with node heartbeats always waiting
+// for the one shared slot, a workload request waiting with them still
+// gets it, at the fourth hand-over.
+func TestInflightQueueStarvesNoClass(t *testing.T) {
+	l := &inflightLimiter{readOnly: newPool(1, kindReadOnly, nil), mutating: newPool(1, kindMutating, nil), wait: time.Hour}
+	p := l.mutating
+	nodeLease := func() *http.Request {
+		return httptest.NewRequest("PUT", "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/n1", nil)
+	}
+	workload := httptest.NewRequest("PUT", "/api/v1/namespaces/default/configmaps/c", nil)
+	release, ok := l.acquire(workload, nil) // the shared slot
+	if !ok {
+		t.Fatal("first request rejected")
+	}
+	if _, ok := l.acquire(nodeLease(), nil); !ok { // the heartbeat reserve, kept
+		t.Fatal("heartbeat rejected with its reserve free")
+	}
+	order := make(chan string, 16)
+	queue := func(name string, c class, r *http.Request) {
+		n := queuedLen(p, c)
+		got := acquireAsync(l, r, nil)
+		waitQueued(t, p, c, n+1)
+		go func() {
+			r := <-got
+			order <- name
+			if name != "workload" {
+				r() // heartbeats hand the slot on at once
+			}
+		}()
+	}
+	queue("workload", classWorkload, workload)
+	const heartbeats = 10
+	for range heartbeats {
+		queue("heartbeat", classNodeHeartbeat, nodeLease())
+	}
+	release()
+	for i := 1; ; i++ {
+		if got := <-order; got == "workload" {
+			if i != lowFirstEvery {
+				t.Errorf("the workload request got the slot at hand-over %d, want %d", i, lowFirstEvery)
+			}
+			break
+		}
+		if i > heartbeats {
+			t.Fatal("the workload request never got the slot")
+		}
+	}
+}
