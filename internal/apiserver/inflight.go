@@ -70,7 +70,6 @@ const queuedPerSlot = 10
 type inflightLimiter struct {
 	readOnly, mutating *pool
 	wait               time.Duration
-	observe            LimitObserver // nil: not observed
 }
 
 // LimitObserver is what Config.Metrics may also implement (package
