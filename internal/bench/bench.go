@@ -21,6 +21,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/metrics"
 	"slices"
 	"sort"
 	"strconv"
@@ -157,8 +158,13 @@ type Result struct {
 	// WorkloadCPUSeconds is this process's CPU from the first create to
 	// the last Ready.
 	WorkloadCPUSeconds float64 `json:"workloadCPUSeconds"`
-	Fleet              string  `json:"fleet"`
-	WatchPerNode       bool    `json:"watchPerNode"`
+	// GCCycles and GCCPUSeconds are this process's garbage collections
+	// from the first create to the last Ready, and the CPU the Go runtime
+	// estimates they took (runtime/metrics /cpu/classes/gc/total).
+	GCCycles     uint64  `json:"gcCycles"`
+	GCCPUSeconds float64 `json:"gcCPUSeconds"`
+	Fleet        string  `json:"fleet"`
+	WatchPerNode bool    `json:"watchPerNode"`
 	// HeartbeatSeconds is the simulated nodes' Lease renewal period.
 	HeartbeatSeconds float64 `json:"heartbeatSeconds,omitempty"`
 	// NodeMonitorGraceSeconds and the Leader* timings are the own control
@@ -456,7 +462,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		cfg.Started(rest.CopyConfig(restCfg))
 	}
 
-	cpu0 := cpuSeconds()
+	cpu0, gc0 := cpuSeconds(), readGC()
 	start := time.Now()
 	log.Info("creating workload", "pods", cfg.Pods, "deployments", cfg.Deployments)
 	if err := createDeployments(ctx, client, cfg); err != nil {
@@ -474,6 +480,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, err
 	}
 	res.WorkloadCPUSeconds = cpuSeconds() - cpu0
+	gc := readGC()
+	res.GCCycles, res.GCCPUSeconds = gc.cycles-gc0.cycles, gc.cpuSeconds-gc0.cpuSeconds
 	res.LeaderChanges, res.NodeReadyLost = health.counts()
 	stopHealth()
 	log.Info("all pods ready", "seconds", time.Since(start).Seconds())
@@ -737,6 +745,19 @@ func vmHWM(pid string) int64 {
 	return 0
 }
 
+// gcFigures are this process's garbage collections so far.
+type gcFigures struct {
+	cycles     uint64
+	cpuSeconds float64
+}
+
+// readGC reads the collections and their CPU from runtime/metrics.
+func readGC() gcFigures {
+	s := []metrics.Sample{{Name: "/gc/cycles/total:gc-cycles"}, {Name: "/cpu/classes/gc/total:cpu-seconds"}}
+	metrics.Read(s)
+	return gcFigures{cycles: s[0].Value.Uint64(), cpuSeconds: s[1].Value.Float64()}
+}
+
 // cpuSeconds is this process's user+system CPU time.
 func cpuSeconds() float64 {
 	var ru syscall.Rusage
@@ -845,6 +866,9 @@ func (r *Result) WriteTable(w io.Writer) {
 		fmt.Fprintf(w, "; fleet %.1f s", r.FleetCPUSeconds)
 	}
 	fmt.Fprintln(w)
+	if r.GCCycles > 0 {
+		fmt.Fprintf(w, "  GC                  %8d cycles during the workload, %.1f CPU-s (control plane + bench)\n", r.GCCycles, r.GCCPUSeconds)
+	}
 }
 
 // scratchDir makes a temporary directory for the simulated nodes' files (pod
