@@ -8,6 +8,7 @@ import (
 	"runtime/pprof"
 
 	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/client-go/rest"
 	"k8s.io/klog/v2"
 
@@ -20,6 +21,7 @@ func newBenchCommand() *cobra.Command {
 		output     string
 		cpuProfile string
 		memProfile string
+		heapTarget resource.Quantity
 	)
 	cmd := &cobra.Command{
 		Use:   "bench",
@@ -38,6 +40,7 @@ reported apart from the fleet's.`,
 			// Thousands of client-go clients stopping at once log one
 			// "connection refused" each: the figures are the output.
 			klog.SetSlogLogger(slog.New(slog.DiscardHandler))
+			defer startHeapTarget(heapTarget).Stop()
 			if cpuProfile != "" {
 				f, err := os.Create(cpuProfile)
 				if err != nil {
@@ -90,6 +93,7 @@ reported apart from the fleet's.`,
 	f.StringVar(&output, "output", "", "write the figures as JSON to this file")
 	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of this process during the workload to this file")
 	f.StringVar(&memProfile, "memprofile", "", "write an allocation profile of this process (control plane and bench) to this file when the workload is done")
+	addHeapTargetFlag(f, &heapTarget)
 	f.StringVar(&cfg.FleetCPUProfile, "fleet-cpuprofile", "", "with --fleet child: write a CPU profile of the fleet process to this file")
 	return cmd
 }

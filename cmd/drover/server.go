@@ -9,6 +9,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
@@ -27,6 +28,7 @@ func defaultDataDir() string {
 
 func newServerCommand() *cobra.Command {
 	cfg := controlplane.Config{}
+	var heapTarget resource.Quantity
 	cmd := &cobra.Command{
 		Use:   "server",
 		Short: "Run the control plane: API server, controllers and an embedded etcd member",
@@ -55,6 +57,7 @@ of an HA cluster, keeping its objects.
 				return err
 			}
 			cfg.Logger = slog.Default()
+			defer startHeapTarget(heapTarget).Stop()
 			if cfg.Cluster.Token == "" {
 				cfg.Cluster.Token = os.Getenv("DROVER_TOKEN") // not a flag default: help would show it
 			}
@@ -93,6 +96,7 @@ of an HA cluster, keeping its objects.
 	f.IntVar(&cfg.MaxMutatingRequestsInFlight, "max-mutating-requests-inflight", 0, "most mutating requests served at once; beyond it requests queue as for --max-requests-inflight (0: 200, negative: no limit)")
 	addTimingFlags(f, &cfg)
 	addEventTTLFlag(f, &cfg)
+	addHeapTargetFlag(f, &heapTarget)
 	cmd.AddCommand(newServerMembersCommand(), newServerRemoveCommand(), newRotateNodeTokenCommand())
 	return cmd
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
@@ -20,12 +21,13 @@ import (
 
 func newUpCommand() *cobra.Command {
 	var (
-		server    = controlplane.Config{}
-		node      agent.Config
-		rtName    string
-		socket    string
-		podSubnet string
-		services  nodeServiceFlags
+		server     = controlplane.Config{}
+		node       agent.Config
+		rtName     string
+		socket     string
+		podSubnet  string
+		services   nodeServiceFlags
+		heapTarget resource.Quantity
 	)
 	cmd := &cobra.Command{
 		Use:   "up",
@@ -47,6 +49,7 @@ Drover's own containerd, serves the cluster DNS that pods resolve
 				return err
 			}
 			log := slog.Default()
+			defer startHeapTarget(heapTarget).Stop()
 			out := cmd.OutOrStdout()
 			why := "chosen with --runtime"
 			if rtName == "" {
@@ -120,6 +123,7 @@ Drover's own containerd, serves the cluster DNS that pods resolve
 	services.add(f)
 	addTimingFlags(f, &server)
 	addEventTTLFlag(f, &server)
+	addHeapTargetFlag(f, &heapTarget)
 	return cmd
 }
 
