@@ -18,6 +18,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -238,7 +239,7 @@ func run(ctx context.Context, cfg Config) error {
 	authn.Add(token, auth.User{Name: AdminUser, Groups: []string{AdminGroup}})
 
 	// State.
-	client, etcdErr, closeEtcd, err := startEtcd(ctx, cfg, cluster, peerTLS, log)
+	client, etcdKV, etcdErr, closeEtcd, err := startEtcd(ctx, cfg, cluster, peerTLS, log)
 	if err != nil {
 		return err
 	}
@@ -247,7 +248,7 @@ func run(ctx context.Context, cfg Config) error {
 	// the latest revision are served from memory (a list only once the
 	// cache has caught up with etcd's current revision, so it is as fresh
 	// as a quorum read), so that N watchers cost one etcd watch.
-	etcdStore := etcdstore.New(client, etcdstore.Options{})
+	etcdStore := etcdstore.New(client, etcdstore.Options{KV: etcdKV})
 	store, err := cacher.NewMulti(etcdStore, cacher.Options{Logger: log.With("component", "watch-cache")},
 		apiserver.StoragePrefixes(registry.All())...)
 	if err != nil {
@@ -465,15 +466,16 @@ func run(ctx context.Context, cfg Config) error {
 const inProcessMaxConcurrent = 64
 
 // startEtcd connects to external etcd or starts the embedded member, and
-// checks that it answers. It returns a client, a channel reporting the
-// embedded member's failure while running (nil for external etcd), and a
-// func that releases the member.
-func startEtcd(ctx context.Context, cfg Config, cluster *clusterSetup, peerTLS *embedded.TLSFiles, log *slog.Logger) (*clientv3.Client, <-chan error, func(), error) {
+// checks that it answers. It returns a client, the KV API for the store's
+// writes when the client calls the member in process (nil: the client's
+// connection), a channel reporting the embedded member's failure while
+// running (nil for external etcd), and a func that releases the member.
+func startEtcd(ctx context.Context, cfg Config, cluster *clusterSetup, peerTLS *embedded.TLSFiles, log *slog.Logger) (*clientv3.Client, etcdserverpb.KVClient, <-chan error, func(), error) {
 	elog := log.With("component", "etcd")
 	if len(cfg.EtcdEndpoints) > 0 {
 		tlsCfg, err := cfg.EtcdTLS.clientConfig()
 		if err != nil {
-			return nil, nil, nil, err
+			return nil, nil, nil, nil, err
 		}
 		client, err := clientv3.New(clientv3.Config{
 			Endpoints:   cfg.EtcdEndpoints,
@@ -482,33 +484,34 @@ func startEtcd(ctx context.Context, cfg Config, cluster *clusterSetup, peerTLS *
 			Logger:      zap.NewNop(), // failures surface as errors
 		})
 		if err != nil {
-			return nil, nil, nil, fmt.Errorf("etcd %v: %w", cfg.EtcdEndpoints, err)
+			return nil, nil, nil, nil, fmt.Errorf("etcd %v: %w", cfg.EtcdEndpoints, err)
 		}
 		checkCtx, cancel := context.WithTimeout(ctx, etcdCheckTimeout)
 		defer cancel()
 		if _, err := client.Get(clientv3.WithRequireLeader(checkCtx), "/drover/health-check"); err != nil {
 			client.Close()
-			return nil, nil, nil, fmt.Errorf("etcd %v unhealthy: %w", cfg.EtcdEndpoints, err)
+			return nil, nil, nil, nil, fmt.Errorf("etcd %v unhealthy: %w", cfg.EtcdEndpoints, err)
 		}
 		elog.Info("using external etcd", "endpoints", cfg.EtcdEndpoints)
 		// The store owns and closes the client.
-		return client, nil, func() {}, nil
+		return client, nil, nil, func() {}, nil
 	}
 	member, err := cluster.startMember(ctx, embedded.Config{
 		DataDir: filepath.Join(cfg.DataDir, EtcdDir),
 		Logger:  elog,
 	}, peerTLS)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, nil, nil, err
 	}
 	elog.Info("embedded etcd member ready", "endpoints", member.Endpoints())
 	client := member.Client()
+	var kv etcdserverpb.KVClient
 	if !cluster.ha() {
 		// Alone in its cluster, the member is called in process: no gRPC
 		// hop. The store owns and closes this client.
-		client = member.InProcessClient()
+		client, kv = member.InProcessClient(), member.InProcessKV()
 	}
-	return client, member.Err(), func() {
+	return client, kv, member.Err(), func() {
 		if err := member.Close(); err != nil {
 			elog.Warn("stopping etcd", "err", err)
 		}

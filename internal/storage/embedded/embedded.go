@@ -26,6 +26,7 @@ import (
 	"syscall"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/client/pkg/v3/transport"
 	"go.etcd.io/etcd/client/pkg/v3/types"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -33,6 +34,8 @@ import (
 	"go.etcd.io/etcd/server/v3/etcdserver/api/membership"
 	"go.etcd.io/etcd/server/v3/etcdserver/api/rafthttp"
 	"go.etcd.io/etcd/server/v3/etcdserver/api/v3client"
+	"go.etcd.io/etcd/server/v3/etcdserver/api/v3rpc"
+	"go.etcd.io/etcd/server/v3/proxy/grpcproxy/adapter"
 	"go.uber.org/zap"
 )
 
@@ -297,6 +300,15 @@ func (m *Member) Client() *clientv3.Client { return m.client }
 // and a lone member always leads once it is ready. Clients of a cluster of
 // several members use Client. The caller closes it, before Close.
 func (m *Member) InProcessClient() *clientv3.Client { return v3client.New(m.etcd.Server) }
+
+// InProcessKV returns the KV API of this member's server, called in process
+// as InProcessClient calls it (v3client.New builds its KV the same way, with
+// the server's quota check): for a store that sends its own requests rather
+// than clientv3's, e.g. etcd.Options.KV. It is for a member alone in its
+// cluster only, as InProcessClient.
+func (m *Member) InProcessKV() etcdserverpb.KVClient {
+	return adapter.KvServerToKvClient(v3rpc.NewQuotaKVServer(m.etcd.Server))
+}
 
 // ID returns the member's ID in its cluster.
 func (m *Member) ID() uint64 { return uint64(m.etcd.Server.MemberID()) }

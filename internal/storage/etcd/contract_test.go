@@ -19,12 +19,6 @@ func TestContract(t *testing.T) {
 // server's control plane does.
 func TestContractInProcess(t *testing.T) {
 	storagetest.Run(t, func(tb testing.TB, _ string, opts storagetest.Options) storage.Interface {
-		s := New(member.InProcessClient(), Options{ProgressInterval: opts.ProgressInterval})
-		tb.Cleanup(func() {
-			if err := s.Close(); err != nil {
-				tb.Errorf("Close: %v", err)
-			}
-		})
-		return s
+		return newInProcessStore(tb, Options{ProgressInterval: opts.ProgressInterval})
 	})
 }

@@ -3,9 +3,13 @@
 // transactions that compare revisions, so concurrent writers cannot lose
 // each other's changes.
 //
-// Every request carries clientv3.WithRequireLeader, so a member cut off from
-// its cluster fails fast with storage.ErrUnavailable instead of hanging or
-// serving stale watches.
+// Every request over gRPC carries clientv3.WithRequireLeader, so a member cut
+// off from its cluster fails fast with storage.ErrUnavailable instead of
+// hanging or serving stale watches.
+//
+// Writes (create, update, delete) are etcdserverpb.TxnRequests built here
+// and sent through an etcdserverpb.KVClient, without clientv3's transaction
+// builder; reads, watches and leases go through clientv3.
 package etcd
 
 import (
@@ -14,6 +18,7 @@ import (
 	"fmt"
 	"time"
 
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -32,13 +37,26 @@ type Options struct {
 	// ProgressInterval is how often idle watches receive a Progress event
 	// (default DefaultProgressInterval).
 	ProgressInterval time.Duration
+
+	// KV is the etcd KV API that writes go through. nil: one on the
+	// client's gRPC connection (keeping clientv3's retries, which are
+	// interceptors of the connection). A client with no connection, which
+	// calls a server in process (v3client.New, embedded.Member's
+	// InProcessClient), needs it: embedded.Member.InProcessKV.
+	KV pb.KVClient
 }
 
 // Store is a storage.Interface backed by etcd.
 type Store struct {
-	client   *clientv3.Client
-	progress *progressRequester
-	leases   *leaseManager
+	client *clientv3.Client
+	// kv takes the writes.
+	kv pb.KVClient
+	// inProcess is set when client calls a server in process: requests
+	// then skip the require-leader metadata, which only the server's gRPC
+	// interceptors read (a server alone in its cluster leads anyway).
+	inProcess bool
+	progress  *progressRequester
+	leases    *leaseManager
 }
 
 var (
@@ -47,22 +65,33 @@ var (
 )
 
 // New returns a Store using client. The Store takes ownership of the client:
-// Close closes it.
+// Close closes it. New panics if client has no gRPC connection (it calls a
+// server in process) and opts.KV is nil: writes would have no way to etcd.
 func New(client *clientv3.Client, opts Options) *Store {
 	interval := opts.ProgressInterval
 	if interval <= 0 {
 		interval = DefaultProgressInterval
 	}
+	conn := client.ActiveConnection()
+	kv := opts.KV
+	if kv == nil {
+		if conn == nil {
+			panic("etcd: New: client has no gRPC connection (in process) and Options.KV is nil")
+		}
+		kv = pb.NewKVClient(conn)
+	}
 	return &Store{
-		client:   client,
-		progress: newProgressRequester(client, interval),
-		leases:   newLeaseManager(client),
+		client:    client,
+		kv:        kv,
+		inProcess: conn == nil,
+		progress:  newProgressRequester(client, interval),
+		leases:    newLeaseManager(client),
 	}
 }
 
 // Get returns the key's current value and revision, or storage.ErrNotFound.
 func (s *Store) Get(ctx context.Context, key string) (storage.KeyValue, error) {
-	resp, err := s.client.Get(leader(ctx), key)
+	resp, err := s.client.Get(s.leader(ctx), key)
 	if err != nil {
 		return storage.KeyValue{}, mapErr("get "+key, err)
 	}
@@ -85,7 +114,7 @@ func (s *Store) List(ctx context.Context, prefix string, opts storage.ListOption
 	if opts.Limit > 0 {
 		ops = append(ops, clientv3.WithLimit(opts.Limit))
 	}
-	resp, err := s.client.Get(leader(ctx), start, ops...)
+	resp, err := s.client.Get(s.leader(ctx), start, ops...)
 	if err != nil {
 		return storage.ListResult{}, mapErr("list "+prefix, err)
 	}
@@ -110,7 +139,7 @@ func (s *Store) List(ctx context.Context, prefix string, opts storage.ListOption
 // Count returns how many keys are under prefix.
 func (s *Store) Count(ctx context.Context, prefix string) (int64, error) {
 	start, end := listRange(prefix, "")
-	resp, err := s.client.Get(leader(ctx), start, clientv3.WithRange(end), clientv3.WithCountOnly())
+	resp, err := s.client.Get(s.leader(ctx), start, clientv3.WithRange(end), clientv3.WithCountOnly())
 	if err != nil {
 		return 0, mapErr("count "+prefix, err)
 	}
@@ -120,23 +149,22 @@ func (s *Store) Count(ctx context.Context, prefix string) (int64, error) {
 // Create stores value under a new key and returns its revision, or
 // storage.ErrExists.
 func (s *Store) Create(ctx context.Context, key string, value []byte) (int64, error) {
-	return s.create(ctx, key, value)
+	return s.create(ctx, key, value, 0)
 }
 
 // CreateWithTTL is Create of a key that etcd deletes ttl (rounded up to
 // seconds, and up to 5% or 60 s more) after this write: the key is attached
 // to a lease that many writes share.
 func (s *Store) CreateWithTTL(ctx context.Context, key string, value []byte, ttl time.Duration) (int64, error) {
-	return s.withLease(ctx, "create", key, ttl, func(opts ...clientv3.OpOption) (int64, error) {
-		return s.create(ctx, key, value, opts...)
+	return s.withLease(ctx, "create", key, ttl, func(lease int64) (int64, error) {
+		return s.create(ctx, key, value, lease)
 	})
 }
 
-func (s *Store) create(ctx context.Context, key string, value []byte, opts ...clientv3.OpOption) (int64, error) {
-	resp, err := s.client.Txn(leader(ctx)).
-		If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
-		Then(clientv3.OpPut(key, string(value), opts...)).
-		Commit()
+// create puts value under key, attached to lease (0: none), if the key does
+// not exist.
+func (s *Store) create(ctx context.Context, key string, value []byte, lease int64) (int64, error) {
+	resp, err := s.txn(ctx, createTxn([]byte(key), value, lease))
 	if err != nil {
 		return 0, mapErr("create "+key, err)
 	}
@@ -151,26 +179,24 @@ func (s *Store) create(ctx context.Context, key string, value []byte, opts ...cl
 // storage.ErrNotFound if the key is gone. expectedRevision must be positive.
 // A key that had a TTL no longer expires.
 func (s *Store) Update(ctx context.Context, key string, value []byte, expectedRevision int64) (int64, error) {
-	return s.update(ctx, key, value, expectedRevision)
+	return s.update(ctx, key, value, expectedRevision, 0)
 }
 
 // UpdateWithTTL is Update of a key that etcd then deletes ttl (rounded up to
 // seconds, and up to 5% or 60 s more) after this write.
 func (s *Store) UpdateWithTTL(ctx context.Context, key string, value []byte, expectedRevision int64, ttl time.Duration) (int64, error) {
-	return s.withLease(ctx, "update", key, ttl, func(opts ...clientv3.OpOption) (int64, error) {
-		return s.update(ctx, key, value, expectedRevision, opts...)
+	return s.withLease(ctx, "update", key, ttl, func(lease int64) (int64, error) {
+		return s.update(ctx, key, value, expectedRevision, lease)
 	})
 }
 
-func (s *Store) update(ctx context.Context, key string, value []byte, expectedRevision int64, opts ...clientv3.OpOption) (int64, error) {
+// update puts value under key, attached to lease (0: none, which detaches
+// the key from any lease), if the key's revision is expectedRevision.
+func (s *Store) update(ctx context.Context, key string, value []byte, expectedRevision, lease int64) (int64, error) {
 	if expectedRevision <= 0 {
 		return 0, fmt.Errorf("etcd: update %s: expected revision %d is not positive", key, expectedRevision)
 	}
-	resp, err := s.client.Txn(leader(ctx)).
-		If(clientv3.Compare(clientv3.ModRevision(key), "=", expectedRevision)).
-		Then(clientv3.OpPut(key, string(value), opts...)).
-		Else(clientv3.OpGet(key, clientv3.WithKeysOnly())).
-		Commit()
+	resp, err := s.txn(ctx, updateTxn([]byte(key), value, expectedRevision, lease))
 	if err != nil {
 		return 0, mapErr("update "+key, err)
 	}
@@ -183,7 +209,7 @@ func (s *Store) update(ctx context.Context, key string, value []byte, expectedRe
 // withLease runs write with a lease for ttl. A lease etcd no longer knows
 // (revoked by hand, or lost with a restored snapshot) is forgotten and the
 // write retried once with a new one.
-func (s *Store) withLease(ctx context.Context, op, key string, ttl time.Duration, write func(...clientv3.OpOption) (int64, error)) (int64, error) {
+func (s *Store) withLease(ctx context.Context, op, key string, ttl time.Duration, write func(lease int64) (int64, error)) (int64, error) {
 	if ttl <= 0 {
 		return 0, fmt.Errorf("etcd: %s %s: TTL %v is not positive", op, key, ttl)
 	}
@@ -193,7 +219,7 @@ func (s *Store) withLease(ctx context.Context, op, key string, ttl time.Duration
 		if err != nil {
 			return 0, mapErr(op+" "+key+": grant lease", err)
 		}
-		rev, err := write(clientv3.WithLease(id))
+		rev, err := write(int64(id))
 		if attempt == 0 && errors.Is(err, rpctypes.ErrLeaseNotFound) {
 			s.leases.forget(id)
 			continue
@@ -210,8 +236,11 @@ func (s *Store) Delete(ctx context.Context, key string, expectedRevision int64) 
 		return storage.KeyValue{}, 0, fmt.Errorf("etcd: delete %s: negative expected revision %d", key, expectedRevision)
 	}
 	if expectedRevision == 0 {
-		resp, err := s.client.Delete(leader(ctx), key, clientv3.WithPrevKV())
+		// clientv3's Delete(ctx, key, WithPrevKV()).
+		ctx = s.leader(ctx)
+		resp, err := s.kv.DeleteRange(ctx, &pb.DeleteRangeRequest{Key: []byte(key), PrevKv: true}, writeCallOptions...)
 		if err != nil {
+			err = clientv3.ContextError(ctx, err)
 			return storage.KeyValue{}, 0, mapErr("delete "+key, err)
 		}
 		if resp.Deleted == 0 || len(resp.PrevKvs) == 0 {
@@ -219,11 +248,7 @@ func (s *Store) Delete(ctx context.Context, key string, expectedRevision int64) 
 		}
 		return keyValue(resp.PrevKvs[0]), resp.Header.Revision, nil
 	}
-	resp, err := s.client.Txn(leader(ctx)).
-		If(clientv3.Compare(clientv3.ModRevision(key), "=", expectedRevision)).
-		Then(clientv3.OpDelete(key, clientv3.WithPrevKV())).
-		Else(clientv3.OpGet(key, clientv3.WithKeysOnly())).
-		Commit()
+	resp, err := s.txn(ctx, deleteTxn([]byte(key), expectedRevision))
 	if err != nil {
 		return storage.KeyValue{}, 0, mapErr("delete "+key, err)
 	}
@@ -239,8 +264,18 @@ func (s *Store) Delete(ctx context.Context, key string, expectedRevision int64) 
 	return keyValue(del.PrevKvs[0]), resp.Header.Revision, nil
 }
 
+// txn sends a write transaction, as clientv3's Txn.Commit does.
+func (s *Store) txn(ctx context.Context, req *pb.TxnRequest) (*pb.TxnResponse, error) {
+	ctx = s.leader(ctx)
+	resp, err := s.kv.Txn(ctx, req, writeCallOptions...)
+	if err != nil {
+		return nil, clientv3.ContextError(ctx, err)
+	}
+	return resp, nil
+}
+
 // casFailure explains a failed compare-and-swap from its Else Get.
-func casFailure(op, key string, expected int64, resp *clientv3.TxnResponse) error {
+func casFailure(op, key string, expected int64, resp *pb.TxnResponse) error {
 	var kvs []*mvccpb.KeyValue
 	if len(resp.Responses) > 0 {
 		if r := resp.Responses[0].GetResponseRange(); r != nil {
@@ -257,7 +292,7 @@ func casFailure(op, key string, expected int64, resp *clientv3.TxnResponse) erro
 // Revision returns the store's current revision.
 func (s *Store) Revision(ctx context.Context) (int64, error) {
 	// Any key works: only the response header's revision is used.
-	resp, err := s.client.Get(leader(ctx), "/", clientv3.WithCountOnly())
+	resp, err := s.client.Get(s.leader(ctx), "/", clientv3.WithCountOnly())
 	if err != nil {
 		return 0, mapErr("revision", err)
 	}
@@ -288,7 +323,7 @@ func (s *Store) IsolatedContext(ctx context.Context, name string) context.Contex
 
 // Compact discards history before revision.
 func (s *Store) Compact(ctx context.Context, revision int64) error {
-	if _, err := s.client.Compact(leader(ctx), revision); err != nil {
+	if _, err := s.client.Compact(s.leader(ctx), revision); err != nil {
 		return mapErr(fmt.Sprintf("compact to %d", revision), err)
 	}
 	return nil
@@ -304,7 +339,19 @@ func (s *Store) Close() error {
 }
 
 // leader marks ctx so etcd refuses the request when the member has no leader.
+// Watches use it even in process: clientv3 picks a watch's stream by the
+// context's metadata.
 func leader(ctx context.Context) context.Context { return clientv3.WithRequireLeader(ctx) }
+
+// leader marks ctx as the package's leader does for a request over gRPC; in
+// process, where no interceptor reads the mark and a lone member leads, it
+// returns ctx as it is, saving the metadata's allocations.
+func (s *Store) leader(ctx context.Context) context.Context {
+	if s.inProcess {
+		return ctx
+	}
+	return leader(ctx)
+}
 
 func keyValue(kv *mvccpb.KeyValue) storage.KeyValue {
 	return storage.KeyValue{Key: string(kv.Key), Value: kv.Value, Revision: kv.ModRevision}

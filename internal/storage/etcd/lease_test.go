@@ -12,9 +12,13 @@ import (
 // TestLeaseReuse: writes with one TTL share a lease while it expires within
 // the reuse window (5% of a 60 s TTL: 3 s); a TTL with no window (2 s) gets
 // a lease per write; a plain Update drops the key's lease; a lease etcd no
-// longer knows is replaced.
+// longer knows is replaced. Over gRPC and in process.
 func TestLeaseReuse(t *testing.T) {
-	s := newStore(t, Options{})
+	t.Run("grpc", func(t *testing.T) { testLeaseReuse(t, newStore(t, Options{})) })
+	t.Run("inprocess", func(t *testing.T) { testLeaseReuse(t, newInProcessStore(t, Options{})) })
+}
+
+func testLeaseReuse(t *testing.T, s *Store) {
 	ctx := testContext(t)
 	p := prefix(t)
 	leaseOf := func(key string) clientv3.LeaseID {

@@ -65,6 +65,21 @@ func newStore(tb testing.TB, opts Options) *Store {
 	return s
 }
 
+// newInProcessStore returns a Store that calls the shared member's server in
+// process, as a single server's control plane does, closed when the test
+// ends.
+func newInProcessStore(tb testing.TB, opts Options) *Store {
+	tb.Helper()
+	opts.KV = member.InProcessKV()
+	s := New(member.InProcessClient(), opts)
+	tb.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			tb.Errorf("Close: %v", err)
+		}
+	})
+	return s
+}
+
 // prefix returns a key prefix unique to the test.
 func prefix(tb testing.TB) string { return storagetest.Prefix(tb) }
 
