@@ -32,10 +32,12 @@ type handler struct {
 	info requestInfo
 	w    http.ResponseWriter
 	r    *http.Request
+
+	stored storedWrite // what the request wrote, for its response
 }
 
 func (h *handler) serve() {
-	ctx := h.r.Context()
+	ctx := withStoredWrite(h.r.Context(), &h.stored)
 	var (
 		code = http.StatusOK
 		out  runtime.Object
@@ -139,6 +141,12 @@ func (h *handler) writeResult(code int, out runtime.Object) {
 	case (want == formPartialMetadata || want == formPartialMetadataList) && h.info.Subresource == "":
 		writeJSON(h.w, code, toPartialMetadata(out))
 	case pb && pbForm == formObject:
+		if data, ok := h.stored.response(h.res, out); ok {
+			h.w.Header().Set("Content-Type", protobufType)
+			h.w.WriteHeader(code)
+			_, _ = h.w.Write(data)
+			return
+		}
 		writeProtobuf(h.w, code, out)
 	default:
 		writeObject(h.w, code, out)
@@ -280,6 +288,7 @@ func (s *server) createObject(ctx context.Context, res *registry.Resource, obj r
 		return nil, err
 	}
 	obj.GetObjectKind().SetGroupVersionKind(res.GroupVersionKind())
+	recordStoredWrite(ctx, obj, data)
 	return obj, nil
 }
 
@@ -451,6 +460,7 @@ func (s *server) guaranteedUpdate(ctx context.Context, res *registry.Resource, n
 		}
 		acc.SetResourceVersion(strconv.FormatInt(newRev, 10))
 		next.GetObjectKind().SetGroupVersionKind(res.GroupVersionKind())
+		recordStoredWrite(ctx, next, data)
 		return next, nil
 	}
 }
