@@ -29,17 +29,16 @@ func eventsAbout(ctx context.Context, env *testenv.Env, ns, name string) ([]core
 	return list.Items, nil
 }
 
-// The fleet's one broadcaster correlates each node's events as a kubelet's
-// would: an event repeated about the same object is one Event whose count
+// The fleet's events are correlated per node and object as a kubelet's
+// would be: an event repeated about the same object is one Event whose count
 // grows (a creation, then patches, in order through the async sink), under
 // the node's own source.
 func TestFleetEventsAreCorrelatedPerObject(t *testing.T) {
 	env := testenv.Start(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	b, sink := newEventBroadcaster(ctx, env.Kube.CoreV1(), 4, slog.New(slog.DiscardHandler))
+	b, sink := newFleetEvents(ctx, env.Kube.CoreV1(), 4, slog.New(slog.DiscardHandler))
 	defer sink.Wait()
-	defer b.Shutdown()
 	defer cancel()
 	if _, ok := events.NewPoster(ctx, env.Kube.CoreV1()).(*typedcorev1.EventSinkImpl); ok {
 		t.Fatal("a clientset's events are not posted by events.NewPoster's poster: the test would not exercise it")
@@ -65,7 +64,8 @@ func TestFleetEventsAreCorrelatedPerObject(t *testing.T) {
 			return fmt.Errorf("event count %d, want 3", e.Count)
 		}
 		if e.Source != (corev1.EventSource{Component: "kubelet", Host: "node-a"}) || e.Reason != "BackOff" || e.Type != corev1.EventTypeWarning ||
-			e.Message != "Back-off restarting failed container app" || e.InvolvedObject.UID != "uid-web" {
+			e.Message != "Back-off restarting failed container app" || e.InvolvedObject.UID != "uid-web" ||
+			e.ReportingController != "kubelet" || e.ReportingInstance != "node-a" || e.FirstTimestamp.IsZero() || e.LastTimestamp.Before(&e.FirstTimestamp) {
 			return fmt.Errorf("event %+v is not the recorded one", e)
 		}
 		return nil
