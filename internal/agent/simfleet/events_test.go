@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -14,6 +16,7 @@ import (
 	"k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/record/util"
 
 	"github.com/drover/drover/internal/events"
 	"github.com/drover/drover/internal/testenv"
@@ -104,5 +107,28 @@ func TestRESTConfigHasNoRateLimiter(t *testing.T) {
 	}
 	if c.CoreV1().RESTClient().GetRateLimiter() == nil {
 		t.Error("a client of the original config has no rate limiter either: the test shows nothing")
+	}
+}
+
+// eventName names events as client-go's util.GenerateEventName does, valid
+// names and invalid ones (a UUID then) alike.
+func TestEventNameIsClientGos(t *testing.T) {
+	long := strings.Repeat("a", 63)
+	names := []string{"web", "web-1", "a.b.c", "kube-system.x", "node-7", "0", "a-", "-a", "a..b", ".a", "a.", "", "Web", "web_1",
+		"a.-b", "a-.b", "é", long + "." + long + "." + long + "." + strings.Repeat("b", 50), long + "." + long + "." + long + "." + strings.Repeat("b", 30)}
+	for _, n := range names {
+		for _, ns := range []int64{0, 1, 1795987454123456789} {
+			got, want := eventName(n, ns), util.GenerateEventName(n, ns)
+			if plain := n + "." + strconv.FormatInt(ns, 16); want != plain {
+				// GenerateEventName fell back to a random UUID: so must eventName.
+				if got == plain || len(got) != len(want) || strings.Count(got, "-") != 4 {
+					t.Errorf("eventName(%q, %d) = %q, want a UUID as GenerateEventName gave (%q)", n, ns, got, want)
+				}
+				continue
+			}
+			if got != want {
+				t.Errorf("eventName(%q, %d) = %q, want %q", n, ns, got, want)
+			}
+		}
 	}
 }
