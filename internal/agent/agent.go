@@ -62,12 +62,6 @@ const (
 	DefaultKubeletVersion    = "v1.37.2"
 )
 
-// EventRecorders makes event recorders for event sources, as a
-// record.EventBroadcaster does.
-type EventRecorders interface {
-	NewRecorder(scheme *apiruntime.Scheme, source corev1.EventSource) record.EventRecorderLogger
-}
-
 // Config configures an agent. NodeName, Client, Runtime and DataDir are
 // required; zero values of the rest take the defaults named.
 type Config struct {
@@ -141,12 +135,11 @@ type Config struct {
 	// pods bound to its node. The caller starts the informer.
 	Pods *PodSource
 
-	// Events, if set, makes the agent's event recorder and is shared with
-	// other agents in this process (a simulated fleet's): the agent
-	// neither starts it nor shuts it down. A record.EventBroadcaster is
-	// one. Default: a broadcaster of the agent's own, recording to the API
-	// server.
-	Events EventRecorders
+	// Events, if set, is an event broadcaster shared with other agents in
+	// this process (a simulated fleet's): the agent makes its recorder
+	// from it, and neither starts it nor shuts it down. Default: a
+	// broadcaster of the agent's own, recording to the API server.
+	Events record.EventBroadcaster
 	// NoQueueMetrics leaves the pod work queue out of the workqueue_*
 	// metrics: in a process of many agents (a simulated fleet) every
 	// agent's queue would report as the one "pods" queue, each over the
@@ -305,14 +298,13 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := a.renewLease(ctx); err != nil {
 		return err
 	}
-	recorders := cfg.Events
-	if recorders == nil {
-		broadcaster := record.NewBroadcaster(record.WithContext(ctx))
+	broadcaster := cfg.Events
+	if broadcaster == nil {
+		broadcaster = record.NewBroadcaster(record.WithContext(ctx))
 		broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: cfg.Client.CoreV1().Events("")})
 		defer broadcaster.Shutdown()
-		recorders = broadcaster
 	}
-	a.recorder = recorders.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "kubelet", Host: cfg.NodeName})
+	a.recorder = broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "kubelet", Host: cfg.NodeName})
 	a.recorder.Eventf(nodeRef(cfg.NodeName), corev1.EventTypeNormal, "Starting", "Starting drover agent.")
 	a.log.Info("node registered", "runtime", a.host.RuntimeVersion, "ip", cfg.NodeIP, "port", a.port)
 

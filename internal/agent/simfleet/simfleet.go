@@ -206,8 +206,9 @@ func Run(ctx context.Context, cfg Config) error {
 		factory.Start(ctx.Done())
 		defer factory.Shutdown()
 	}
-	events, sink := newFleetEvents(ctx, cfg.Client.CoreV1(), eventWorkers, cfg.Logger)
+	events, sink := newEventBroadcaster(ctx, cfg.Client.CoreV1(), eventWorkers, cfg.Logger)
 	defer sink.Wait()
+	defer events.Shutdown()
 	defer cancel() // the sink's workers stop with ctx
 	names := make([]string, cfg.Nodes)
 	for i := range cfg.Nodes {
