@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"syscall"
 
 	"github.com/spf13/pflag"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -9,15 +10,38 @@ import (
 	"github.com/drover/drover/internal/gctune"
 )
 
-// defaultHeapTarget is the heap a control plane process grows to before
-// collecting garbage as often as Go's default: about what the 500-node
-// bench's control plane reaches anyway at its peak.
-var defaultHeapTarget = resource.MustParse("384Mi")
+// maxDefaultHeapTarget is the heap a control plane process grows to by
+// default before collecting garbage as often as Go's default: about what
+// the 500-node bench's control plane reaches anyway at its peak.
+const maxDefaultHeapTarget = 384 << 20
+
+// heapTargetFor is the default heap target on a machine with totalRAM
+// bytes of memory (0: unknown): maxDefaultHeapTarget, or an eighth of the
+// memory if that is less, so that a small machine does not lend the
+// collector what it has not got.
+func heapTargetFor(totalRAM uint64) int64 {
+	if totalRAM > 0 && totalRAM/8 < maxDefaultHeapTarget {
+		return int64(totalRAM / 8)
+	}
+	return maxDefaultHeapTarget
+}
+
+// totalRAM is the machine's memory in bytes, 0 if unknown.
+func totalRAM() uint64 {
+	var si syscall.Sysinfo_t
+	if err := syscall.Sysinfo(&si); err != nil {
+		return 0
+	}
+	return uint64(si.Totalram) * uint64(si.Unit)
+}
+
+// defaultHeapTarget is --heap-target's default on this machine.
+var defaultHeapTarget = *resource.NewQuantity(heapTargetFor(totalRAM()), resource.BinarySI)
 
 // addHeapTargetFlag adds --heap-target, bound to target.
 func addHeapTargetFlag(f *pflag.FlagSet, target *resource.Quantity) {
 	*target = defaultHeapTarget.DeepCopy()
-	f.Var(heapTargetValue{target}, "heap-target", "heap size the process grows to before collecting garbage as often as Go's default (GOGC): fewer collections while the heap is small, the same peak once it is larger (0: Go's default throughout)")
+	f.Var(heapTargetValue{target}, "heap-target", "heap size the process grows to before collecting garbage as often as Go's default (GOGC): fewer collections while the heap is small, the same peak once it is larger (0: Go's default throughout; the default is an eighth of the machine's memory where that is under 384Mi)")
 }
 
 // startHeapTarget starts collecting garbage by target; the caller stops
