@@ -2,6 +2,9 @@ package main
 
 import (
 	"fmt"
+	"os"
+	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/pflag"
@@ -26,13 +29,34 @@ func heapTargetFor(totalRAM uint64) int64 {
 	return maxDefaultHeapTarget
 }
 
-// totalRAM is the machine's memory in bytes, 0 if unknown.
+// totalRAM is the memory this process may use in bytes: the machine's, or
+// its cgroup's limit if lower (a container's); 0 if unknown.
 func totalRAM() uint64 {
+	var total uint64
 	var si syscall.Sysinfo_t
-	if err := syscall.Sysinfo(&si); err != nil {
-		return 0
+	if err := syscall.Sysinfo(&si); err == nil {
+		total = uint64(si.Totalram) * uint64(si.Unit)
 	}
-	return uint64(si.Totalram) * uint64(si.Unit)
+	for _, path := range []string{"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"} {
+		if limit, ok := cgroupMemoryLimit(path); ok && (total == 0 || limit < total) {
+			total = limit
+		}
+	}
+	return total
+}
+
+// cgroupMemoryLimit reads a cgroup memory limit file (v2 memory.max or v1
+// memory.limit_in_bytes): false if it is missing or sets no limit.
+func cgroupMemoryLimit(path string) (uint64, bool) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, false
+	}
+	limit, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
+	if err != nil || limit == 0 || limit >= 1<<62 { // "max", or v1's "no limit" (near 2^63)
+		return 0, false
+	}
+	return limit, true
 }
 
 // defaultHeapTarget is --heap-target's default on this machine.
@@ -41,7 +65,7 @@ var defaultHeapTarget = *resource.NewQuantity(heapTargetFor(totalRAM()), resourc
 // addHeapTargetFlag adds --heap-target, bound to target.
 func addHeapTargetFlag(f *pflag.FlagSet, target *resource.Quantity) {
 	*target = defaultHeapTarget.DeepCopy()
-	f.Var(heapTargetValue{target}, "heap-target", "heap size the process grows to before collecting garbage as often as Go's default (GOGC): fewer collections while the heap is small, the same peak once it is larger (0: Go's default throughout; the default is an eighth of the machine's memory where that is under 384Mi)")
+	f.Var(heapTargetValue{target}, "heap-target", "heap size the process grows to before collecting garbage as often as Go's default (GOGC): fewer collections while the heap is small, the same peak once it is larger (0: Go's default throughout; the default is an eighth of the memory, the machine's or its cgroup's limit, where that is under 384Mi)")
 }
 
 // startHeapTarget starts collecting garbage by target; the caller stops

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/spf13/pflag"
@@ -41,5 +43,30 @@ func TestHeapTargetFlag(t *testing.T) {
 		if err := f.Parse([]string{"--heap-target", bad}); err == nil {
 			t.Errorf("--heap-target %s accepted", bad)
 		}
+	}
+}
+
+func TestCgroupMemoryLimit(t *testing.T) {
+	dir := t.TempDir()
+	for _, c := range []struct {
+		content string
+		want    uint64
+		ok      bool
+	}{
+		{"536870912\n", 512 << 20, true},
+		{"max\n", 0, false},                 // v2: no limit
+		{"9223372036854771712\n", 0, false}, // v1: no limit
+		{"0\n", 0, false},
+	} {
+		path := filepath.Join(dir, "limit")
+		if err := os.WriteFile(path, []byte(c.content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if got, ok := cgroupMemoryLimit(path); got != c.want || ok != c.ok {
+			t.Errorf("%q: %d, %v; want %d, %v", c.content, got, ok, c.want, c.ok)
+		}
+	}
+	if _, ok := cgroupMemoryLimit(filepath.Join(dir, "missing")); ok {
+		t.Error("a missing file gave a limit")
 	}
 }
