@@ -37,13 +37,16 @@ type handler struct {
 }
 
 func (h *handler) serve() {
-	ctx := withStoredWrite(h.r.Context(), &h.stored)
+	ctx := h.r.Context()
 	var (
 		code = http.StatusOK
 		out  runtime.Object
 		err  error
 	)
 	verb, sub := h.info.Verb, h.info.Subresource
+	if verb == "create" || verb == "update" || verb == "patch" {
+		ctx = withStoredWrite(ctx, &h.stored) // reads and watches answer no write
+	}
 	if sub != "" && !h.subresourceServed(sub) {
 		writeError(h.w, apierrors.NewNotFound(groupResource(h.res), h.info.Name))
 		return
