@@ -97,12 +97,24 @@ func TestCreateGetUpdateDelete(t *testing.T) {
 	}
 	updated.Status.Replicas = 3
 	updated.Spec.Replicas = ptr.To[int32](7)
+	updated.Labels = map[string]string{"through": "status"}
 	st, err := deps.UpdateStatus(ctx, updated, metav1.UpdateOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if st.Status.Replicas != 3 || *st.Spec.Replicas != 5 || st.Generation != 2 {
 		t.Errorf("status update: status.replicas %d spec.replicas %d generation %d; want 3, 5, 2", st.Status.Replicas, *st.Spec.Replicas, st.Generation)
+	}
+	if st.Labels["through"] != "" {
+		t.Errorf("status update changed labels: %v", st.Labels)
+	}
+	// An invalid status is refused and changes nothing.
+	st.Status.Replicas = -1
+	if _, err := deps.UpdateStatus(ctx, st, metav1.UpdateOptions{}); !apierrors.IsInvalid(err) {
+		t.Errorf("negative status.replicas: want Invalid, got %v", err)
+	}
+	if cur, err := deps.Get(ctx, "web", metav1.GetOptions{}); err != nil || cur.Status.Replicas != 3 || cur.ResourceVersion != st.ResourceVersion {
+		t.Errorf("after a refused status update: %v, status.replicas %d rv %s; want 3 rv %s", err, cur.Status.Replicas, cur.ResourceVersion, st.ResourceVersion)
 	}
 
 	if err := deps.Delete(ctx, "web", metav1.DeleteOptions{}); err != nil {

@@ -510,21 +510,30 @@ func (h *handler) update(ctx context.Context) (runtime.Object, error) {
 		if err := checkResourceVersion(h.res, h.info.Name, given, cur); err != nil {
 			return nil, err
 		}
-		return h.s.prepareUpdate(h.res, h.info.Subresource, obj.DeepCopyObject(), cur)
+		in := obj
+		if h.info.Subresource == "" {
+			// prepareUpdate builds the stored object from in itself; a
+			// retry needs the client's object as sent. Subresources only
+			// read from it.
+			in = obj.DeepCopyObject()
+		}
+		return h.s.prepareUpdate(h.res, h.info.Subresource, in, cur)
 	})
 }
 
 // prepareUpdate turns a client's new object into the one to store: what the
 // client may not change is taken from cur, defaults applied, the result
-// validated, and the generation bumped when the spec changed.
+// validated, and the generation bumped when the spec changed. It owns cur
+// (see updateFunc). For a subresource it only reads obj: the result may
+// share obj's status.
 func (s *server) prepareUpdate(res *registry.Resource, subresource string, obj, cur runtime.Object) (runtime.Object, error) {
 	var next runtime.Object
 	switch subresource {
 	case "status":
-		next = cur.DeepCopyObject()
+		next = ownedCopy(cur)
 		copyField(next, obj, "Status")
 	case "finalize":
-		next = cur.DeepCopyObject()
+		next = ownedCopy(cur)
 		setSpecFinalizers(next, specFinalizers(obj))
 	default:
 		next = obj
@@ -547,7 +556,11 @@ func (s *server) prepareUpdate(res *registry.Resource, subresource string, obj, 
 	if subresource == "" && res.PrepareForUpdate != nil {
 		res.PrepareForUpdate(next, cur)
 	}
-	errs := apivalidation.ValidateObjectMetaAccessorUpdate(acc, curAcc, field.NewPath("metadata"))
+	var errs field.ErrorList
+	if subresource == "" {
+		// A subresource's metadata is cur's: nothing of it changes.
+		errs = apivalidation.ValidateObjectMetaAccessorUpdate(acc, curAcc, field.NewPath("metadata"))
+	}
 	switch {
 	case subresource == "status" && res.ValidateStatus != nil:
 		errs = append(errs, res.ValidateStatus(next, cur)...)
@@ -563,6 +576,17 @@ func (s *server) prepareUpdate(res *registry.Resource, subresource string, obj, 
 		acc.SetGeneration(curAcc.GetGeneration() + 1)
 	}
 	return next, nil
+}
+
+// ownedCopy returns a copy of cur, which the caller owns, to become the
+// next version of it while cur stays the old one for validation: a copy of
+// the top-level struct suffices (what is changed in it is replaced, not
+// modified in place); kinds shallowCopy does not handle are deep-copied.
+func ownedCopy(cur runtime.Object) runtime.Object {
+	if next, ok := shallowCopy(cur); ok {
+		return next
+	}
+	return cur.DeepCopyObject()
 }
 
 // specChanged compares the objects' Spec fields, or for kinds without a
