@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/dynamic"
@@ -98,6 +99,20 @@ func newClients(cfg *rest.Config, url string) (Clients, error) {
 	}, nil
 }
 
+// gcSharedResources are the resources the garbage collector watches
+// through the term's shared typed informers rather than as metadata of its
+// own: only those that the other sharing components below watch anyway
+// (pods, nodes, ReplicaSets, Deployments, Services, EndpointSlices), so
+// that their objects are decoded and cached once.
+var gcSharedResources = []schema.GroupVersionResource{
+	{Version: "v1", Resource: "pods"},
+	{Version: "v1", Resource: "nodes"},
+	{Version: "v1", Resource: "services"},
+	{Group: "apps", Version: "v1", Resource: "replicasets"},
+	{Group: "apps", Version: "v1", Resource: "deployments"},
+	{Group: "discovery.k8s.io", Version: "v1", Resource: "endpointslices"},
+}
+
 // builtinComponents are the controllers every control plane runs, with
 // cfg's timings.
 func builtinComponents(cfg Config) []Component {
@@ -111,8 +126,8 @@ func builtinComponents(cfg Config) []Component {
 		{Name: "scheduler", LeaderOnly: true, SharedInformers: true, Run: func(ctx context.Context, c Clients, log *slog.Logger) error {
 			return scheduler.Run(ctx, c.Kube, log, scheduler.Options{Informers: c.Informers})
 		}},
-		{Name: "garbage-collector", LeaderOnly: true, Run: func(ctx context.Context, c Clients, log *slog.Logger) error {
-			return gc.Run(ctx, c.Kube, c.Metadata, c.Discovery, log)
+		{Name: "garbage-collector", LeaderOnly: true, SharedInformers: true, Run: func(ctx context.Context, c Clients, log *slog.Logger) error {
+			return gc.Run(ctx, c.Kube, c.Metadata, c.Discovery, log, gc.Options{Informers: c.Informers, Shared: gcSharedResources})
 		}},
 		{Name: "endpoints-controller", LeaderOnly: true, SharedInformers: true, Run: func(ctx context.Context, c Clients, log *slog.Logger) error {
 			return endpoints.Run(ctx, c.Kube, log, endpoints.Options{Informers: c.Informers})

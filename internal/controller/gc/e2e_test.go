@@ -12,8 +12,10 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/discovery/cached/memory"
+	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/metadata"
 
@@ -28,28 +30,58 @@ type cluster struct {
 	ctx  context.Context
 }
 
+// sharedResources are the resources the collector watches through the
+// typed informers it shares with the ReplicaSet controller in shared mode.
+var sharedResources = []schema.GroupVersionResource{
+	{Version: "v1", Resource: "pods"},
+	{Group: "apps", Version: "v1", Resource: "replicasets"},
+}
+
+// bothModes runs scenario against a collector with metadata informers
+// only, and against one that shares the ReplicaSet controller's typed
+// informers for pods and ReplicaSets (as in the control plane).
+func bothModes(t *testing.T, scenario func(t *testing.T, c *cluster)) {
+	t.Run("metadata", func(t *testing.T) { scenario(t, start(t)) })
+	t.Run("shared", func(t *testing.T) { scenario(t, startShared(t)) })
+}
+
 // start runs an API server, simulated nodes, the ReplicaSet controller and
-// the garbage collector.
-func start(t testing.TB) *cluster {
+// the garbage collector, which watches everything as metadata.
+func start(t testing.TB) *cluster { return startWith(t, false) }
+
+// startShared is start with the collector watching pods and ReplicaSets
+// through the ReplicaSet controller's typed informers.
+func startShared(t testing.TB) *cluster { return startWith(t, true) }
+
+func startWith(t testing.TB, shared bool) *cluster {
 	t.Helper()
 	env := testenv.Start(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
+	var factory informers.SharedInformerFactory
+	var opts gc.Options
+	if shared {
+		factory = informers.NewSharedInformerFactory(env.Kube, time.Minute)
+		opts = gc.Options{Informers: factory, Shared: sharedResources}
+	}
 	t.Cleanup(func() {
 		cancel()
 		wg.Wait()
+		if factory != nil {
+			factory.Shutdown()
+		}
 	})
 	log := testenv.Logger(t)
 	if _, err := nodesim.Start(ctx, env.Kube, nodesim.Options{Nodes: []string{"n1", "n2"}, Bind: true, Logger: log}); err != nil {
 		t.Fatal(err)
 	}
 	wg.Go(func() {
-		if err := replicaset.Run(ctx, env.Kube, log, replicaset.Options{}); err != nil {
+		if err := replicaset.Run(ctx, env.Kube, log, replicaset.Options{Informers: factory}); err != nil {
 			t.Errorf("replicaset.Run: %v", err)
 		}
 	})
 	wg.Go(func() {
-		if err := gc.Run(ctx, env.Kube, metadata.NewForConfigOrDie(env.Config), memory.NewMemCacheClient(env.Kube.Discovery()), log); err != nil {
+		if err := gc.Run(ctx, env.Kube, metadata.NewForConfigOrDie(env.Config), memory.NewMemCacheClient(env.Kube.Discovery()), log, opts); err != nil {
 			t.Errorf("gc.Run: %v", err)
 		}
 	})
@@ -134,16 +166,18 @@ func (c *cluster) waitNoPods(t *testing.T, name string) {
 	})
 }
 
-func TestBackground(t *testing.T) {
-	c := start(t)
+func TestBackground(t *testing.T) { bothModes(t, testBackground) }
+
+func testBackground(t *testing.T, c *cluster) {
 	c.runRS(t, newRS("bg", 3))
 	c.deleteRS(t, "bg", metav1.DeletePropagationBackground)
 	c.waitRSGone(t, "bg")
 	c.waitNoPods(t, "bg")
 }
 
-func TestForeground(t *testing.T) {
-	c := start(t)
+func TestForeground(t *testing.T) { bothModes(t, testForeground) }
+
+func testForeground(t *testing.T, c *cluster) {
 	c.runRS(t, newRS("fg", 3))
 	c.deleteRS(t, "fg", metav1.DeletePropagationForeground)
 	rs, err := c.kube.AppsV1().ReplicaSets("default").Get(c.ctx, "fg", metav1.GetOptions{})
@@ -161,8 +195,9 @@ func TestForeground(t *testing.T) {
 	}
 }
 
-func TestOrphan(t *testing.T) {
-	c := start(t)
+func TestOrphan(t *testing.T) { bothModes(t, testOrphan) }
+
+func testOrphan(t *testing.T, c *cluster) {
 	rs := c.runRS(t, newRS("orph", 2))
 	c.deleteRS(t, "orph", metav1.DeletePropagationOrphan)
 	c.waitRSGone(t, "orph")
@@ -182,8 +217,9 @@ func TestOrphan(t *testing.T) {
 	}
 }
 
-func TestMissingOwnerCollected(t *testing.T) {
-	c := start(t)
+func TestMissingOwnerCollected(t *testing.T) { bothModes(t, testMissingOwnerCollected) }
+
+func testMissingOwnerCollected(t *testing.T, c *cluster) {
 	ghost := metav1.OwnerReference{APIVersion: "apps/v1", Kind: "Deployment", Name: "ghost", UID: "no-such-uid", Controller: &yes, BlockOwnerDeletion: &yes}
 	if _, err := c.kube.AppsV1().ReplicaSets("default").Create(c.ctx, newRS("ghostly", 2, ghost), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
@@ -192,8 +228,9 @@ func TestMissingOwnerCollected(t *testing.T) {
 	c.waitNoPods(t, "ghostly")
 }
 
-func TestUIDMismatchAndAnyResource(t *testing.T) {
-	c := start(t)
+func TestUIDMismatchAndAnyResource(t *testing.T) { bothModes(t, testUIDMismatchAndAnyResource) }
+
+func testUIDMismatchAndAnyResource(t *testing.T, c *cluster) {
 	cms := c.kube.CoreV1().ConfigMaps("default")
 	parent, err := cms.Create(c.ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "parent"}}, metav1.CreateOptions{})
 	if err != nil {
@@ -241,8 +278,9 @@ func TestUIDMismatchAndAnyResource(t *testing.T) {
 
 // TestForegroundChain deletes a Deployment in the foreground: its
 // ReplicaSet goes in the foreground too, so the Deployment goes last.
-func TestForegroundChain(t *testing.T) {
-	c := start(t)
+func TestForegroundChain(t *testing.T) { bothModes(t, testForegroundChain) }
+
+func testForegroundChain(t *testing.T, c *cluster) {
 	l := map[string]string{"app": "chain"}
 	one := int32(1)
 	d, err := c.kube.AppsV1().Deployments("default").Create(c.ctx, &appsv1.Deployment{

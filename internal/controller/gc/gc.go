@@ -32,6 +32,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/metadata/metadatainformer"
@@ -50,8 +51,10 @@ const (
 	absentCacheSize = 1000
 )
 
-// ownerUIDIndex indexes objects by the UIDs of their owners.
-const ownerUIDIndex = "ownerUID"
+// ownerUIDIndex indexes objects by the UIDs of their owners. Its name is
+// the collector's own: it is added to informers shared with other
+// controllers too.
+const ownerUIDIndex = "garbagecollector.ownerUID"
 
 func ownerUIDIndexFunc(obj any) ([]string, error) {
 	m, err := meta.Accessor(obj)
@@ -66,15 +69,35 @@ func ownerUIDIndexFunc(obj any) ([]string, error) {
 	return out, nil
 }
 
+// Options tune Run.
+type Options struct {
+	// Informers, if set, is a typed informer factory shared with other
+	// controllers. The collector watches the resources of Shared through
+	// it (the others through metadata informers of its own), and calls
+	// its Start exactly once, after registering its indexes and handlers
+	// (also when it fails to start); it never shuts it down.
+	Informers informers.SharedInformerFactory
+	// Shared are the resources to watch through Informers: those whose
+	// typed informers the sharing controllers hold anyway (pods,
+	// ReplicaSets...), so that their objects are decoded and cached once
+	// for all rather than once more as metadata for the collector. A
+	// resource that the factory has no typed informer for, or that the
+	// server does not serve, falls back to a metadata informer or is not
+	// watched. Listing one that no other controller watches costs more
+	// than the metadata informer it replaces: list only shared ones.
+	Shared []schema.GroupVersionResource
+}
+
 // Run runs the collector until ctx is done, then returns nil. It returns
 // an error only if it cannot start (discovery fails entirely). client is
 // accepted for symmetry with the other controllers (events may use it);
 // md watches, reads, patches and deletes objects of every kind, as
 // metadata only (PartialObjectMetadata: the collector needs nothing else,
 // and decoding whole objects of every kind, pods included, would cost the
-// control plane much CPU); disco finds the resources (pass a memory-cached
-// client: it is invalidated on every rediscovery).
-func Run(ctx context.Context, client kubernetes.Interface, md metadata.Interface, disco discovery.DiscoveryInterface, logger *slog.Logger) error {
+// control plane much CPU), but for opts.Shared, watched through the
+// shared typed informers of opts.Informers; disco finds the resources
+// (pass a memory-cached client: it is invalidated on every rediscovery).
+func Run(ctx context.Context, client kubernetes.Interface, md metadata.Interface, disco discovery.DiscoveryInterface, logger *slog.Logger, opts Options) error {
 	if logger == nil {
 		logger = slog.Default()
 	}
@@ -84,12 +107,22 @@ func Run(ctx context.Context, client kubernetes.Interface, md metadata.Interface
 		disco:     disco,
 		log:       logger.With("controller", "garbagecollector"),
 		factory:   metadatainformer.NewSharedInformerFactory(md, 0),
+		shared:    opts.Informers,
 		informers: map[schema.GroupVersionResource]cache.SharedIndexInformer{},
 		byUID:     map[types.UID]item{},
 		absent:    lru.New(absentCacheSize),
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
 			workqueue.NewTypedItemExponentialFailureRateLimiter[item](RetryBase, RetryMax),
 			workqueue.TypedRateLimitingQueueConfig[item]{Name: "garbagecollector"}),
+	}
+	if opts.Informers != nil {
+		c.sharedGVRs = make(map[schema.GroupVersionResource]bool, len(opts.Shared))
+		for _, gvr := range opts.Shared {
+			c.sharedGVRs[gvr] = true
+		}
+		// Start exactly once, whatever happens: the other sharing
+		// controllers' informers wait for it.
+		defer c.startShared(ctx)
 	}
 	defer c.factory.Shutdown()
 	defer c.queue.ShutDown()
@@ -152,11 +185,37 @@ type collector struct {
 	absent *lru.Cache // owner UIDs known to be gone
 
 	factory metadatainformer.SharedInformerFactory
+	// shared, if set, is the typed factory shared with other controllers,
+	// for the resources of sharedGVRs; sharedStarted once its Start has
+	// been called.
+	shared        informers.SharedInformerFactory
+	sharedGVRs    map[schema.GroupVersionResource]bool
+	sharedStarted sync.Once
 
 	mu        sync.RWMutex
 	informers map[schema.GroupVersionResource]cache.SharedIndexInformer
 	kinds     map[schema.GroupVersionKind]Kind
 	byUID     map[types.UID]item // every object the informers hold
+}
+
+// startShared calls Start on the shared factory, once.
+func (c *collector) startShared(ctx context.Context) {
+	if c.shared == nil {
+		return
+	}
+	c.sharedStarted.Do(func() { c.shared.Start(ctx.Done()) })
+}
+
+// informerFor returns the informer to watch gvr with: the shared typed
+// one where there is one, else a metadata informer of the collector's.
+func (c *collector) informerFor(gvr schema.GroupVersionResource) cache.SharedIndexInformer {
+	if c.shared != nil && c.sharedGVRs[gvr] {
+		if gi, err := c.shared.ForResource(gvr); err == nil {
+			return gi.Informer()
+		}
+		c.log.Debug("no shared typed informer: watching as metadata", "resource", gvr.String())
+	}
+	return c.factory.ForResource(gvr).Informer()
 }
 
 // discover (re)reads the served resources, starts informers for new ones
@@ -178,12 +237,13 @@ func (c *collector) discover(ctx context.Context) error {
 		if c.informers[gvr] != nil {
 			continue
 		}
-		inf := c.factory.ForResource(gvr).Informer()
+		inf := c.informerFor(gvr)
 		if err := inf.AddIndexers(cache.Indexers{ownerUIDIndex: ownerUIDIndexFunc}); err != nil {
 			c.mu.Unlock()
 			return fmt.Errorf("indexing %s: %w", gvr, err)
 		}
-		if _, err := inf.AddEventHandler(c.handler(gvr)); err != nil {
+		// No resync: a shared informer's default period is its owner's.
+		if _, err := inf.AddEventHandlerWithResyncPeriod(c.handler(gvr), 0); err != nil {
 			c.mu.Unlock()
 			return fmt.Errorf("watching %s: %w", gvr, err)
 		}
@@ -195,6 +255,7 @@ func (c *collector) discover(ctx context.Context) error {
 		return nil
 	}
 	c.factory.Start(ctx.Done())
+	c.startShared(ctx)
 	if !cache.WaitForCacheSync(ctx.Done(), started...) {
 		return ctx.Err()
 	}
@@ -283,10 +344,12 @@ func (c *collector) enqueueOwners(refs []metav1.OwnerReference) {
 	}
 }
 
-// cached is one object from the informers.
+// cached is one object from the informers: PartialObjectMetadata from
+// the collector's own, a typed object from the shared ones, which must
+// not be modified either way.
 type cached struct {
 	item
-	obj *metav1.PartialObjectMetadata
+	obj metav1.Object
 }
 
 // dependents returns the cached objects that refer to owner.
@@ -300,8 +363,8 @@ func (c *collector) dependents(owner types.UID) []cached {
 			continue
 		}
 		for _, o := range objs {
-			u, ok := o.(*metav1.PartialObjectMetadata)
-			if !ok {
+			u, err := meta.Accessor(o)
+			if err != nil {
 				continue
 			}
 			out = append(out, cached{item: itemOf(gvr, u), obj: u})
@@ -311,8 +374,8 @@ func (c *collector) dependents(owner types.UID) []cached {
 }
 
 // fromCache returns the informer's copy of it, nil if it has none (or
-// one with another UID).
-func (c *collector) fromCache(it item) *metav1.PartialObjectMetadata {
+// one with another UID). It must not be modified.
+func (c *collector) fromCache(it item) metav1.Object {
 	c.mu.RLock()
 	inf := c.informers[it.Resource]
 	c.mu.RUnlock()
@@ -323,8 +386,8 @@ func (c *collector) fromCache(it item) *metav1.PartialObjectMetadata {
 	if err != nil || !ok {
 		return nil
 	}
-	u, ok := obj.(*metav1.PartialObjectMetadata)
-	if !ok || u.GetUID() != it.UID {
+	u, err := meta.Accessor(obj)
+	if err != nil || u.GetUID() != it.UID {
 		return nil
 	}
 	return u
@@ -428,7 +491,7 @@ func (c *collector) sync(ctx context.Context, it item) (retry bool, err error) {
 }
 
 // decide resolves the object's owners and asks Decide.
-func (c *collector) decide(ctx context.Context, it item, obj *metav1.PartialObjectMetadata) Decision {
+func (c *collector) decide(ctx context.Context, it item, obj metav1.Object) Decision {
 	refs := obj.GetOwnerReferences()
 	owners := make([]Owner, len(refs))
 	for i, r := range refs {
@@ -505,12 +568,14 @@ func (c *collector) orphan(ctx context.Context, owner item) error {
 				errs = append(errs, err)
 				break
 			}
-			if obj, err = c.fresh(ctx, dep.item); err != nil || obj == nil {
+			latest, err := c.fresh(ctx, dep.item)
+			if err != nil || latest == nil { // (nil checked before it is an interface)
 				if err != nil {
 					errs = append(errs, err)
 				}
 				break
 			}
+			obj = latest
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -601,7 +666,7 @@ func (c *collector) removeFinalizer(ctx context.Context, it item, f string) erro
 // patchMeta sets one metadata field with a JSON merge patch that holds
 // the object's resourceVersion, so it fails with a conflict if the object
 // changed since it was read.
-func (c *collector) patchMeta(ctx context.Context, it item, obj *metav1.PartialObjectMetadata, field string, value any) error {
+func (c *collector) patchMeta(ctx context.Context, it item, obj metav1.Object, field string, value any) error {
 	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{
 		field:             value,
 		"resourceVersion": obj.GetResourceVersion(),
