@@ -5,15 +5,19 @@ import (
 	"errors"
 	"hash/fnv"
 	"log/slog"
+	"net/http"
 	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/record"
+
+	"github.com/drover/drover/internal/restwrite"
 )
 
 // Defaults of an AsyncSink.
@@ -145,7 +149,8 @@ func (s *AsyncSink) post(op sinkOp) {
 // client's EventSinkImpl does (protobuf, the same requests) but does not
 // decode the server's answers: the AsyncSink makes no use of them, and
 // decoding each posted event back was a tenth of what posting it cost the
-// fleet.
+// fleet. It sends them with restwrite, without client-go's request
+// machinery.
 type poster struct {
 	ctx context.Context
 	rc  *rest.RESTClient
@@ -163,24 +168,49 @@ func NewPoster(ctx context.Context, core typedcorev1.CoreV1Interface) record.Eve
 	return poster{ctx: ctx, rc: rc}
 }
 
+// eventsPath is the path of namespace ns's events, and of event name in
+// it when name is set.
+func (p poster) eventsPath(ns, name string) string {
+	path := "/api/" + p.rc.APIVersion().Version + "/namespaces/" + ns + "/events"
+	if name != "" {
+		path += "/" + name
+	}
+	return path
+}
+
+// write sends ev (or, with patch, the patch of it) as the typed client
+// would, through restwrite: posting an event was, beyond its HTTP/2
+// stream, mostly client-go's request bookkeeping.
+func (p poster) write(method string, ev *corev1.Event, name string, patch []byte) error {
+	req := restwrite.Request{Method: method, Path: p.eventsPath(ev.Namespace, name), Name: name,
+		Resource: corev1.Resource("events")}
+	if patch != nil {
+		req.Body, req.ContentType = patch, string(types.StrategicMergePatchType)
+	} else {
+		e := *ev
+		e.TypeMeta = metav1.TypeMeta{APIVersion: p.rc.APIVersion().String(), Kind: "Event"}
+		body, err := restwrite.Encode(&e)
+		if err != nil {
+			return err
+		}
+		req.Body = body
+	}
+	_, err := restwrite.Do(p.ctx, p.rc, req)
+	return err
+}
+
 // Create implements record.EventSink; it returns ev itself.
 func (p poster) Create(ev *corev1.Event) (*corev1.Event, error) {
-	err := p.rc.Post().UseProtobufAsDefault().Namespace(ev.Namespace).Resource("events").
-		Body(ev).Do(p.ctx).Error()
-	return ev, err
+	return ev, p.write(http.MethodPost, ev, "", nil)
 }
 
 // Patch implements record.EventSink (a strategic merge patch of the
 // event); it returns ev itself.
 func (p poster) Patch(ev *corev1.Event, data []byte) (*corev1.Event, error) {
-	err := p.rc.Patch(types.StrategicMergePatchType).UseProtobufAsDefault().Namespace(ev.Namespace).
-		Resource("events").Name(ev.Name).Body(data).Do(p.ctx).Error()
-	return ev, err
+	return ev, p.write(http.MethodPatch, ev, ev.Name, data)
 }
 
 // Update implements record.EventSink; it returns ev itself.
 func (p poster) Update(ev *corev1.Event) (*corev1.Event, error) {
-	err := p.rc.Put().UseProtobufAsDefault().Namespace(ev.Namespace).Resource("events").
-		Name(ev.Name).Body(ev).Do(p.ctx).Error()
-	return ev, err
+	return ev, p.write(http.MethodPut, ev, ev.Name, nil)
 }

@@ -1,0 +1,191 @@
+package restwrite
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"github.com/drover/drover/internal/kubeclient"
+	"github.com/drover/drover/internal/testenv"
+)
+
+func testEvent(name string) *corev1.Event {
+	now := metav1.Now().Rfc3339Copy()
+	return &corev1.Event{
+		ObjectMeta:     metav1.ObjectMeta{Name: name, Namespace: "default"},
+		InvolvedObject: corev1.ObjectReference{Kind: "Pod", Namespace: "default", Name: "p", UID: "uid-p", APIVersion: "v1"},
+		Reason:         "Started", Message: "Started container app", Type: corev1.EventTypeNormal, Count: 1,
+		FirstTimestamp: now, LastTimestamp: now, Source: corev1.EventSource{Component: "kubelet", Host: "n"},
+	}
+}
+
+func restClient(t testing.TB, cfg *rest.Config) *rest.RESTClient {
+	t.Helper()
+	kube, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kube.CoreV1().RESTClient().(*rest.RESTClient)
+}
+
+func postEvent(ctx context.Context, rc *rest.RESTClient, ev *corev1.Event) error {
+	e := *ev
+	e.TypeMeta = metav1.TypeMeta{APIVersion: "v1", Kind: "Event"}
+	body, err := Encode(&e)
+	if err != nil {
+		return err
+	}
+	_, err = Do(ctx, rc, Request{Method: http.MethodPost, Path: "/api/v1/namespaces/" + ev.Namespace + "/events",
+		Body: body, Resource: corev1.Resource("events")})
+	return err
+}
+
+// A write reaches the API server and is stored; the server's refusals
+// come back as its Status errors, as client-go's would.
+func TestDoWritesAndReturnsStatusErrors(t *testing.T) {
+	env := testenv.Start(t)
+	ctx := context.Background()
+	rc := restClient(t, kubeclient.Protobuf(env.Config))
+	if err := postEvent(ctx, rc, testEvent("p.1")); err != nil {
+		t.Fatal(err)
+	}
+	got, err := env.Kube.CoreV1().Events("default").Get(ctx, "p.1", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Reason != "Started" || got.InvolvedObject.UID != "uid-p" || got.Source.Host != "n" {
+		t.Errorf("stored event %+v", got)
+	}
+	if err := postEvent(ctx, rc, testEvent("p.1")); !apierrors.IsAlreadyExists(err) {
+		t.Errorf("second creation: %v, want AlreadyExists", err)
+	}
+	_, err = Do(ctx, rc, Request{Method: http.MethodPatch, Path: "/api/v1/namespaces/default/events/gone",
+		Body: []byte(`{"count":2}`), ContentType: "application/strategic-merge-patch+json", Resource: corev1.Resource("events"), Name: "gone"})
+	if !apierrors.IsNotFound(err) {
+		t.Errorf("patch of a missing event: %v, want NotFound", err)
+	}
+	bad := testEvent("bad.1")
+	bad.InvolvedObject.Namespace = "elsewhere"
+	if err := postEvent(ctx, rc, bad); !apierrors.IsInvalid(err) {
+		t.Errorf("invalid event: %v, want Invalid", err)
+	}
+}
+
+// captured is one request as a server saw it.
+type captured struct {
+	method, path, accept, contentType, userAgent, auth string
+	body                                               string
+}
+
+// The request sent is the typed client's: method, path, headers (those
+// the REST client's transport adds too) and body byte for byte.
+func TestDoSendsTheTypedClientsRequest(t *testing.T) {
+	var mu sync.Mutex
+	var seen []captured
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		seen = append(seen, captured{r.Method, r.URL.RequestURI(), r.Header.Get("Accept"), r.Header.Get("Content-Type"),
+			r.Header.Get("User-Agent"), r.Header.Get("Authorization"), string(body)})
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusCreated)
+		io.WriteString(w, `{"kind":"Event","apiVersion":"v1","metadata":{"name":"p.1","namespace":"default","resourceVersion":"5"}}`)
+	}))
+	defer srv.Close()
+	cfg := kubeclient.Protobuf(&rest.Config{Host: srv.URL, BearerToken: "tok", UserAgent: "ua-test"})
+	kube, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := kube.CoreV1().Events("default").Create(ctx, testEvent("p.1"), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := postEvent(ctx, kube.CoreV1().RESTClient().(*rest.RESTClient), testEvent("p.1")); err != nil {
+		t.Fatal(err)
+	}
+	if len(seen) != 2 {
+		t.Fatalf("server saw %d requests, want 2", len(seen))
+	}
+	if seen[0] != seen[1] {
+		t.Errorf("typed client sent %+v\nrestwrite sent %+v", seen[0], seen[1])
+	}
+	if seen[1].auth != "Bearer tok" || seen[1].userAgent != "ua-test" {
+		t.Errorf("transport headers missing: %+v", seen[1])
+	}
+}
+
+// A 429 with Retry-After is waited for and the request sent again, as
+// client-go does; without Retry-After it is the answer.
+func TestDoHonoursRetryAfter(t *testing.T) {
+	var calls atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		n := calls.Add(1)
+		switch {
+		case r.URL.Path == "/busy":
+			w.WriteHeader(http.StatusTooManyRequests)
+		case n == 1:
+			w.Header().Set("Retry-After", "0")
+			w.WriteHeader(http.StatusTooManyRequests)
+		case string(body) != "payload":
+			w.WriteHeader(http.StatusBadRequest)
+		default:
+			w.WriteHeader(http.StatusOK)
+			io.WriteString(w, "ok")
+		}
+	}))
+	defer srv.Close()
+	rc := restClient(t, &rest.Config{Host: srv.URL})
+	ctx := context.Background()
+	got, err := Do(ctx, rc, Request{Method: http.MethodPut, Path: "/x", Body: []byte("payload")})
+	if err != nil || string(got) != "ok" || calls.Load() != 2 {
+		t.Errorf("Do = %q, %v after %d calls; want ok after 2 (the body sent again)", got, err, calls.Load())
+	}
+	calls.Store(10)
+	if _, err := Do(ctx, rc, Request{Method: http.MethodPut, Path: "/busy", Name: "b"}); !apierrors.IsTooManyRequests(err) || calls.Load() != 11 {
+		t.Errorf("429 without Retry-After: %v after %d calls, want TooManyRequests at once", err, calls.Load()-10)
+	}
+}
+
+// BenchmarkEventPost posts an event with the typed client and with Do.
+func BenchmarkEventPost(b *testing.B) {
+	env := testenv.Start(b)
+	ctx := context.Background()
+	cfg := kubeclient.Protobuf(env.Config)
+	kube, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	rc := kube.CoreV1().RESTClient().(*rest.RESTClient)
+	seq := 0
+	name := func() string { seq++; return "ev." + strconv.Itoa(seq) }
+	b.Run("typed", func(b *testing.B) {
+		b.ReportAllocs()
+		for range b.N {
+			if _, err := kube.CoreV1().Events("default").Create(ctx, testEvent(name()), metav1.CreateOptions{}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("restwrite", func(b *testing.B) {
+		b.ReportAllocs()
+		for range b.N {
+			if err := postEvent(ctx, rc, testEvent(name())); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
