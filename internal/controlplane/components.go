@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
 
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/discovery"
@@ -23,6 +24,7 @@ import (
 	"github.com/drover/drover/internal/controller/namespace"
 	"github.com/drover/drover/internal/controller/nodelifecycle"
 	"github.com/drover/drover/internal/controller/replicaset"
+	"github.com/drover/drover/internal/inprocess"
 	"github.com/drover/drover/internal/kubeclient"
 	"github.com/drover/drover/internal/scheduler"
 )
@@ -77,15 +79,19 @@ type Clients struct {
 }
 
 func newClients(cfg *rest.Config, url string) (Clients, error) {
-	kube, err := kubernetes.NewForConfig(kubeclient.Protobuf(cfg))
+	hc, err := httpClientFor(cfg)
+	if err != nil {
+		return Clients{}, fmt.Errorf("admin HTTP client: %w", err)
+	}
+	kube, err := kubernetes.NewForConfigAndClient(kubeclient.Protobuf(cfg), hc)
 	if err != nil {
 		return Clients{}, fmt.Errorf("admin client: %w", err)
 	}
-	dyn, err := dynamic.NewForConfig(cfg)
+	dyn, err := dynamic.NewForConfigAndClient(cfg, hc)
 	if err != nil {
 		return Clients{}, fmt.Errorf("admin dynamic client: %w", err)
 	}
-	md, err := metadata.NewForConfig(cfg)
+	md, err := metadata.NewForConfigAndClient(cfg, hc)
 	if err != nil {
 		return Clients{}, fmt.Errorf("admin metadata client: %w", err)
 	}
@@ -111,6 +117,26 @@ var gcSharedResources = []schema.GroupVersionResource{
 	{Group: "apps", Version: "v1", Resource: "replicasets"},
 	{Group: "apps", Version: "v1", Resource: "deployments"},
 	{Group: "discovery.k8s.io", Version: "v1", Resource: "endpointslices"},
+}
+
+// httpClientFor is the HTTP client client-go would make for cfg (one for
+// the three clients, as each of its NewForConfig does for its own). In
+// process with a plain bearer token, the in-process transport sets the
+// token and the user agent on the request it builds for the handler
+// (inprocess.Transport.As) instead of client-go's RoundTrippers copying
+// every request for each: the server sees the same headers.
+func httpClientFor(cfg *rest.Config) (*http.Client, error) {
+	t, ok := cfg.Transport.(*inprocess.Transport)
+	if !ok || cfg.WrapTransport != nil || cfg.BearerTokenFile != "" || cfg.Username != "" || cfg.Password != "" ||
+		cfg.AuthProvider != nil || cfg.ExecProvider != nil || cfg.Impersonate.UserName != "" || cfg.Impersonate.UID != "" ||
+		len(cfg.Impersonate.Groups) > 0 || len(cfg.Impersonate.Extra) > 0 {
+		return rest.HTTPClientFor(cfg)
+	}
+	ua := cfg.UserAgent
+	if ua == "" {
+		ua = rest.DefaultKubernetesUserAgent() // client-go's default
+	}
+	return &http.Client{Transport: t.As(inprocess.Identity{BearerToken: cfg.BearerToken, UserAgent: ua}), Timeout: cfg.Timeout}, nil
 }
 
 // builtinComponents are the controllers every control plane runs, with

@@ -16,6 +16,12 @@
 // config carries none; authentication is by bearer token as over the
 // network.)
 //
+// client-go puts the token and the user agent on every request with two
+// RoundTrippers of its own, each of which copies the request. A client
+// built on [Transport.As] instead (an http.Client for the ...AndClient
+// constructors) has the Transport set both headers on the request it hands
+// the handler, which it builds anyway: the server sees the same request.
+//
 // The handler sees a request as a server would show it: HTTP/1.1, RequestURI
 // set, RemoteAddr [RemoteAddr], TLS nil, [Served] true, and a context that
 // ends when the client's does or when the client closes the response body (so
@@ -123,8 +129,41 @@ type Transport struct {
 // New returns a Transport that serves requests with h.
 func New(h http.Handler) *Transport { return &Transport{Handler: h} }
 
+// Identity is what a client's requests say of it: the headers client-go
+// would set from a rest.Config's BearerToken and UserAgent.
+type Identity struct {
+	// BearerToken, if set, authenticates each request that has no
+	// Authorization header of its own (Authorization: Bearer token).
+	BearerToken string
+	// UserAgent, if set, is the User-Agent of each request that has none.
+	UserAgent string
+}
+
+// As returns a RoundTripper that serves requests with t (sharing its
+// MaxConcurrent bound) as a client with identity id: the handler sees the
+// headers of id on a request that lacks them, as if client-go's bearer
+// token and user agent RoundTrippers had set them, without their copies of
+// the request. The client's request is left unmodified.
+func (t *Transport) As(id Identity) http.RoundTripper {
+	return identityTransport{t: t, id: id}
+}
+
+type identityTransport struct {
+	t  *Transport
+	id Identity
+}
+
+// RoundTrip implements http.RoundTripper.
+func (i identityTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	return i.t.roundTrip(req, i.id)
+}
+
 // RoundTrip implements http.RoundTripper.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	return t.roundTrip(req, Identity{})
+}
+
+func (t *Transport) roundTrip(req *http.Request, id Identity) (*http.Response, error) {
 	if t.Handler == nil || req.URL == nil {
 		closeBody(req)
 		return nil, errors.New("inprocess: no handler, or a request without URL")
@@ -160,6 +199,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 	}
 	sreq := serverRequest(req, context.WithValue(ctx, servedKey{}, true))
+	id.set(sreq.Header)
 	w := &responseWriter{
 		clientReq: req,
 		clientCtx: clientCtx,
@@ -192,9 +232,22 @@ func (t *Transport) slotChan() chan struct{} {
 	return t.slots
 }
 
+// set puts id's headers on h where it has none, as client-go does.
+func (id Identity) set(h http.Header) {
+	if id.BearerToken != "" && h.Get("Authorization") == "" {
+		h.Set("Authorization", "Bearer "+id.BearerToken)
+	}
+	if id.UserAgent != "" && h.Get("User-Agent") == "" {
+		h.Set("User-Agent", id.UserAgent)
+	}
+}
+
 // serverRequest is req as a server would hand it to its handler.
 func serverRequest(req *http.Request, ctx context.Context) *http.Request {
 	s := req.Clone(ctx)
+	if s.Header == nil {
+		s.Header = make(http.Header) // a server's request always has one
+	}
 	s.Proto, s.ProtoMajor, s.ProtoMinor = "HTTP/1.1", 1, 1
 	s.RemoteAddr = RemoteAddr
 	s.RequestURI = req.URL.RequestURI()

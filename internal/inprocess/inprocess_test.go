@@ -609,3 +609,83 @@ func TestServedOnlyInProcess(t *testing.T) {
 		}
 	}
 }
+
+// TestAsSetsIdentity: a Transport's As puts the bearer token and user
+// agent on the request the handler sees where the client set none, leaves
+// the client's own headers be, and leaves the client's request unmodified.
+func TestAsSetsIdentity(t *testing.T) {
+	type seen struct{ auth, ua string }
+	got := make(chan seen, 1)
+	tr := &inprocess.Transport{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got <- seen{r.Header.Get("Authorization"), r.Header.Get("User-Agent")}
+	})}
+	c := &http.Client{Transport: tr.As(inprocess.Identity{BearerToken: "tok", UserAgent: "agent/1"})}
+	for _, tc := range []struct {
+		name      string
+		header    http.Header
+		want      seen
+		wantAfter http.Header
+	}{
+		{"none set", http.Header{}, seen{"Bearer tok", "agent/1"}, http.Header{}},
+		{"nil header", nil, seen{"Bearer tok", "agent/1"}, nil},
+		{"client's own", http.Header{"Authorization": {"Bearer other"}, "User-Agent": {"mine"}}, seen{"Bearer other", "mine"},
+			http.Header{"Authorization": {"Bearer other"}, "User-Agent": {"mine"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req, err := http.NewRequest(http.MethodGet, "http://inprocess/api", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header = tc.header
+			resp, err := c.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if s := within(t, got, "the handler"); s != tc.want {
+				t.Errorf("handler saw %+v, want %+v", s, tc.want)
+			}
+			if fmt.Sprint(req.Header) != fmt.Sprint(tc.wantAfter) {
+				t.Errorf("client's request header became %v, want %v", req.Header, tc.wantAfter)
+			}
+		})
+	}
+	// The plain Transport adds nothing.
+	resp, err := (&http.Client{Transport: tr}).Get("http://inprocess/api")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if s := within(t, got, "the handler"); s != (seen{}) {
+		t.Errorf("plain transport: handler saw %+v, want no Authorization nor User-Agent", s)
+	}
+}
+
+// TestAsSharesTheBound: requests through As take the Transport's
+// MaxConcurrent slots, the same as through the Transport itself.
+func TestAsSharesTheBound(t *testing.T) {
+	release := make(chan struct{})
+	entered := make(chan struct{}, 2)
+	tr := &inprocess.Transport{MaxConcurrent: 1, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		entered <- struct{}{}
+		<-release
+	})}
+	errs := make(chan error, 2)
+	go fetch(context.Background(), &http.Client{Transport: tr}, errs)
+	within(t, entered, "the first request")
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	go fetch(ctx, &http.Client{Transport: tr.As(inprocess.Identity{UserAgent: "x"})}, errs)
+	if err := within(t, errs, "the second request to give up"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("request through As while the one slot is held: %v, want it to wait for the slot until its deadline", err)
+	}
+	select {
+	case <-entered:
+		t.Error("request through As reached the handler while the one slot was held")
+	default:
+	}
+	close(release)
+	if err := within(t, errs, "the first request"); err != nil {
+		t.Errorf("first request: %v", err)
+	}
+}

@@ -199,6 +199,43 @@ func TestClientGoCRUD(t *testing.T) {
 	}
 }
 
+// TestClientGoAs: a client-go clientset over Transport.As, with no token
+// nor user agent in its config, is authenticated by the API server as the
+// token's user and shows the user agent, as one with them in its config;
+// without As the same clientset is anonymous, and refused.
+func TestClientGoAs(t *testing.T) {
+	h := newAPIServer(t)
+	var mu sync.Mutex
+	agents := map[string]bool{}
+	recording := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		agents[r.UserAgent()] = true
+		mu.Unlock()
+		h.ServeHTTP(w, r)
+	})
+	tr := inprocess.New(recording)
+	cfg := kubeclient.Protobuf(&rest.Config{Host: "http://inprocess", QPS: -1})
+	c, err := kubernetes.NewForConfigAndClient(cfg, &http.Client{Transport: tr.As(inprocess.Identity{BearerToken: adminToken, UserAgent: "drover-test/as"})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	crud(t, c, uniqueName("crud-as"))
+	mu.Lock()
+	if len(agents) != 1 || !agents["drover-test/as"] {
+		t.Errorf("the server saw user agents %v, want only drover-test/as", agents)
+	}
+	mu.Unlock()
+
+	anon, err := kubernetes.NewForConfigAndClient(cfg, &http.Client{Transport: tr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	expectStatus(t, "anonymous list", metav1.StatusReasonUnauthorized, http.StatusUnauthorized, func() error {
+		_, err := anon.CoreV1().Namespaces().List(context.Background(), metav1.ListOptions{})
+		return err
+	})
+}
+
 func crud(t *testing.T, c kubernetes.Interface, ns string) {
 	ctx := context.Background()
 	if _, err := c.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
@@ -408,17 +445,30 @@ func benchmarkPaths(b *testing.B, op func(*testing.B, kubernetes.Interface) erro
 	b.Cleanup(plainSrv.Close)
 
 	for _, tc := range []struct {
-		name string
-		cfg  *rest.Config
+		name   string
+		cfg    *rest.Config
+		client *http.Client // nil: client-go's own for cfg
 	}{
-		{"inprocess", inprocessConfig(h)},
+		{"inprocess", inprocessConfig(h), nil},
+		// client-go's bearer token and user agent RoundTrippers left out:
+		// the transport sets both.
+		{"inprocess-as", &rest.Config{Host: "http://inprocess", QPS: -1}, &http.Client{Transport: inprocess.New(h).As(inprocess.Identity{BearerToken: adminToken, UserAgent: benchUserAgent})}},
 		{"tls-http2", &rest.Config{Host: tlsSrv.URL, BearerToken: adminToken, QPS: -1, TLSClientConfig: rest.TLSClientConfig{
 			CAData: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: tlsSrv.Certificate().Raw}),
-		}}},
-		{"http1", &rest.Config{Host: plainSrv.URL, BearerToken: adminToken, QPS: -1}},
+		}}, nil},
+		{"http1", &rest.Config{Host: plainSrv.URL, BearerToken: adminToken, QPS: -1}, nil},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
-			c, err := kubernetes.NewForConfig(kubeclient.Protobuf(tc.cfg))
+			if tc.cfg.UserAgent == "" && tc.client == nil {
+				tc.cfg.UserAgent = benchUserAgent // as the control plane's clients have
+			}
+			var c kubernetes.Interface
+			var err error
+			if tc.client != nil {
+				c, err = kubernetes.NewForConfigAndClient(kubeclient.Protobuf(tc.cfg), tc.client)
+			} else {
+				c, err = kubernetes.NewForConfig(kubeclient.Protobuf(tc.cfg))
+			}
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -436,6 +486,9 @@ func benchmarkPaths(b *testing.B, op func(*testing.B, kubernetes.Interface) erro
 		})
 	}
 }
+
+// benchUserAgent is the benchmarks' clients' user agent.
+const benchUserAgent = "drover-bench"
 
 // processCPU is the user and system CPU time this process has used.
 func processCPU() time.Duration {
