@@ -581,7 +581,7 @@ func (c *controller) manage(ctx context.Context, rs *appsv1.ReplicaSet, owned []
 		}
 		c.expectations.ExpectCreations(k, plan.Create)
 		ok, err := SlowStart(plan.Create, slowStartInitialBatch, func() error {
-			created, err := c.client.CoreV1().Pods(rs.Namespace).Create(ctx, pod.DeepCopy(), metav1.CreateOptions{})
+			name, err := createPod(ctx, c.client, rs.Namespace, pod.DeepCopy())
 			if err != nil {
 				if apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause) {
 					return nil // the namespace is going; nothing to report
@@ -589,7 +589,7 @@ func (c *controller) manage(ctx context.Context, rs *appsv1.ReplicaSet, owned []
 				c.recorder.Eventf(rs, corev1.EventTypeWarning, ReasonFailedCreate, "Error creating: %v", err)
 				return err
 			}
-			c.recorder.Eventf(rs, corev1.EventTypeNormal, ReasonSuccessfulCreate, "Created pod: %v", created.Name)
+			c.recorder.Eventf(rs, corev1.EventTypeNormal, ReasonSuccessfulCreate, "Created pod: %v", name)
 			return nil
 		})
 		for range plan.Create - ok {

@@ -1,0 +1,146 @@
+package replicaset
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"sync"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+
+	"github.com/drover/drover/internal/kubeclient"
+	"github.com/drover/drover/internal/testenv"
+)
+
+// sentRequest is what a client sent, as the server would see it.
+type sentRequest struct {
+	method, url, contentType, accept, userAgent string
+	body                                        []byte
+}
+
+type recorder struct {
+	mu   sync.Mutex
+	sent []sentRequest
+}
+
+func (r *recorder) wrap(rt http.RoundTripper) http.RoundTripper {
+	return roundTripperFunc(func(req *http.Request) (*http.Response, error) {
+		var body []byte
+		if req.Body != nil {
+			var err error
+			if body, err = io.ReadAll(req.Body); err != nil {
+				return nil, err
+			}
+			req.Body = io.NopCloser(bytes.NewReader(body))
+		}
+		r.mu.Lock()
+		r.sent = append(r.sent, sentRequest{req.Method, req.URL.String(), req.Header.Get("Content-Type"), req.Header.Get("Accept"), req.UserAgent(), body})
+		r.mu.Unlock()
+		return rt.RoundTrip(req)
+	})
+}
+
+type roundTripperFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripperFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// TestCreatePodAsTypedCreate: createPod sends the typed client's Create
+// request byte for byte, and returns the name the server generated, in
+// protobuf and in JSON; a refused create is the same API error.
+func TestCreatePodAsTypedCreate(t *testing.T) {
+	env := testenv.Start(t)
+	ctx := context.Background()
+	for _, proto := range []bool{true, false} {
+		t.Run(fmt.Sprintf("protobuf=%v", proto), func(t *testing.T) {
+			cfg := rest.CopyConfig(env.Config)
+			if proto {
+				cfg = kubeclient.Protobuf(cfg)
+			}
+			rec := &recorder{}
+			cfg.WrapTransport = rec.wrap
+			client, err := kubernetes.NewForConfig(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pod := &corev1.Pod{
+				ObjectMeta: metav1.ObjectMeta{GenerateName: "web-", Labels: map[string]string{"app": "web", "tier": "front"}},
+				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "web", Image: "web:1"}}},
+			}
+			typed, err := client.CoreV1().Pods("default").Create(ctx, pod.DeepCopy(), metav1.CreateOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			name, err := createPod(ctx, client, "default", pod.DeepCopy())
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := env.Kube.CoreV1().Pods("default").Get(ctx, name, metav1.GetOptions{})
+			if err != nil {
+				t.Fatalf("the pod createPod named %q: %v", name, err)
+			}
+			if got.Name == typed.Name || got.GenerateName != "web-" {
+				t.Errorf("created %q (generateName %q) after %q: want another generated name", got.Name, got.GenerateName, typed.Name)
+			}
+			rec.mu.Lock()
+			defer rec.mu.Unlock()
+			if len(rec.sent) != 2 {
+				t.Fatalf("%d requests sent, want 2", len(rec.sent))
+			}
+			a, b := rec.sent[0], rec.sent[1]
+			if a.method != b.method || a.url != b.url || a.contentType != b.contentType || a.accept != b.accept || a.userAgent != b.userAgent || !bytes.Equal(a.body, b.body) {
+				t.Errorf("createPod sent %s %s (Content-Type %q, Accept %q, User-Agent %q, %d bytes), want the typed Create's %s %s (%q, %q, %q, %d bytes)",
+					b.method, b.url, b.contentType, b.accept, b.userAgent, len(b.body), a.method, a.url, a.contentType, a.accept, a.userAgent, len(a.body))
+			}
+		})
+	}
+	_, err := createPod(ctx, env.Kube, "default", &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "Not_Valid"}})
+	_, want := env.Kube.CoreV1().Pods("default").Create(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "Not_Valid"}}, metav1.CreateOptions{})
+	if err == nil || want == nil || err.Error() != want.Error() {
+		t.Errorf("invalid pod: createPod's error %v, want the typed Create's %v", err, want)
+	}
+}
+
+// BenchmarkCreatedName decodes a created pod's name from its protobuf
+// response, as createPod does, against decoding the whole pod, as the
+// typed Create does.
+func BenchmarkCreatedName(b *testing.B) {
+	env := testenv.Start(b)
+	cfg := kubeclient.Protobuf(rest.CopyConfig(env.Config))
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{GenerateName: "web-", Labels: map[string]string{"app": "web", "pod-template-hash": "abc"}},
+		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "web", Image: "web:1"}}},
+	}
+	body, err := client.CoreV1().RESTClient().Post().Namespace("default").Resource("pods").Body(pod).Do(context.Background()).Raw()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("metadata", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := createdName(body); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("whole-pod", func(b *testing.B) {
+		b.ReportAllocs()
+		dec := scheme.Codecs.UniversalDeserializer()
+		for b.Loop() {
+			var p corev1.Pod
+			if _, _, err := dec.Decode(body, nil, &p); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
