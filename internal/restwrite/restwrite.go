@@ -25,14 +25,16 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+	"weak"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
+	kruntime "k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/runtime/serializer/protobuf"
 	"k8s.io/client-go/rest"
@@ -41,8 +43,8 @@ import (
 // Content types of a protobuf write, as client-go's UseProtobufAsDefault
 // (and kubeclient.Protobuf) set them.
 const (
-	contentType = runtime.ContentTypeProtobuf
-	accept      = runtime.ContentTypeProtobuf + "," + runtime.ContentTypeJSON
+	contentType = kruntime.ContentTypeProtobuf
+	accept      = kruntime.ContentTypeProtobuf + "," + kruntime.ContentTypeJSON
 )
 
 // maxRetries is how often an answer with Retry-After is waited for and
@@ -52,7 +54,7 @@ const maxRetries = 10
 // Object is what can be written: a typed API object with its TypeMeta set
 // (APIVersion and Kind are what its protobuf envelope carries).
 type Object interface {
-	runtime.Object
+	kruntime.Object
 	// proto.Marshaler's sized marshalling, which every k8s.io/api type has.
 	Size() int
 	MarshalToSizedBuffer([]byte) (int, error)
@@ -72,12 +74,14 @@ func Encode(obj Object) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// hosts caches each REST client's base URL (scheme://host[/base path]).
-var hosts sync.Map // *rest.RESTClient -> string
+// hosts caches each REST client's base URL (scheme://host[/base path]),
+// keyed weakly: an entry goes when its client does.
+var hosts sync.Map // weak.Pointer[rest.RESTClient] -> string
 
 // base returns rc's base URL without a trailing slash.
 func base(rc *rest.RESTClient) (string, error) {
-	if b, ok := hosts.Load(rc); ok {
+	key := weak.Make(rc)
+	if b, ok := hosts.Load(key); ok {
 		return b.(string), nil
 	}
 	u := rc.Get().AbsPath("/").URL()
@@ -85,7 +89,9 @@ func base(rc *rest.RESTClient) (string, error) {
 		return "", fmt.Errorf("restwrite: REST client has no host")
 	}
 	b := strings.TrimSuffix(u.String(), "/")
-	hosts.Store(rc, b)
+	if _, loaded := hosts.LoadOrStore(key, b); !loaded {
+		runtime.AddCleanup(rc, func(k weak.Pointer[rest.RESTClient]) { hosts.Delete(k) }, key)
+	}
 	return b, nil
 }
 
@@ -210,11 +216,11 @@ func responseError(req Request, code, retryAfter int, ct string, body []byte) er
 	var st metav1.Status
 	decoded := false
 	if rest, ok := bytes.CutPrefix(body, protobufMagic); ok {
-		var u runtime.Unknown
+		var u kruntime.Unknown
 		if u.Unmarshal(rest) == nil && u.Kind == "Status" && st.Unmarshal(u.Raw) == nil {
 			decoded = true
 		}
-	} else if strings.HasPrefix(ct, runtime.ContentTypeJSON) && json.Unmarshal(body, &st) == nil && st.Kind == "Status" {
+	} else if strings.HasPrefix(ct, kruntime.ContentTypeJSON) && json.Unmarshal(body, &st) == nil && st.Kind == "Status" {
 		decoded = true
 	}
 	if decoded && st.Status != metav1.StatusSuccess {

@@ -5,10 +5,12 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -188,4 +190,38 @@ func BenchmarkEventPost(b *testing.B) {
 			}
 		}
 	})
+}
+
+func cachedHosts() int {
+	n := 0
+	hosts.Range(func(_, _ any) bool { n++; return true })
+	return n
+}
+
+// A REST client's cached base URL is its own, and goes with the client.
+func TestBaseIsCachedPerClientAndDropped(t *testing.T) {
+	before := cachedHosts()
+	func() {
+		a := restClient(t, &rest.Config{Host: "https://a.test:6443/prefix"})
+		b := restClient(t, &rest.Config{Host: "https://b.test"})
+		for range 2 {
+			if got, err := base(a); err != nil || got != "https://a.test:6443/prefix" {
+				t.Errorf("base(a) = %q, %v", got, err)
+			}
+			if got, err := base(b); err != nil || got != "https://b.test" {
+				t.Errorf("base(b) = %q, %v", got, err)
+			}
+		}
+		if n := cachedHosts(); n != before+2 {
+			t.Errorf("%d cached base URLs, want %d", n, before+2)
+		}
+	}()
+	deadline := time.Now().Add(20 * time.Second)
+	for cachedHosts() > before {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d cached base URLs after the clients went, want %d", cachedHosts(), before)
+		}
+		runtime.GC()
+		time.Sleep(10 * time.Millisecond) // cleanups run on their own goroutine after a GC
+	}
 }
