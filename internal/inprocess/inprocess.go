@@ -52,6 +52,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 )
 
 // RemoteAddr is the RemoteAddr of the requests a Transport serves: a
@@ -177,7 +178,13 @@ func (t *Transport) roundTrip(req *http.Request, id Identity) (*http.Response, e
 		closeBody(req)
 		return nil, err
 	}
-	ctx, cancel := context.WithCancelCause(clientCtx)
+	// The handler's context has the client's values and deadline but is
+	// not its child: registering every request with the client's context
+	// (a controller's, shared by all its requests in flight) cost more
+	// than the rest of the transport. The client's end reaches the handler
+	// all the same: through the wait below until the response is handed
+	// over, and for a response that streams on, through streamFrom.
+	ctx, cancel := context.WithCancelCause(detached{clientCtx})
 	if t.BaseContext != nil {
 		if err := t.BaseContext.Err(); err != nil {
 			cancel(nil)
@@ -192,7 +199,11 @@ func (t *Transport) roundTrip(req *http.Request, id Identity) (*http.Response, e
 		select {
 		case slots <- struct{}{}:
 			defer func() { <-slots }()
-		case <-ctx.Done():
+		case <-clientCtx.Done():
+			cancel(nil)
+			closeBody(req)
+			return nil, context.Cause(clientCtx)
+		case <-ctx.Done(): // the server stopped
 			cancel(nil)
 			closeBody(req)
 			return nil, context.Cause(ctx)
@@ -213,13 +224,41 @@ func (t *Transport) roundTrip(req *http.Request, id Identity) (*http.Response, e
 	go t.serve(w, sreq, req.Body)
 	select {
 	case r := <-w.ready:
+		if r.err == nil {
+			w.streamFrom(clientCtx)
+		}
 		return r.resp, r.err
 	case <-clientCtx.Done():
-		// The handler sees its context end; whatever it still writes is
-		// dropped.
+		// The handler sees its context end, for the client's reason;
+		// whatever it still writes is dropped.
+		w.cancel(context.Cause(clientCtx))
 		w.closeBody()
 		return nil, clientCtx.Err()
 	}
+}
+
+// detached is a context with the values and deadline of its parent but
+// not its cancellation: the Transport passes that on itself.
+type detached struct{ parent context.Context }
+
+func (d detached) Deadline() (time.Time, bool) { return d.parent.Deadline() }
+func (detached) Done() <-chan struct{}         { return nil }
+func (detached) Err() error                    { return nil }
+func (d detached) Value(key any) any           { return d.parent.Value(key) }
+
+// streamFrom ends the handler's context when clientCtx ends, for a
+// response handed over while the handler still runs (streaming), until
+// the handler returns.
+func (w *responseWriter) streamFrom(clientCtx context.Context) {
+	if clientCtx.Done() == nil {
+		return // never ends
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.sent || w.finished {
+		return // the handler has returned: nothing to end
+	}
+	w.stopClient = context.AfterFunc(clientCtx, func() { w.cancel(context.Cause(clientCtx)) })
 }
 
 // slotChan returns the semaphore of MaxConcurrent, nil without a bound.
@@ -285,6 +324,12 @@ func (t *Transport) serve(w *responseWriter, sreq *http.Request, body io.ReadClo
 		}
 		w.finish(aborted)
 		w.cancel(nil)
+		w.mu.Lock()
+		stop := w.stopClient
+		w.mu.Unlock()
+		if stop != nil {
+			stop()
+		}
 	}()
 	t.Handler.ServeHTTP(w, sreq)
 }
@@ -317,6 +362,9 @@ type responseWriter struct {
 	finished    bool  // the handler returned
 	aborted     bool  // ... by panicking
 	closed      bool  // the client closed the body
+	// stopClient, set while a streaming handler runs, stops passing the
+	// client's context's end on to the handler's.
+	stopClient func() bool
 }
 
 var (

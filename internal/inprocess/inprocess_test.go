@@ -665,6 +665,9 @@ func TestAsSetsIdentity(t *testing.T) {
 // MaxConcurrent slots, the same as through the Transport itself.
 func TestAsSharesTheBound(t *testing.T) {
 	release := make(chan struct{})
+	var once sync.Once
+	free := func() { once.Do(func() { close(release) }) }
+	defer free()
 	entered := make(chan struct{}, 2)
 	tr := &inprocess.Transport{MaxConcurrent: 1, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		entered <- struct{}{}
@@ -684,8 +687,47 @@ func TestAsSharesTheBound(t *testing.T) {
 		t.Error("request through As reached the handler while the one slot was held")
 	default:
 	}
-	close(release)
+	free()
 	if err := within(t, errs, "the first request"); err != nil {
 		t.Errorf("first request: %v", err)
+	}
+}
+
+// TestHandlerContextHasClientValuesAndDeadline: the handler's context
+// carries the client's context's values and deadline, as it did when it
+// was the client's child, and ends for the client's reason.
+func TestHandlerContextHasClientValuesAndDeadline(t *testing.T) {
+	type key struct{}
+	type seen struct {
+		value    any
+		deadline time.Time
+		ok       bool
+		cause    error
+	}
+	got := make(chan seen, 1)
+	started := make(chan struct{})
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx := r.Context()
+		d, ok := ctx.Deadline()
+		close(started)
+		<-ctx.Done()
+		got <- seen{ctx.Value(key{}), d, ok, context.Cause(ctx)}
+	})
+	deadline := time.Now().Add(time.Hour)
+	ctx, cancel := context.WithDeadline(context.WithValue(context.Background(), key{}, "v"), deadline)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://inprocess/", nil)
+	done := make(chan error, 1)
+	go func() {
+		_, err := client(h).Do(req)
+		done <- err
+	}()
+	within(t, started, "the handler to start")
+	cancel()
+	if err := within(t, done, "the client"); !errors.Is(err, context.Canceled) {
+		t.Errorf("client got %v, want context.Canceled", err)
+	}
+	s := within(t, got, "the handler")
+	if s.value != "v" || !s.ok || !s.deadline.Equal(deadline) || !errors.Is(s.cause, context.Canceled) {
+		t.Errorf("handler's context: value %v, deadline %v %v, cause %v; want v, %v, context.Canceled", s.value, s.deadline, s.ok, s.cause, deadline)
 	}
 }
