@@ -127,7 +127,15 @@ func Do(ctx context.Context, rc *rest.RESTClient, req Request) ([]byte, error) {
 		ct = contentType
 	}
 	url := b + req.Path
+	limiter := rc.GetRateLimiter()
 	for try := 0; ; try++ {
+		// As client-go's Request does, each attempt waits for the
+		// client's rate limiter (an agent's QPS and burst).
+		if limiter != nil {
+			if err := limiter.Wait(ctx); err != nil {
+				return nil, fmt.Errorf("client rate limiter Wait returned an error: %w", err)
+			}
+		}
 		hreq, err := http.NewRequestWithContext(ctx, req.Method, url, bytes.NewReader(req.Body))
 		if err != nil {
 			return nil, fmt.Errorf("restwrite: %w", err)

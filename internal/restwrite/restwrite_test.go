@@ -17,6 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/util/flowcontrol"
 
 	"github.com/drover/drover/internal/kubeclient"
 	"github.com/drover/drover/internal/testenv"
@@ -159,6 +160,48 @@ func TestDoHonoursRetryAfter(t *testing.T) {
 	calls.Store(10)
 	if _, err := Do(ctx, rc, Request{Method: http.MethodPut, Path: "/busy", Name: "b"}); !apierrors.IsTooManyRequests(err) || calls.Load() != 11 {
 		t.Errorf("429 without Retry-After: %v after %d calls, want TooManyRequests at once", err, calls.Load()-10)
+	}
+}
+
+// countingLimiter counts the waits of a client's rate limiter.
+type countingLimiter struct {
+	flowcontrol.RateLimiter
+	waits atomic.Int32
+}
+
+func (l *countingLimiter) Wait(ctx context.Context) error {
+	l.waits.Add(1)
+	return l.RateLimiter.Wait(ctx)
+}
+
+// Every attempt waits for the client's rate limiter, as client-go's
+// requests do: an agent's writes keep to its QPS.
+func TestDoWaitsForTheRateLimiter(t *testing.T) {
+	var calls atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) == 1 {
+			w.Header().Set("Retry-After", "0")
+			w.WriteHeader(http.StatusTooManyRequests)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	}))
+	defer srv.Close()
+	limiter := &countingLimiter{RateLimiter: flowcontrol.NewFakeAlwaysRateLimiter()}
+	rc := restClient(t, &rest.Config{Host: srv.URL, RateLimiter: limiter})
+	if _, err := Do(context.Background(), rc, Request{Method: http.MethodPut, Path: "/x"}); err != nil {
+		t.Fatal(err)
+	}
+	if calls.Load() != 2 || limiter.waits.Load() != 2 {
+		t.Errorf("%d attempts, %d waits for the rate limiter; want 2 and 2", calls.Load(), limiter.waits.Load())
+	}
+	// A limiter that refuses (its context done) fails the write unsent.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	strict := restClient(t, &rest.Config{Host: srv.URL, QPS: 1, Burst: 1})
+	strict.GetRateLimiter().TryAccept() // the one token
+	if _, err := Do(ctx, strict, Request{Method: http.MethodPut, Path: "/x"}); err == nil || calls.Load() != 2 {
+		t.Errorf("throttled write with its context done: %v after %d server calls; want an error and none", err, calls.Load()-2)
 	}
 }
 
