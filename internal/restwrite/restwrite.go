@@ -74,21 +74,36 @@ func Encode(obj Object) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// hosts caches each REST client's base URL (scheme://host[/base path]),
-// keyed weakly: an entry goes when its client does.
-var hosts sync.Map // weak.Pointer[rest.RESTClient] -> string
+// hosts caches each REST client's base URL, keyed weakly: an entry goes
+// when its client does.
+var hosts sync.Map // weak.Pointer[rest.RESTClient] -> baseURL
 
-// base returns rc's base URL without a trailing slash.
-func base(rc *rest.RESTClient) (string, error) {
+// baseURL is what a REST client puts around a request's path: its
+// scheme://host[/base path], without a trailing slash, and the query it
+// adds to every request (a timeout of the config's), if any.
+type baseURL struct{ prefix, query string }
+
+// url is the URL of the request for path.
+func (b baseURL) url(path string) string {
+	if b.query == "" {
+		return b.prefix + path
+	}
+	return b.prefix + path + "?" + b.query
+}
+
+// base returns rc's base URL.
+func base(rc *rest.RESTClient) (baseURL, error) {
 	key := weak.Make(rc)
 	if b, ok := hosts.Load(key); ok {
-		return b.(string), nil
+		return b.(baseURL), nil
 	}
 	u := rc.Get().AbsPath("/").URL()
 	if u == nil || u.Host == "" {
-		return "", fmt.Errorf("restwrite: REST client has no host")
+		return baseURL{}, fmt.Errorf("restwrite: REST client has no host")
 	}
-	b := strings.TrimSuffix(u.String(), "/")
+	b := baseURL{query: u.RawQuery}
+	u.RawQuery = ""
+	b.prefix = strings.TrimSuffix(u.String(), "/")
 	if _, loaded := hosts.LoadOrStore(key, b); !loaded {
 		runtime.AddCleanup(rc, func(k weak.Pointer[rest.RESTClient]) { hosts.Delete(k) }, key)
 	}
@@ -126,7 +141,7 @@ func Do(ctx context.Context, rc *rest.RESTClient, req Request) ([]byte, error) {
 	if ct == "" {
 		ct = contentType
 	}
-	url := b + req.Path
+	url := b.url(req.Path)
 	limiter := rc.GetRateLimiter()
 	for try := 0; ; try++ {
 		// As client-go's Request does, each attempt waits for the

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -107,26 +108,31 @@ func TestDoSendsTheTypedClientsRequest(t *testing.T) {
 		io.WriteString(w, `{"kind":"Event","apiVersion":"v1","metadata":{"name":"p.1","namespace":"default","resourceVersion":"5"}}`)
 	}))
 	defer srv.Close()
-	cfg := kubeclient.Protobuf(&rest.Config{Host: srv.URL, BearerToken: "tok", UserAgent: "ua-test"})
-	kube, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	if _, err := kube.CoreV1().Events("default").Create(ctx, testEvent("p.1"), metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	if err := postEvent(ctx, kube.CoreV1().RESTClient().(*rest.RESTClient), testEvent("p.1")); err != nil {
-		t.Fatal(err)
-	}
-	if len(seen) != 2 {
-		t.Fatalf("server saw %d requests, want 2", len(seen))
-	}
-	if seen[0] != seen[1] {
-		t.Errorf("typed client sent %+v\nrestwrite sent %+v", seen[0], seen[1])
-	}
-	if seen[1].auth != "Bearer tok" || seen[1].userAgent != "ua-test" {
-		t.Errorf("transport headers missing: %+v", seen[1])
+	// A config's timeout is a query parameter of every request (an agent's
+	// config has one).
+	for _, timeout := range []time.Duration{0, 30 * time.Second} {
+		seen = nil
+		cfg := kubeclient.Protobuf(&rest.Config{Host: srv.URL, BearerToken: "tok", UserAgent: "ua-test", Timeout: timeout})
+		kube, err := kubernetes.NewForConfig(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx := context.Background()
+		if _, err := kube.CoreV1().Events("default").Create(ctx, testEvent("p.1"), metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if err := postEvent(ctx, kube.CoreV1().RESTClient().(*rest.RESTClient), testEvent("p.1")); err != nil {
+			t.Fatal(err)
+		}
+		if len(seen) != 2 {
+			t.Fatalf("timeout %v: server saw %d requests, want 2", timeout, len(seen))
+		}
+		if seen[0] != seen[1] {
+			t.Errorf("timeout %v: typed client sent %+v\nrestwrite sent %+v", timeout, seen[0], seen[1])
+		}
+		if seen[1].auth != "Bearer tok" || seen[1].userAgent != "ua-test" || !strings.HasPrefix(seen[1].path, "/api/v1/namespaces/default/events") {
+			t.Errorf("timeout %v: transport headers or path missing: %+v", timeout, seen[1])
+		}
 	}
 }
 
@@ -248,11 +254,11 @@ func TestBaseIsCachedPerClientAndDropped(t *testing.T) {
 		a := restClient(t, &rest.Config{Host: "https://a.test:6443/prefix"})
 		b := restClient(t, &rest.Config{Host: "https://b.test"})
 		for range 2 {
-			if got, err := base(a); err != nil || got != "https://a.test:6443/prefix" {
-				t.Errorf("base(a) = %q, %v", got, err)
+			if got, err := base(a); err != nil || got != (baseURL{prefix: "https://a.test:6443/prefix"}) {
+				t.Errorf("base(a) = %+v, %v", got, err)
 			}
-			if got, err := base(b); err != nil || got != "https://b.test" {
-				t.Errorf("base(b) = %q, %v", got, err)
+			if got, err := base(b); err != nil || got != (baseURL{prefix: "https://b.test"}) {
+				t.Errorf("base(b) = %+v, %v", got, err)
 			}
 		}
 		if n := cachedHosts(); n != before+2 {
