@@ -236,10 +236,7 @@ func (s *scheduler) scheduleOne(ctx context.Context) bool {
 // bind binds an assumed pod; on failure the assumption is forgotten.
 func (s *scheduler) bind(ctx context.Context, qp *QueuedPod, node string) {
 	pod := qp.Pod
-	err := s.client.CoreV1().Pods(pod.Namespace).Bind(ctx, &corev1.Binding{
-		ObjectMeta: metav1.ObjectMeta{Namespace: pod.Namespace, Name: pod.Name, UID: pod.UID},
-		Target:     corev1.ObjectReference{Kind: "Node", Name: node},
-	}, metav1.CreateOptions{})
+	err := bindPod(ctx, s.client, pod, node)
 	if err == nil {
 		s.log.Debug("bound", "pod", qp.Key, "node", node)
 		s.recorder.Eventf(pod, corev1.EventTypeNormal, EventReasonScheduled, "Successfully assigned %s/%s to %s", pod.Namespace, pod.Name, node)
