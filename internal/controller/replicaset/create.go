@@ -5,43 +5,65 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+
+	"github.com/drover/drover/internal/restwrite"
 )
 
 // protobufMagic starts a Kubernetes protobuf body (a runtime.Unknown).
 var protobufMagic = []byte{'k', '8', 's', 0}
 
-// createPod creates pod in namespace ns with the very request of the typed
-// client's Create, and returns the name the server gave it (the pods of a
-// ReplicaSet are named by generateName). The controller needs nothing else
-// of the created pod: it decodes only the response's metadata, where
-// Create would decode the whole pod (a quarter of the controller's CPU for
-// each pod it creates).
-func createPod(ctx context.Context, client kubernetes.Interface, ns string, pod *corev1.Pod) (string, error) {
-	rc := client.CoreV1().RESTClient()
-	if rc == nil { // a clientset without REST clients (a fake): its Create
-		created, err := client.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{})
+// podCreator creates pods from one template, as a sync's creations are:
+// each is the typed client's Create request (protobuf), and returns the
+// name the server gave the pod (a ReplicaSet's pods are named by
+// generateName). The body is encoded once for all of them and sent with
+// restwrite, without client-go's per-request bookkeeping; the response's
+// metadata alone is decoded, where Create would decode the whole pod. The
+// controller needs nothing else of what it created.
+type podCreator struct {
+	client kubernetes.Interface
+	rc     *rest.RESTClient // nil for a clientset without one (a fake)
+	ns     string
+	pod    *corev1.Pod
+	body   []byte
+}
+
+// newPodCreator returns a creator of copies of pod in namespace ns.
+func newPodCreator(client kubernetes.Interface, ns string, pod *corev1.Pod) (*podCreator, error) {
+	c := &podCreator{client: client, ns: ns, pod: pod}
+	if rc, ok := client.CoreV1().RESTClient().(*rest.RESTClient); ok && rc != nil {
+		p := *pod
+		p.TypeMeta = metav1.TypeMeta{APIVersion: corev1.SchemeGroupVersion.String(), Kind: "Pod"}
+		body, err := restwrite.Encode(&p)
+		if err != nil {
+			return nil, err
+		}
+		c.rc, c.body = rc, body
+	}
+	return c, nil
+}
+
+// create creates one pod and returns its name.
+func (c *podCreator) create(ctx context.Context) (string, error) {
+	if c.rc == nil {
+		created, err := c.client.CoreV1().Pods(c.ns).Create(ctx, c.pod.DeepCopy(), metav1.CreateOptions{})
 		if err != nil {
 			return "", err
 		}
 		return created.Name, nil
 	}
-	res := rc.Post().
-		UseProtobufAsDefault().
-		Namespace(ns).
-		Resource("pods").
-		VersionedParams(&metav1.CreateOptions{}, scheme.ParameterCodec).
-		Body(pod).
-		Do(ctx)
-	if err := res.Error(); err != nil {
+	body, err := restwrite.Do(ctx, c.rc, restwrite.Request{Method: http.MethodPost,
+		Path: "/api/" + c.rc.APIVersion().Version + "/namespaces/" + c.ns + "/pods", Body: c.body,
+		Resource: corev1.Resource("pods"), Name: c.pod.Name})
+	if err != nil {
 		return "", err
 	}
-	body, _ := res.Raw()
 	name, err := createdName(body)
 	if err != nil {
 		return "", fmt.Errorf("reading the created pod: %w", err)

@@ -51,59 +51,83 @@ type roundTripperFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripperFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
-// TestCreatePodAsTypedCreate: createPod sends the typed client's Create
-// request byte for byte, and returns the name the server generated, in
-// protobuf and in JSON; a refused create is the same API error.
-func TestCreatePodAsTypedCreate(t *testing.T) {
+// newClient returns a client of cfg, protobuf or not, whose requests rec
+// records.
+func newClient(t *testing.T, cfg *rest.Config, proto bool, rec *recorder) kubernetes.Interface {
+	t.Helper()
+	cfg = rest.CopyConfig(cfg)
+	if proto {
+		cfg = kubeclient.Protobuf(cfg)
+	}
+	cfg.WrapTransport = rec.wrap
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return client
+}
+
+// TestPodCreatorSendsTypedCreate: each of a podCreator's creations is the
+// typed protobuf client's Create request byte for byte (whatever content
+// type the client is configured for), and returns the name the server
+// generated; a refused create is the same API error.
+func TestPodCreatorSendsTypedCreate(t *testing.T) {
 	env := testenv.Start(t)
 	ctx := context.Background()
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{GenerateName: "web-", Labels: map[string]string{"app": "web", "tier": "front"}},
+		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "web", Image: "web:1"}}},
+	}
+	ref := &recorder{}
+	typed, err := newClient(t, env.Config, true, ref).CoreV1().Pods("default").Create(ctx, pod.DeepCopy(), metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := ref.sent[0]
 	for _, proto := range []bool{true, false} {
 		t.Run(fmt.Sprintf("protobuf=%v", proto), func(t *testing.T) {
-			cfg := rest.CopyConfig(env.Config)
-			if proto {
-				cfg = kubeclient.Protobuf(cfg)
-			}
 			rec := &recorder{}
-			cfg.WrapTransport = rec.wrap
-			client, err := kubernetes.NewForConfig(cfg)
+			creator, err := newPodCreator(newClient(t, env.Config, proto, rec), "default", pod)
 			if err != nil {
 				t.Fatal(err)
 			}
-			pod := &corev1.Pod{
-				ObjectMeta: metav1.ObjectMeta{GenerateName: "web-", Labels: map[string]string{"app": "web", "tier": "front"}},
-				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "web", Image: "web:1"}}},
-			}
-			typed, err := client.CoreV1().Pods("default").Create(ctx, pod.DeepCopy(), metav1.CreateOptions{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			name, err := createPod(ctx, client, "default", pod.DeepCopy())
-			if err != nil {
-				t.Fatal(err)
-			}
-			got, err := env.Kube.CoreV1().Pods("default").Get(ctx, name, metav1.GetOptions{})
-			if err != nil {
-				t.Fatalf("the pod createPod named %q: %v", name, err)
-			}
-			if got.Name == typed.Name || got.GenerateName != "web-" {
-				t.Errorf("created %q (generateName %q) after %q: want another generated name", got.Name, got.GenerateName, typed.Name)
+			names := map[string]bool{typed.Name: true}
+			for range 2 {
+				name, err := creator.create(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got, err := env.Kube.CoreV1().Pods("default").Get(ctx, name, metav1.GetOptions{})
+				if err != nil {
+					t.Fatalf("the pod create named %q: %v", name, err)
+				}
+				if names[got.Name] || got.GenerateName != "web-" || got.Labels["tier"] != "front" {
+					t.Errorf("created %q (generateName %q, labels %v) after %v: want another generated name, the template's labels", got.Name, got.GenerateName, got.Labels, names)
+				}
+				names[got.Name] = true
 			}
 			rec.mu.Lock()
 			defer rec.mu.Unlock()
 			if len(rec.sent) != 2 {
 				t.Fatalf("%d requests sent, want 2", len(rec.sent))
 			}
-			a, b := rec.sent[0], rec.sent[1]
-			if a.method != b.method || a.url != b.url || a.contentType != b.contentType || a.accept != b.accept || a.userAgent != b.userAgent || !bytes.Equal(a.body, b.body) {
-				t.Errorf("createPod sent %s %s (Content-Type %q, Accept %q, User-Agent %q, %d bytes), want the typed Create's %s %s (%q, %q, %q, %d bytes)",
-					b.method, b.url, b.contentType, b.accept, b.userAgent, len(b.body), a.method, a.url, a.contentType, a.accept, a.userAgent, len(a.body))
+			for _, b := range rec.sent {
+				if want.method != b.method || want.url != b.url || want.contentType != b.contentType || want.accept != b.accept || want.userAgent != b.userAgent || !bytes.Equal(want.body, b.body) {
+					t.Errorf("create sent %s %s (Content-Type %q, Accept %q, User-Agent %q, %d bytes), want the typed Create's %s %s (%q, %q, %q, %d bytes)",
+						b.method, b.url, b.contentType, b.accept, b.userAgent, len(b.body), want.method, want.url, want.contentType, want.accept, want.userAgent, len(want.body))
+				}
 			}
 		})
 	}
-	_, err := createPod(ctx, env.Kube, "default", &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "Not_Valid"}})
-	_, want := env.Kube.CoreV1().Pods("default").Create(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "Not_Valid"}}, metav1.CreateOptions{})
-	if err == nil || want == nil || err.Error() != want.Error() {
-		t.Errorf("invalid pod: createPod's error %v, want the typed Create's %v", err, want)
+	invalid := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "Not_Valid"}}
+	creator, err := newPodCreator(env.Kube, "default", invalid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = creator.create(ctx)
+	_, wantErr := env.Kube.CoreV1().Pods("default").Create(ctx, invalid, metav1.CreateOptions{})
+	if err == nil || wantErr == nil || err.Error() != wantErr.Error() {
+		t.Errorf("invalid pod: create's error %v, want the typed Create's %v", err, wantErr)
 	}
 }
 

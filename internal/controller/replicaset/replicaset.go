@@ -579,9 +579,13 @@ func (c *controller) manage(ctx context.Context, rs *appsv1.ReplicaSet, owned []
 		if err != nil {
 			return err
 		}
+		creator, err := newPodCreator(c.client, rs.Namespace, pod)
+		if err != nil {
+			return err
+		}
 		c.expectations.ExpectCreations(k, plan.Create)
 		ok, err := SlowStart(plan.Create, slowStartInitialBatch, func() error {
-			name, err := createPod(ctx, c.client, rs.Namespace, pod.DeepCopy())
+			name, err := creator.create(ctx)
 			if err != nil {
 				if apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause) {
 					return nil // the namespace is going; nothing to report
