@@ -1,17 +1,11 @@
 package agent
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"errors"
-	"fmt"
 	"net/http"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
@@ -54,52 +48,14 @@ func putPodStatus(ctx context.Context, client kubernetes.Interface, pod *corev1.
 	if err != nil {
 		return "", err
 	}
-	body, err := restwrite.Do(ctx, rc, restwrite.Request{Method: http.MethodPut, Path: podStatusPath(gv, pod.Namespace, pod.Name),
+	body, err := restwrite.Do(ctx, rc, restwrite.Request{Method: http.MethodPut, Path: restwrite.Path(gv, pod.Namespace, "pods", pod.Name, "status"),
 		Body: data, Resource: corev1.Resource("pods"), Name: pod.Name})
 	if err != nil {
 		return "", err
 	}
-	return resourceVersionOf(body)
-}
-
-// podStatusPath is the path of a pod's status subresource in the core
-// group version gv (v1): /api/v1/namespaces/NS/pods/NAME/status.
-func podStatusPath(gv schema.GroupVersion, ns, name string) string {
-	return "/api/" + gv.Version + "/namespaces/" + ns + "/pods/" + name + "/status"
-}
-
-// protobufMagic starts an object encoded in Kubernetes' protobuf envelope.
-var protobufMagic = []byte{0x6b, 0x38, 0x73, 0x00}
-
-// resourceVersionOf reads metadata.resourceVersion from an object the API
-// server returned, in protobuf or JSON, without decoding the rest of it.
-func resourceVersionOf(body []byte) (string, error) {
-	var rv string
-	if rest, ok := bytes.CutPrefix(body, protobufMagic); ok {
-		var u runtime.Unknown
-		if err := u.Unmarshal(rest); err != nil {
-			return "", fmt.Errorf("decode the written object: %w", err)
-		}
-		// An object's field 1 is its metadata, as PartialObjectMetadata's
-		// is; the other fields are skipped.
-		var m metav1.PartialObjectMetadata
-		if err := m.Unmarshal(u.Raw); err != nil {
-			return "", fmt.Errorf("decode the written object's metadata: %w", err)
-		}
-		rv = m.ResourceVersion
-	} else {
-		var m struct {
-			Metadata struct {
-				ResourceVersion string `json:"resourceVersion"`
-			} `json:"metadata"`
-		}
-		if err := json.Unmarshal(body, &m); err != nil {
-			return "", fmt.Errorf("decode the written object: %w", err)
-		}
-		rv = m.Metadata.ResourceVersion
+	m, err := restwrite.Metadata(body)
+	if err != nil {
+		return "", err
 	}
-	if rv == "" {
-		return "", errors.New("the written object has no resourceVersion")
-	}
-	return rv, nil
+	return m.ResourceVersion, nil
 }

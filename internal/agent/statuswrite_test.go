@@ -70,28 +70,3 @@ func TestPutPodStatusKeepsTheRestOfThePod(t *testing.T) {
 		})
 	}
 }
-
-func TestResourceVersionOfRejectsGarbage(t *testing.T) {
-	for _, body := range [][]byte{nil, []byte("{}"), []byte("k8s\x00\xff\xff"), []byte("not json")} {
-		if rv, err := resourceVersionOf(body); err == nil {
-			t.Errorf("resourceVersionOf(%q) = %q, want an error", body, rv)
-		}
-	}
-}
-
-// The status write's path, given whole, is the one client-go builds from
-// its segments, under a server path prefix too.
-func TestPodStatusPathIsTheTypedClientsURL(t *testing.T) {
-	for _, host := range []string{"https://127.0.0.1:6443", "https://example.test/prefix/"} {
-		client, err := kubernetes.NewForConfig(&rest.Config{Host: host})
-		if err != nil {
-			t.Fatal(err)
-		}
-		rc := client.CoreV1().RESTClient().(*rest.RESTClient)
-		want := rc.Put().Namespace("kube-system").Resource("pods").Name("web-1.a").SubResource("status").URL()
-		got := rc.Put().AbsPath(podStatusPath(rc.APIVersion(), "kube-system", "web-1.a")).URL()
-		if got.String() != want.String() {
-			t.Errorf("host %s: status write to %s, want %s", host, got, want)
-		}
-	}
-}

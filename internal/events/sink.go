@@ -168,21 +168,11 @@ func NewPoster(ctx context.Context, core typedcorev1.CoreV1Interface) record.Eve
 	return poster{ctx: ctx, rc: rc}
 }
 
-// eventsPath is the path of namespace ns's events, and of event name in
-// it when name is set.
-func (p poster) eventsPath(ns, name string) string {
-	path := "/api/" + p.rc.APIVersion().Version + "/namespaces/" + ns + "/events"
-	if name != "" {
-		path += "/" + name
-	}
-	return path
-}
-
 // write sends ev (or, with patch, the patch of it) as the typed client
 // would, through restwrite: posting an event was, beyond its HTTP/2
 // stream, mostly client-go's request bookkeeping.
 func (p poster) write(method string, ev *corev1.Event, name string, patch []byte) error {
-	req := restwrite.Request{Method: method, Path: p.eventsPath(ev.Namespace, name), Name: name,
+	req := restwrite.Request{Method: method, Path: restwrite.Path(p.rc.APIVersion(), ev.Namespace, "events", name, ""), Name: name,
 		Resource: corev1.Resource("events")}
 	if patch != nil {
 		req.Body, req.ContentType = patch, string(types.StrategicMergePatchType)

@@ -2,6 +2,7 @@ package restwrite
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -17,6 +18,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/util/flowcontrol"
 
@@ -273,4 +275,92 @@ func TestBaseIsCachedPerClientAndDropped(t *testing.T) {
 		runtime.GC()
 		time.Sleep(10 * time.Millisecond) // cleanups run on their own goroutine after a GC
 	}
+}
+
+// Path is the path client-go builds from the same segments, in the core
+// group and another, under a server path prefix too.
+func TestPathIsTheTypedClientsURL(t *testing.T) {
+	for _, host := range []string{"https://127.0.0.1:6443", "https://example.test/prefix/"} {
+		kube, err := kubernetes.NewForConfig(&rest.Config{Host: host})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, rc := range []*rest.RESTClient{kube.CoreV1().RESTClient().(*rest.RESTClient), kube.AppsV1().RESTClient().(*rest.RESTClient)} {
+			for _, seg := range [][3]string{{"pods", "", ""}, {"pods", "web-1.a", ""}, {"pods", "web-1.a", "status"}} {
+				want := rc.Put().Namespace("kube-system").Resource(seg[0]).Name(seg[1]).SubResource(seg[2]).URL()
+				got := rc.Put().AbsPath(Path(rc.APIVersion(), "kube-system", seg[0], seg[1], seg[2])).URL()
+				if got.String() != want.String() {
+					t.Errorf("host %s, %s %v: path %s, want %s", host, rc.APIVersion(), seg, got, want)
+				}
+			}
+		}
+	}
+}
+
+// Metadata reads what the server answered, protobuf or JSON, and refuses
+// what is not an object with a resourceVersion.
+func TestMetadata(t *testing.T) {
+	env := testenv.Start(t)
+	ctx := context.Background()
+	for _, proto := range []bool{true, false} {
+		cfg := rest.CopyConfig(env.Config)
+		if proto {
+			cfg = kubeclient.Protobuf(cfg)
+		}
+		kube, err := kubernetes.NewForConfig(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := kube.CoreV1().RESTClient().Post().Namespace("default").Resource("events").
+			Body(testEvent(fmt.Sprintf("md.%v", proto))).Do(ctx).Raw()
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := Metadata(body)
+		if err != nil || m.Name != fmt.Sprintf("md.%v", proto) || m.ResourceVersion == "" {
+			t.Errorf("protobuf %v: Metadata = %q rv %q, %v", proto, m.Name, m.ResourceVersion, err)
+		}
+	}
+	for _, body := range [][]byte{nil, []byte("{}"), []byte("k8s\x00\xff\xff"), []byte("not json")} {
+		if m, err := Metadata(body); err == nil {
+			t.Errorf("Metadata(%q) = %+v, want an error", body, m)
+		}
+	}
+}
+
+// BenchmarkMetadata decodes a created pod's metadata from its protobuf
+// response, as the writers do, against decoding the whole pod, as the
+// typed client does.
+func BenchmarkMetadata(b *testing.B) {
+	env := testenv.Start(b)
+	kube, err := kubernetes.NewForConfig(kubeclient.Protobuf(rest.CopyConfig(env.Config)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{GenerateName: "web-", Labels: map[string]string{"app": "web", "pod-template-hash": "abc"}},
+		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "web", Image: "web:1"}}},
+	}
+	body, err := kube.CoreV1().RESTClient().Post().Namespace("default").Resource("pods").Body(pod).Do(context.Background()).Raw()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("metadata", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := Metadata(body); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("whole-pod", func(b *testing.B) {
+		b.ReportAllocs()
+		dec := scheme.Codecs.UniversalDeserializer()
+		for b.Loop() {
+			var p corev1.Pod
+			if _, _, err := dec.Decode(body, nil, &p); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }

@@ -33,7 +33,7 @@ func bindPod(ctx context.Context, client kubernetes.Interface, pod *corev1.Pod, 
 		return err
 	}
 	_, err = restwrite.Do(ctx, rc, restwrite.Request{Method: http.MethodPost,
-		Path: "/api/" + rc.APIVersion().Version + "/namespaces/" + pod.Namespace + "/pods/" + pod.Name + "/binding",
+		Path: restwrite.Path(rc.APIVersion(), pod.Namespace, "pods", pod.Name, "binding"),
 		Body: body, Resource: corev1.Resource("pods"), Name: pod.Name})
 	return err
 }

@@ -1,23 +1,17 @@
 package replicaset
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
 	"github.com/drover/drover/internal/restwrite"
 )
-
-// protobufMagic starts a Kubernetes protobuf body (a runtime.Unknown).
-var protobufMagic = []byte{'k', '8', 's', 0}
 
 // podCreator creates pods from one template, as a sync's creations are:
 // each is the typed client's Create request (protobuf), and returns the
@@ -59,37 +53,14 @@ func (c *podCreator) create(ctx context.Context) (string, error) {
 		return created.Name, nil
 	}
 	body, err := restwrite.Do(ctx, c.rc, restwrite.Request{Method: http.MethodPost,
-		Path: "/api/" + c.rc.APIVersion().Version + "/namespaces/" + c.ns + "/pods", Body: c.body,
+		Path: restwrite.Path(c.rc.APIVersion(), c.ns, "pods", "", ""), Body: c.body,
 		Resource: corev1.Resource("pods"), Name: c.pod.Name})
 	if err != nil {
 		return "", err
 	}
-	name, err := createdName(body)
+	m, err := restwrite.Metadata(body)
 	if err != nil {
 		return "", fmt.Errorf("reading the created pod: %w", err)
-	}
-	return name, nil
-}
-
-// createdName is the name in the metadata of a created object's body,
-// protobuf or JSON, decoding nothing else of it.
-func createdName(body []byte) (string, error) {
-	var m metav1.PartialObjectMetadata
-	if rest, ok := bytes.CutPrefix(body, protobufMagic); ok {
-		var unk runtime.Unknown
-		if err := unk.Unmarshal(rest); err != nil {
-			return "", err
-		}
-		// An object's metadata is its field 1, as PartialObjectMetadata's:
-		// the object's other fields are skipped as unknown.
-		if err := m.Unmarshal(unk.Raw); err != nil {
-			return "", err
-		}
-	} else if err := json.Unmarshal(body, &m); err != nil {
-		return "", err
-	}
-	if m.Name == "" {
-		return "", fmt.Errorf("no name in the response (%d bytes)", len(body))
 	}
 	return m.Name, nil
 }

@@ -12,7 +12,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 
 	"github.com/drover/drover/internal/kubeclient"
@@ -129,42 +128,4 @@ func TestPodCreatorSendsTypedCreate(t *testing.T) {
 	if err == nil || wantErr == nil || err.Error() != wantErr.Error() {
 		t.Errorf("invalid pod: create's error %v, want the typed Create's %v", err, wantErr)
 	}
-}
-
-// BenchmarkCreatedName decodes a created pod's name from its protobuf
-// response, as createPod does, against decoding the whole pod, as the
-// typed Create does.
-func BenchmarkCreatedName(b *testing.B) {
-	env := testenv.Start(b)
-	cfg := kubeclient.Protobuf(rest.CopyConfig(env.Config))
-	client, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	pod := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{GenerateName: "web-", Labels: map[string]string{"app": "web", "pod-template-hash": "abc"}},
-		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "web", Image: "web:1"}}},
-	}
-	body, err := client.CoreV1().RESTClient().Post().Namespace("default").Resource("pods").Body(pod).Do(context.Background()).Raw()
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Run("metadata", func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			if _, err := createdName(body); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
-	b.Run("whole-pod", func(b *testing.B) {
-		b.ReportAllocs()
-		dec := scheme.Codecs.UniversalDeserializer()
-		for b.Loop() {
-			var p corev1.Pod
-			if _, _, err := dec.Decode(body, nil, &p); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
 }
