@@ -1,70 +1,15 @@
 package replicaset
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"io"
-	"net/http"
-	"sync"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
 
-	"github.com/drover/drover/internal/kubeclient"
 	"github.com/drover/drover/internal/testenv"
 )
-
-// sentRequest is what a client sent, as the server would see it.
-type sentRequest struct {
-	method, url, contentType, accept, userAgent string
-	body                                        []byte
-}
-
-type recorder struct {
-	mu   sync.Mutex
-	sent []sentRequest
-}
-
-func (r *recorder) wrap(rt http.RoundTripper) http.RoundTripper {
-	return roundTripperFunc(func(req *http.Request) (*http.Response, error) {
-		var body []byte
-		if req.Body != nil {
-			var err error
-			if body, err = io.ReadAll(req.Body); err != nil {
-				return nil, err
-			}
-			req.Body = io.NopCloser(bytes.NewReader(body))
-		}
-		r.mu.Lock()
-		r.sent = append(r.sent, sentRequest{req.Method, req.URL.String(), req.Header.Get("Content-Type"), req.Header.Get("Accept"), req.UserAgent(), body})
-		r.mu.Unlock()
-		return rt.RoundTrip(req)
-	})
-}
-
-type roundTripperFunc func(*http.Request) (*http.Response, error)
-
-func (f roundTripperFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
-
-// newClient returns a client of cfg, protobuf or not, whose requests rec
-// records.
-func newClient(t *testing.T, cfg *rest.Config, proto bool, rec *recorder) kubernetes.Interface {
-	t.Helper()
-	cfg = rest.CopyConfig(cfg)
-	if proto {
-		cfg = kubeclient.Protobuf(cfg)
-	}
-	cfg.WrapTransport = rec.wrap
-	client, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return client
-}
 
 // TestPodCreatorSendsTypedCreate: each of a podCreator's creations is the
 // typed protobuf client's Create request byte for byte (whatever content
@@ -77,16 +22,16 @@ func TestPodCreatorSendsTypedCreate(t *testing.T) {
 		ObjectMeta: metav1.ObjectMeta{GenerateName: "web-", Labels: map[string]string{"app": "web", "tier": "front"}},
 		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "web", Image: "web:1"}}},
 	}
-	ref := &recorder{}
-	typed, err := newClient(t, env.Config, true, ref).CoreV1().Pods("default").Create(ctx, pod.DeepCopy(), metav1.CreateOptions{})
+	ref := &testenv.Recorder{}
+	typed, err := ref.Client(t, env.Config, true).CoreV1().Pods("default").Create(ctx, pod.DeepCopy(), metav1.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := ref.sent[0]
+	want := ref.Sent()[0]
 	for _, proto := range []bool{true, false} {
 		t.Run(fmt.Sprintf("protobuf=%v", proto), func(t *testing.T) {
-			rec := &recorder{}
-			creator, err := newPodCreator(newClient(t, env.Config, proto, rec), "default", pod)
+			rec := &testenv.Recorder{}
+			creator, err := newPodCreator(rec.Client(t, env.Config, proto), "default", pod)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -105,15 +50,14 @@ func TestPodCreatorSendsTypedCreate(t *testing.T) {
 				}
 				names[got.Name] = true
 			}
-			rec.mu.Lock()
-			defer rec.mu.Unlock()
-			if len(rec.sent) != 2 {
-				t.Fatalf("%d requests sent, want 2", len(rec.sent))
+			sent := rec.Sent()
+			if len(sent) != 2 {
+				t.Fatalf("%d requests sent, want 2", len(sent))
 			}
-			for _, b := range rec.sent {
-				if want.method != b.method || want.url != b.url || want.contentType != b.contentType || want.accept != b.accept || want.userAgent != b.userAgent || !bytes.Equal(want.body, b.body) {
+			for _, b := range sent {
+				if !b.Equal(want) {
 					t.Errorf("create sent %s %s (Content-Type %q, Accept %q, User-Agent %q, %d bytes), want the typed Create's %s %s (%q, %q, %q, %d bytes)",
-						b.method, b.url, b.contentType, b.accept, b.userAgent, len(b.body), want.method, want.url, want.contentType, want.accept, want.userAgent, len(want.body))
+						b.Method, b.URL, b.ContentType, b.Accept, b.UserAgent, len(b.Body), want.Method, want.URL, want.ContentType, want.Accept, want.UserAgent, len(want.Body))
 				}
 			}
 		})
