@@ -203,14 +203,6 @@ func TestDoWaitsForTheRateLimiter(t *testing.T) {
 	if calls.Load() != 2 || limiter.waits.Load() != 2 {
 		t.Errorf("%d attempts, %d waits for the rate limiter; want 2 and 2", calls.Load(), limiter.waits.Load())
 	}
-	// A limiter that refuses (its context done) fails the write unsent.
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	strict := restClient(t, &rest.Config{Host: srv.URL, QPS: 1, Burst: 1})
-	strict.GetRateLimiter().TryAccept() // the one token
-	if _, err := Do(ctx, strict, Request{Method: http.MethodPut, Path: "/x"}); err == nil || calls.Load() != 2 {
-		t.Errorf("throttled write with its context done: %v after %d server calls; want an error and none", err, calls.Load()-2)
-	}
 }
 
 // BenchmarkEventPost posts an event with the typed client and with Do.
