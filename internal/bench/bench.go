@@ -21,6 +21,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"runtime/metrics"
 	"slices"
 	"sort"
@@ -149,6 +150,14 @@ type Result struct {
 	PeakRSS int64 `json:"peakRSSBytes"`
 	// FleetPeakRSS is the child fleet's VmHWM (FleetChild only).
 	FleetPeakRSS int64 `json:"fleetPeakRSSBytes,omitempty"`
+	// FileRSS is the part of this process's resident memory, when all pods
+	// are Ready, that maps files (RssFile): the executable and etcd's
+	// database, pages the kernel can drop and read again.
+	FileRSS int64 `json:"fileRSSBytes,omitempty"`
+	// LiveHeap is the Go heap still in use once all pods are Ready, after a
+	// forced collection: what the process keeps, where PeakRSS adds the
+	// garbage the collector lets grow between cycles.
+	LiveHeap uint64 `json:"liveHeapBytes"`
 	// EtcdDBSize is the embedded etcd's database file (own control plane only).
 	EtcdDBSize int64 `json:"etcdDBSizeBytes,omitempty"`
 	// CPUSeconds is user+system CPU of this process over the whole run
@@ -519,11 +528,13 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		}
 	}
 	tracker.fill(res, start)
-	res.PeakRSS = vmHWM("self")
+	res.PeakRSS = procStatusBytes("self", "VmHWM:")
+	res.FileRSS = procStatusBytes("self", "RssFile:")
+	res.LiveHeap = liveHeap()
 	res.CPUSeconds = cpuSeconds()
 	if child != nil {
 		pid := strconv.Itoa(child.Process.Pid)
-		res.FleetPeakRSS = vmHWM(pid)
+		res.FleetPeakRSS = procStatusBytes(pid, "VmHWM:")
 		res.FleetCPUSeconds = procCPUSeconds(pid)
 	}
 	if dataDir != "" {
@@ -726,15 +737,15 @@ func scrapeAPI(ctx context.Context, client kubernetes.Interface) (apiScrape, err
 	return apiScrape{latency: lat, requests: req, queueWait: waits, rejected: rejected}, nil
 }
 
-// vmHWM is a process's peak resident set size in bytes, from
-// /proc/PID/status; 0 if unknown.
-func vmHWM(pid string) int64 {
+// procStatusBytes reads a size field of a process's /proc status, such
+// as VmHWM: (the peak resident set size), in bytes; 0 if unreadable.
+func procStatusBytes(pid, field string) int64 {
 	b, err := os.ReadFile("/proc/" + pid + "/status")
 	if err != nil {
 		return 0
 	}
 	for line := range strings.SplitSeq(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+		if rest, ok := strings.CutPrefix(line, field); ok {
 			f := strings.Fields(rest)
 			if len(f) > 0 {
 				kb, _ := strconv.ParseInt(f[0], 10, 64)
@@ -743,6 +754,14 @@ func vmHWM(pid string) int64 {
 		}
 	}
 	return 0
+}
+
+// liveHeap collects garbage and returns the heap bytes still in use.
+func liveHeap() uint64 {
+	runtime.GC()
+	s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	metrics.Read(s)
+	return s[0].Value.Uint64()
 }
 
 // gcFigures are this process's garbage collections so far.
@@ -858,6 +877,9 @@ func (r *Result) WriteTable(w io.Writer) {
 		fmt.Fprint(w, " (control plane + fleet + bench)")
 	}
 	fmt.Fprintln(w)
+	if r.LiveHeap > 0 {
+		fmt.Fprintf(w, "  live heap           %8.0f MiB at the end, after a collection; %.0f MiB of the RSS maps files (binary, etcd db)\n", float64(r.LiveHeap)/(1<<20), float64(r.FileRSS)/(1<<20))
+	}
 	if r.EtcdDBSize > 0 {
 		fmt.Fprintf(w, "  etcd db             %8.1f MiB\n", float64(r.EtcdDBSize)/(1<<20))
 	}
