@@ -137,4 +137,28 @@ func TestRing(t *testing.T) {
 	if got := fmt.Sprint(collect(0), r.start); got != "[] 20" {
 		t.Fatalf("after reset: %s", got)
 	}
+	r.push(storage.Event{Revision: 21})
+	if got := fmt.Sprint(collect(0), r.start); got != "[21] 20" {
+		t.Fatalf("after reset and a push: %s", got)
+	}
+}
+
+// TestRingGrows checks that a window allocates only for the events it
+// has seen, and no more than its size.
+func TestRingGrows(t *testing.T) {
+	r := newRing(100)
+	if cap(r.buf) != 0 {
+		t.Fatalf("a new window holds %d slots, want none", cap(r.buf))
+	}
+	for rev := int64(1); rev <= 250; rev++ {
+		r.push(storage.Event{Revision: rev})
+		if want := min(rev, 100); int64(len(r.buf)) != want || cap(r.buf) > 100 {
+			t.Fatalf("after %d events: %d held in %d slots, want %d in at most 100", rev, len(r.buf), cap(r.buf), want)
+		}
+	}
+	var got []int64
+	r.each(0, func(ev storage.Event) { got = append(got, ev.Revision) })
+	if len(got) != 100 || got[0] != 151 || got[99] != 250 || r.start != 150 {
+		t.Fatalf("window %v... (%d events), start %d; want 151..250, start 150", got[:3], len(got), r.start)
+	}
 }
