@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"testing"
 
 	"github.com/spf13/pflag"
@@ -15,9 +16,9 @@ func TestHeapTargetFor(t *testing.T) {
 		ram  uint64
 		want int64
 	}{
-		{0, 384 << 20},        // unknown: the default
-		{24 * gib, 384 << 20}, // a big machine: the default
-		{3 * gib, 384 << 20},  // an eighth is exactly the default
+		{0, 256 << 20},        // unknown: the default
+		{24 * gib, 256 << 20}, // a big machine: the default
+		{2 * gib, 256 << 20},  // an eighth is exactly the default
 		{1 * gib, 128 << 20},  // a small one: an eighth of it
 	} {
 		if got := heapTargetFor(c.ram); got != c.want {
@@ -42,6 +43,33 @@ func TestHeapTargetFlag(t *testing.T) {
 	for _, bad := range []string{"-1Mi", "lots"} {
 		if err := f.Parse([]string{"--heap-target", bad}); err == nil {
 			t.Errorf("--heap-target %s accepted", bad)
+		}
+	}
+}
+
+// TestStartHeapTargetGCPercent checks the collector's percent past the
+// target: controlPlaneGCPercent unless GOGC is set, and Go's own without a
+// target.
+func TestStartHeapTargetGCPercent(t *testing.T) {
+	defer debug.SetGCPercent(debug.SetGCPercent(100))
+	percent := func() int { p := debug.SetGCPercent(100); debug.SetGCPercent(p); return p }
+	for _, c := range []struct {
+		gogc   string
+		target string
+		want   int
+	}{
+		{"", "256Mi", controlPlaneGCPercent},
+		{"200", "256Mi", 100}, // the environment's GOGC (set by the runtime at start; 100 here) stays
+		{"", "0", 100},
+	} {
+		t.Setenv("GOGC", c.gogc)
+		debug.SetGCPercent(100)
+		tuner := startHeapTarget(resource.MustParse(c.target))
+		// The tuner raises GOGC while the heap is under the target; its
+		// floor is what Stop restores.
+		tuner.Stop()
+		if got := percent(); got != c.want {
+			t.Errorf("GOGC=%q, target %s: percent %d after the tuner, want %d", c.gogc, c.target, got, c.want)
 		}
 	}
 }
