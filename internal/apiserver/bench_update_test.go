@@ -3,23 +3,60 @@ package apiserver_test
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 )
 
+// benchEnv is what a benchmark function runs against.
+type benchEnv struct {
+	client kubernetes.Interface
+	ns     string
+	// podsSeen is the resourceVersion of the last pod event an in-process
+	// watcher of ns received; nil without a watcher.
+	podsSeen *atomic.Int64
+}
+
+// podsWatched waits until the pod watcher, if any, has received the event
+// of resourceVersion rv, so that the watch memo holds the object written.
+func (e benchEnv) podsWatched(b *testing.B, rv string) {
+	if e.podsSeen == nil {
+		return
+	}
+	want, err := strconv.ParseInt(rv, 10, 64)
+	if err != nil {
+		b.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for e.podsSeen.Load() < want {
+		if time.Now().After(deadline) {
+			b.Fatalf("pod watcher at %d, want %d", e.podsSeen.Load(), want)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 // benchServers runs fn on an API server over etcd alone and on one behind
-// the watch cache, as the control plane runs it.
+// the watch cache, as the control plane runs it; with watchPods, also on one
+// behind the cache with an in-process watcher of the namespace's pods, as
+// the control plane's informers watch them (the watcher decodes each pod
+// once, and writes may start from that object).
 // It reports the process's CPU time per operation (client, server and the
 // in-process etcd together) and, behind the cache, etcd Gets per operation.
-func benchServers(b *testing.B, fn func(b *testing.B, client kubernetes.Interface, ns string)) {
-	for _, cached := range []bool{false, true} {
-		name := map[bool]string{false: "etcd", true: "cacher"}[cached]
+func benchServers(b *testing.B, watchPods bool, fn func(b *testing.B, env benchEnv)) {
+	modes := []string{"etcd", "cacher"}
+	if watchPods {
+		modes = append(modes, "cacher-watched")
+	}
+	for _, name := range modes {
+		cached := name != "etcd"
 		b.Run(name, func(b *testing.B) {
 			var ts *testServer
 			var cts *cachedTestServer
@@ -39,6 +76,10 @@ func benchServers(b *testing.B, fn func(b *testing.B, client kubernetes.Interfac
 				}
 				cts.waitCached(b, "/registry/core/namespaces/"+ns, nsObj.ResourceVersion)
 			}
+			env := benchEnv{client: ts.client, ns: ns}
+			if name == "cacher-watched" {
+				env.podsSeen = watchPodsLocally(b, ts, ns)
+			}
 			var gets0 int64
 			var cpu0 time.Duration
 			onReset = func() {
@@ -47,7 +88,7 @@ func benchServers(b *testing.B, fn func(b *testing.B, client kubernetes.Interfac
 					gets0 = gated.gets.Load()
 				}
 			}
-			fn(b, ts.client, ns)
+			fn(b, env)
 			b.StopTimer()
 			b.ReportMetric(float64(processCPU(b)-cpu0)/float64(b.N), "cpu-ns/op")
 			if gated != nil {
@@ -55,6 +96,35 @@ func benchServers(b *testing.B, fn func(b *testing.B, client kubernetes.Interfac
 			}
 		})
 	}
+}
+
+// watchPodsLocally starts an in-process watch of ns's pods that takes every
+// event until the benchmark ends, and returns the resourceVersion of the
+// last one taken.
+func watchPodsLocally(b *testing.B, ts *testServer, ns string) *atomic.Int64 {
+	ctx, cancel := context.WithCancel(context.Background())
+	w, err := ts.server.Watch(ctx, podsGVR, ns, metav1.ListOptions{})
+	if err != nil {
+		cancel()
+		b.Fatal(err)
+	}
+	seen := new(atomic.Int64)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for ev := range w.ResultChan() {
+			if acc, err := meta.Accessor(ev.Object); err == nil {
+				rv, _ := strconv.ParseInt(acc.GetResourceVersion(), 10, 64)
+				seen.Store(rv)
+			}
+		}
+	}()
+	b.Cleanup(func() {
+		w.Stop()
+		cancel()
+		<-done
+	})
+	return seen
 }
 
 // onReset is called by the benchmark function when its timed loop starts.
@@ -80,9 +150,9 @@ const benchObjects = 200
 // BenchmarkUpdate measures a PUT of a ~1 KiB ConfigMap with its latest
 // resourceVersion.
 func BenchmarkUpdate(b *testing.B) {
-	benchServers(b, func(b *testing.B, client kubernetes.Interface, ns string) {
+	benchServers(b, false, func(b *testing.B, env benchEnv) {
 		ctx := context.Background()
-		cms := client.CoreV1().ConfigMaps(ns)
+		cms := env.client.CoreV1().ConfigMaps(env.ns)
 		objs := make([]*corev1.ConfigMap, benchObjects)
 		for i := range objs {
 			cm, err := cms.Create(ctx, benchConfigMap(fmt.Sprintf("u-%d", i)), metav1.CreateOptions{})
@@ -107,11 +177,12 @@ func BenchmarkUpdate(b *testing.B) {
 }
 
 // BenchmarkUpdateStatus measures a pod status write with the latest
-// resourceVersion, as a kubelet makes them.
+// resourceVersion, as a kubelet makes them, watched as the control plane's
+// informers watch pods in cacher-watched.
 func BenchmarkUpdateStatus(b *testing.B) {
-	benchServers(b, func(b *testing.B, client kubernetes.Interface, ns string) {
+	benchServers(b, true, func(b *testing.B, env benchEnv) {
 		ctx := context.Background()
-		pods := client.CoreV1().Pods(ns)
+		pods := env.client.CoreV1().Pods(env.ns)
 		objs := make([]*corev1.Pod, benchObjects)
 		for i := range objs {
 			pod, err := pods.Create(ctx, &corev1.Pod{
@@ -123,6 +194,7 @@ func BenchmarkUpdateStatus(b *testing.B) {
 			}
 			objs[i] = pod
 		}
+		env.podsWatched(b, objs[len(objs)-1].ResourceVersion)
 		b.ReportAllocs()
 		b.ResetTimer()
 		onReset()
@@ -139,12 +211,43 @@ func BenchmarkUpdateStatus(b *testing.B) {
 	})
 }
 
+// BenchmarkBind measures a pods/binding of an unbound pod, as the
+// scheduler makes them, watched as the control plane's informers watch
+// pods in cacher-watched.
+func BenchmarkBind(b *testing.B) {
+	benchServers(b, true, func(b *testing.B, env benchEnv) {
+		ctx := context.Background()
+		pods := env.client.CoreV1().Pods(env.ns)
+		var last string
+		for i := 0; i < b.N; i++ {
+			pod, err := pods.Create(ctx, &corev1.Pod{
+				ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("p-%d", i), Labels: map[string]string{"app": "bench"}},
+				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}}},
+			}, metav1.CreateOptions{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			last = pod.ResourceVersion
+		}
+		env.podsWatched(b, last)
+		b.ReportAllocs()
+		b.ResetTimer()
+		onReset()
+		for i := 0; i < b.N; i++ {
+			bind := &corev1.Binding{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("p-%d", i)}, Target: corev1.ObjectReference{Kind: "Node", Name: "node-1"}}
+			if err := pods.Bind(ctx, bind, metav1.CreateOptions{}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
 // BenchmarkCreateInNamespace measures a ConfigMap create, whose namespace
 // must exist and not be terminating.
 func BenchmarkCreateInNamespace(b *testing.B) {
-	benchServers(b, func(b *testing.B, client kubernetes.Interface, ns string) {
+	benchServers(b, false, func(b *testing.B, env benchEnv) {
 		ctx := context.Background()
-		cms := client.CoreV1().ConfigMaps(ns)
+		cms := env.client.CoreV1().ConfigMaps(env.ns)
 		b.ReportAllocs()
 		b.ResetTimer()
 		onReset()
