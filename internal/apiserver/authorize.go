@@ -63,7 +63,9 @@ func requestAttributes(r *http.Request, u *auth.User) authz.Attributes {
 
 // Admitter checks an object the server is about to store (created,
 // updated or patched, after validation) on behalf of its author; an
-// error refuses the write. authz.Admission is one.
+// error refuses the write. It must not modify the object, which may share
+// memory with objects the server hands to watchers. authz.Admission is
+// one.
 type Admitter interface {
 	Admit(ctx context.Context, user auth.User, obj runtime.Object) error
 }

@@ -329,9 +329,10 @@ func (s *server) namespaces() *registry.Resource {
 	return s.resources[coreV1.WithResource("namespaces")]
 }
 
-// updateFunc computes the new object from the current one, which it owns
-// (it may change and return it); it returns an API error to refuse the
-// update.
+// updateFunc computes the new object from the current one; it returns an
+// API error to refuse the update. Given to guaranteedUpdate it owns cur (it
+// may change and return it); given to guaranteedUpdateReadOnly it only
+// reads cur (see there).
 type updateFunc func(cur runtime.Object) (runtime.Object, error)
 
 // guaranteedUpdate applies tryUpdate to the current object and stores the
@@ -349,7 +350,33 @@ type updateFunc func(cur runtime.Object) (runtime.Object, error)
 // is answered, unless the fresh read finds the same revision. An object the
 // cache does not hold is read from etcd, so a 404 is etcd's. Dry runs read
 // etcd, as upstream's do.
+//
+// tryUpdate owns cur: cur is a deep copy of the object a watch decoded, or
+// decoded for this attempt alone.
 func (s *server) guaranteedUpdate(ctx context.Context, res *registry.Resource, namespace, name string, dryRun bool, tryUpdate updateFunc) (runtime.Object, error) {
+	return s.doGuaranteedUpdate(ctx, res, namespace, name, dryRun, false, tryUpdate)
+}
+
+// guaranteedUpdateReadOnly is guaranteedUpdate for a tryUpdate that treats
+// cur as read-only, which spares a deep copy of the object on each write:
+// cur may be the very object the watch memo decoded, shared with every
+// watcher and in-process informer, which nothing may modify.
+//
+// tryUpdate must build the object it returns copy-on-write: a copy of cur's
+// top-level struct (ownedCopy), never cur itself, in which it replaces
+// rather than modifies what it changes; a slice or map of cur's is copied
+// before anything in it changes (as setPodCondition does). What is done to
+// that object afterwards writes only to its top-level struct and its
+// ObjectMeta, held by value (resourceVersion, kind): admission only reads
+// it, encode writes to a copy of it, and a Service gets its own spec before
+// addresses are assigned into it. Each attempt after the first reads cur
+// afresh from etcd, so no retry sees an object an earlier attempt built.
+func (s *server) guaranteedUpdateReadOnly(ctx context.Context, res *registry.Resource, namespace, name string, dryRun bool, tryUpdate updateFunc) (runtime.Object, error) {
+	return s.doGuaranteedUpdate(ctx, res, namespace, name, dryRun, true, tryUpdate)
+}
+
+// doGuaranteedUpdate is guaranteedUpdate, or with readOnly guaranteedUpdateReadOnly.
+func (s *server) doGuaranteedUpdate(ctx context.Context, res *registry.Resource, namespace, name string, dryRun, readOnly bool, tryUpdate updateFunc) (runtime.Object, error) {
 	key := objectKey(res, namespace, name)
 	var (
 		cur    runtime.Object
@@ -358,7 +385,7 @@ func (s *server) guaranteedUpdate(ctx context.Context, res *registry.Resource, n
 		err    error
 	)
 	if !dryRun {
-		cur, stored, cached = s.store.getCachedStored(res, namespace, name)
+		cur, stored, cached = s.store.getCachedStored(res, namespace, name, readOnly)
 	}
 	if !cached {
 		if cur, stored, err = s.store.getStored(ctx, res, namespace, name); err != nil {
@@ -373,10 +400,10 @@ func (s *server) guaranteedUpdate(ctx context.Context, res *registry.Resource, n
 		return err
 	}
 	for attempt := 0; ; attempt++ {
-		// cur is this attempt's own decode and is not used once tryUpdate
-		// has it (whether the write changes anything is told by the
-		// stored bytes, and every retry reads cur again): tryUpdate may
-		// change it and return it, with no copy.
+		// cur is not used once tryUpdate has it (whether the write
+		// changes anything is told by the stored bytes, and every retry
+		// reads cur again): unless readOnly, it is this attempt's own and
+		// tryUpdate may change it and return it, with no copy.
 		next, err := tryUpdate(cur)
 		if err == nil {
 			err = s.admit(ctx, next)
@@ -435,6 +462,11 @@ func (s *server) guaranteedUpdate(ctx context.Context, res *registry.Resource, n
 			return next, nil
 		}
 		if svc, ok := next.(*corev1.Service); ok {
+			if readOnly {
+				// assign may fill in the spec's addresses and node
+				// ports: they must not land in cur's.
+				svc.Spec = *svc.Spec.DeepCopy()
+			}
 			// A type change may call for an address or node ports.
 			if err := s.alloc.assign(ctx, svc); err != nil {
 				if !fresh {
@@ -506,7 +538,7 @@ func (h *handler) update(ctx context.Context) (runtime.Object, error) {
 		return nil, apierrors.NewBadRequest(fmt.Sprintf("the name of the object (%s) does not match the name on the URL (%s)", acc.GetName(), h.info.Name))
 	}
 	given := acc.GetResourceVersion()
-	return h.s.guaranteedUpdate(ctx, h.res, h.info.Namespace, h.info.Name, h.dryRun(), func(cur runtime.Object) (runtime.Object, error) {
+	tryUpdate := func(cur runtime.Object) (runtime.Object, error) {
 		if err := checkResourceVersion(h.res, h.info.Name, given, cur); err != nil {
 			return nil, err
 		}
@@ -514,22 +546,39 @@ func (h *handler) update(ctx context.Context) (runtime.Object, error) {
 		if h.info.Subresource == "" {
 			// prepareUpdate builds the stored object from in itself; a
 			// retry needs the client's object as sent. Subresources only
-			// read from it.
+			// default it (the same on every attempt) and read from it.
 			in = obj.DeepCopyObject()
 		}
 		return h.s.prepareUpdate(h.res, h.info.Subresource, in, cur)
-	})
+	}
+	if h.info.Subresource == "status" || h.info.Subresource == "finalize" {
+		// prepareUpdate only reads cur for these.
+		return h.s.guaranteedUpdateReadOnly(ctx, h.res, h.info.Namespace, h.info.Name, h.dryRun(), tryUpdate)
+	}
+	return h.s.guaranteedUpdate(ctx, h.res, h.info.Namespace, h.info.Name, h.dryRun(), tryUpdate)
 }
 
 // prepareUpdate turns a client's new object into the one to store: what the
 // client may not change is taken from cur, defaults applied, the result
-// validated, and the generation bumped when the spec changed. It owns cur
-// (see updateFunc). For a subresource it only reads obj: the result may
-// share obj's status.
+// validated, and the generation bumped when the spec changed.
+//
+// For the main resource it owns cur (see updateFunc) and builds the result
+// from obj itself, defaulted. For status and finalize it only reads cur, as
+// guaranteedUpdateReadOnly asks: the result is a copy of cur's top-level
+// struct with its status (obj's, shared with it) or spec.finalizers
+// replaced. That result is not defaulted, as defaulting would write into
+// what it shares with cur, and as upstream does not either: it defaults a
+// body as it decodes it, and its status strategies take the spec from the
+// stored object, defaulted when it was written. A status write defaults obj
+// before its status is taken.
 func (s *server) prepareUpdate(res *registry.Resource, subresource string, obj, cur runtime.Object) (runtime.Object, error) {
 	var next runtime.Object
+	defaultNext := false
 	switch subresource {
 	case "status":
+		if res.Default != nil {
+			res.Default(obj)
+		}
 		next = ownedCopy(cur)
 		copyField(next, obj, "Status")
 	case "finalize":
@@ -537,6 +586,7 @@ func (s *server) prepareUpdate(res *registry.Resource, subresource string, obj, 
 		setSpecFinalizers(next, specFinalizers(obj))
 	default:
 		next = obj
+		defaultNext = true
 		if res.StatusSubresource {
 			copyField(next, cur, "Status")
 		}
@@ -550,7 +600,7 @@ func (s *server) prepareUpdate(res *registry.Resource, subresource string, obj, 
 	acc.SetGeneration(curAcc.GetGeneration())
 	acc.SetResourceVersion(curAcc.GetResourceVersion())
 	acc.SetSelfLink("")
-	if res.Default != nil {
+	if defaultNext && res.Default != nil {
 		res.Default(next)
 	}
 	if subresource == "" && res.PrepareForUpdate != nil {
@@ -581,7 +631,8 @@ func (s *server) prepareUpdate(res *registry.Resource, subresource string, obj, 
 // ownedCopy returns a copy of cur, which the caller owns, to become the
 // next version of it while cur stays the old one for validation: a copy of
 // the top-level struct suffices (what is changed in it is replaced, not
-// modified in place); kinds shallowCopy does not handle are deep-copied.
+// modified in place), and leaves cur, which may be shared, untouched; kinds
+// shallowCopy does not handle are deep-copied.
 func ownedCopy(cur runtime.Object) runtime.Object {
 	if next, ok := shallowCopy(cur); ok {
 		return next

@@ -262,10 +262,15 @@ const maxNamespaceVerdicts = 10000
 
 // getCachedStored returns the watch cache's copy of an object, with the
 // cached value and its revision; false when there is no cache or it does not
-// hold the object. The caller owns the object (decoded afresh, or a copy of
-// the one a watch decoded). It may be older than the stored one: callers
-// write conditionally on its revision or confirm with get.
-func (o *objectStore) getCachedStored(res *registry.Resource, namespace, name string) (runtime.Object, storage.KeyValue, bool) {
+// hold the object. It may be older than the stored one: callers write
+// conditionally on its revision or confirm with get.
+//
+// The object is decoded afresh, or comes from what a watch decoded already.
+// Unless shared, the caller owns it: the watch's object is deep-copied.
+// With shared, the watch's object is handed out as it is: the caller shares
+// it with every watcher and in-process informer, and must not modify
+// anything reachable from it.
+func (o *objectStore) getCachedStored(res *registry.Resource, namespace, name string, shared bool) (runtime.Object, storage.KeyValue, bool) {
 	cg, ok := o.s.(cachedGetter)
 	if !ok {
 		return nil, storage.KeyValue{}, false
@@ -276,8 +281,12 @@ func (o *objectStore) getCachedStored(res *registry.Resource, namespace, name st
 		return nil, storage.KeyValue{}, false
 	}
 	// The watch that filled the cache has most often decoded this very
-	// value for its watchers: a copy is cheaper than decoding it again.
+	// value for its watchers: a copy, or the object itself, is cheaper
+	// than decoding it again.
 	if obj, ok := o.memo.decodedObject(memoKey{res: res, key: key, rev: kv.Revision}); ok {
+		if shared {
+			return obj, kv, true
+		}
 		return obj.DeepCopyObject(), kv, true
 	}
 	obj, err := o.decode(res, kv.Value, kv.Revision)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 
 	jsonpatch "gopkg.in/evanphx/json-patch.v4"
@@ -222,7 +223,8 @@ func (h *handler) bind(ctx context.Context) (int, runtime.Object, error) {
 	if binding.Target.Name == "" || (binding.Target.Kind != "" && binding.Target.Kind != "Node") {
 		return 0, nil, apierrors.NewInvalid(corev1.SchemeGroupVersion.WithKind("Binding").GroupKind(), h.info.Name, fieldErrors("target.name", binding.Target.Name, "must name a Node"))
 	}
-	_, err = h.s.guaranteedUpdate(ctx, h.res, h.info.Namespace, h.info.Name, h.dryRun(), func(cur runtime.Object) (runtime.Object, error) {
+	// The pod is built copy-on-write from cur, which it only reads.
+	_, err = h.s.guaranteedUpdateReadOnly(ctx, h.res, h.info.Namespace, h.info.Name, h.dryRun(), func(cur runtime.Object) (runtime.Object, error) {
 		pod := cur.(*corev1.Pod)
 		if binding.UID != "" && binding.UID != pod.UID {
 			return nil, apierrors.NewConflict(groupResource(h.res), h.info.Name, fmt.Errorf("the UID in the binding (%s) does not match the pod's (%s)", binding.UID, pod.UID))
@@ -233,9 +235,10 @@ func (h *handler) bind(ctx context.Context) (int, runtime.Object, error) {
 		if pod.Spec.NodeName != "" {
 			return nil, apierrors.NewConflict(groupResource(h.res), h.info.Name, fmt.Errorf("pod %s is already assigned to node %q", pod.Name, pod.Spec.NodeName))
 		}
-		pod.Spec.NodeName = binding.Target.Name
-		setPodCondition(pod, corev1.PodCondition{Type: corev1.PodScheduled, Status: corev1.ConditionTrue, LastTransitionTime: metav1.Now().Rfc3339Copy()})
-		return pod, nil
+		next := *pod
+		next.Spec.NodeName = binding.Target.Name
+		setPodCondition(&next, corev1.PodCondition{Type: corev1.PodScheduled, Status: corev1.ConditionTrue, LastTransitionTime: metav1.Now().Rfc3339Copy()})
+		return &next, nil
 	})
 	if err != nil {
 		return 0, nil, err
@@ -243,17 +246,23 @@ func (h *handler) bind(ctx context.Context) (int, runtime.Object, error) {
 	return http.StatusCreated, successStatus(nil), nil
 }
 
+// setPodCondition sets the pod's condition of c's type to c, unless its
+// status is c's already. It writes a new slice rather than into the pod's:
+// a pod built copy-on-write shares its conditions with the current one.
 func setPodCondition(pod *corev1.Pod, c corev1.PodCondition) {
-	for i := range pod.Status.Conditions {
-		if pod.Status.Conditions[i].Type == c.Type {
-			if pod.Status.Conditions[i].Status == c.Status {
+	conds := pod.Status.Conditions
+	for i := range conds {
+		if conds[i].Type == c.Type {
+			if conds[i].Status == c.Status {
 				return
 			}
+			pod.Status.Conditions = slices.Clone(conds)
 			pod.Status.Conditions[i] = c
 			return
 		}
 	}
-	pod.Status.Conditions = append(pod.Status.Conditions, c)
+	// Clipped, append cannot write past the end into a shared array.
+	pod.Status.Conditions = append(slices.Clip(conds), c)
 }
 
 func fieldErrors(path string, value any, msg string) field.ErrorList {

@@ -9,6 +9,10 @@
 //	update:        Default, PrepareForUpdate, ValidateUpdate
 //	status update: Default, ValidateStatus
 //
+// A status update defaults the client's object before its status is taken
+// into the stored object, whose spec and metadata it keeps as stored, as
+// upstream's status strategies do.
+//
 // Default also folds what upstream folds during version conversion
 // (Secret stringData into data, podIP into podIPs, clusterIP into
 // clusterIPs), since Drover has no internal version. Field errors use
