@@ -440,6 +440,20 @@ func TestPodBindingAndGracefulDelete(t *testing.T) {
 	if got.Spec.NodeName != "n1" {
 		t.Errorf("nodeName %q", got.Spec.NodeName)
 	}
+	// pods/binding is created, nothing else: a PUT there is not an update of
+	// the pod (it would skip the pod's own authorization), nor a GET a read.
+	changed := got.DeepCopy()
+	changed.Spec.NodeName = "n2"
+	body, _ := json.Marshal(changed)
+	for _, verb := range []string{http.MethodGet, http.MethodPut} {
+		err := ts.client.CoreV1().RESTClient().Verb(verb).Namespace(ns).Resource("pods").Name("p").SubResource("binding").Body(body).Do(ctx).Error()
+		if !apierrors.IsNotFound(err) {
+			t.Errorf("%s pods/p/binding: want NotFound, got %v", verb, err)
+		}
+	}
+	if got, _ := pods.Get(ctx, "p", metav1.GetOptions{}); got.Spec.NodeName != "n1" {
+		t.Errorf("nodeName %q after a PUT to pods/p/binding", got.Spec.NodeName)
+	}
 	// A bound pod is deleted gracefully: marked, then removed by grace 0.
 	if err := pods.Delete(ctx, "p", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)

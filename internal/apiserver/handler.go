@@ -103,7 +103,7 @@ func (h *handler) subresourceServed(sub string) bool {
 	case "scale":
 		return h.res.Scale != nil && (h.info.Verb == "get" || h.info.Verb == "update" || h.info.Verb == "patch")
 	case "binding":
-		return h.res.GroupVersion.Group == "" && h.res.Plural == "pods"
+		return h.res.GroupVersion.Group == "" && h.res.Plural == "pods" && h.info.Verb == "create"
 	case "eviction":
 		return h.res.GroupVersion.Group == "" && h.res.Plural == "pods" && h.info.Verb == "create"
 	case "log":
