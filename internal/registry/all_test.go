@@ -120,7 +120,25 @@ func TestAllDescriptions(t *testing.T) {
 			t.Errorf("%v: %d cells for %d columns", gvr, len(row), len(r.TableColumns))
 		}
 		if r.SelectableFields != nil {
-			_ = r.SelectableFields(obj)
+			// The server adds metadata's fields itself.
+			set := r.SelectableFields(obj)
+			for _, f := range []string{"metadata.name", "metadata.namespace"} {
+				if _, ok := set[f]; ok {
+					t.Errorf("%v: SelectableFields includes %s", gvr, f)
+				}
+			}
+			if r.FieldValue != nil {
+				for f, want := range set {
+					if v, ok := r.FieldValue(obj, f); v != want || !ok {
+						t.Errorf("%v: FieldValue(%q) = %q, %v; SelectableFields has %q", gvr, f, v, ok, want)
+					}
+				}
+				if v, ok := r.FieldValue(obj, "unknown.field"); ok {
+					t.Errorf("%v: FieldValue has unknown.field = %q", gvr, v)
+				}
+			}
+		} else if r.FieldValue != nil {
+			t.Errorf("%v: FieldValue without SelectableFields", gvr)
 		}
 	}
 }

@@ -57,6 +57,7 @@ func Pods() *Resource {
 		},
 		TableRow:         func(obj runtime.Object) []interface{} { return podRow(obj.(*corev1.Pod)) },
 		SelectableFields: podFields,
+		FieldValue:       podFieldValue,
 	}
 }
 
@@ -229,6 +230,30 @@ func podFields(obj runtime.Object) fields.Set {
 		"status.podIP":             pod.Status.PodIP,
 		"status.nominatedNodeName": pod.Status.NominatedNodeName,
 	}
+}
+
+// podFieldValue is podFields(obj)[field], read from the pod alone.
+func podFieldValue(obj runtime.Object, field string) (string, bool) {
+	pod := obj.(*corev1.Pod)
+	switch field {
+	case "spec.nodeName":
+		return pod.Spec.NodeName, true
+	case "spec.restartPolicy":
+		return string(pod.Spec.RestartPolicy), true
+	case "spec.schedulerName":
+		return pod.Spec.SchedulerName, true
+	case "spec.serviceAccountName":
+		return pod.Spec.ServiceAccountName, true
+	case "spec.hostNetwork":
+		return strconv.FormatBool(pod.Spec.HostNetwork), true
+	case "status.phase":
+		return string(pod.Status.Phase), true
+	case "status.podIP":
+		return pod.Status.PodIP, true
+	case "status.nominatedNodeName":
+		return pod.Status.NominatedNodeName, true
+	}
+	return "", false
 }
 
 // podRow renders a pod as kubectl get pods does (after NAME): READY STATUS

@@ -328,6 +328,37 @@ func TestPodSelectableFields(t *testing.T) {
 	}
 }
 
+// TestPodFieldValue: FieldValue answers for every field SelectableFields
+// returns, and for others, exactly as the set does, on pods that differ in
+// every such field.
+func TestPodFieldValue(t *testing.T) {
+	scheduled := newPod()
+	Pods().Default(scheduled)
+	scheduled.Spec.NodeName, scheduled.Spec.ServiceAccountName = "n1", "builder"
+	scheduled.Status.Phase, scheduled.Status.PodIP = corev1.PodRunning, "10.0.0.9"
+	hostNet := scheduled.DeepCopy()
+	hostNet.Spec.HostNetwork, hostNet.Spec.RestartPolicy, hostNet.Spec.SchedulerName = true, corev1.RestartPolicyNever, "other"
+	hostNet.Status.Phase = corev1.PodSucceeded
+	nominated := newPod()
+	nominated.Status.Phase, nominated.Status.NominatedNodeName = corev1.PodPending, "n2"
+
+	for name, pod := range map[string]*corev1.Pod{
+		"empty": {}, "unscheduled": newPod(), "scheduled": scheduled, "host network": hostNet, "nominated": nominated,
+	} {
+		set := Pods().SelectableFields(pod)
+		asked := []string{"metadata.name", "metadata.namespace", "spec.nodename", "status", "unknown.field", ""}
+		for f := range set {
+			asked = append(asked, f)
+		}
+		for _, f := range asked {
+			wantV, wantOK := set[f]
+			if v, ok := Pods().FieldValue(pod, f); v != wantV || ok != wantOK {
+				t.Errorf("%s: FieldValue(%q) = %q, %v; SelectableFields has %q, %v", name, f, v, ok, wantV, wantOK)
+			}
+		}
+	}
+}
+
 func TestPodTableStatus(t *testing.T) {
 	running := corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}
 	tests := []struct {

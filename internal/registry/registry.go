@@ -100,8 +100,15 @@ type Resource struct {
 	Expires bool
 
 	// SelectableFields returns the fields a field selector may use.
-	// metadata.name and metadata.namespace are always included by the server.
+	// metadata.name and metadata.namespace are always included by the
+	// server, and are not among them.
 	SelectableFields func(obj runtime.Object) fields.Set
+	// FieldValue, if set, answers for one field of obj as
+	// SelectableFields(obj) would, without building the set: the field's
+	// value, and whether it is one of them. The server matches field
+	// selectors with it, on every object of a list and on every watch event
+	// for every watcher.
+	FieldValue func(obj runtime.Object, field string) (string, bool)
 }
 
 // ScaleAccess reads and writes replicas for the /scale subresource.
