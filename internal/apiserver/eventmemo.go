@@ -4,7 +4,6 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/drover/drover/internal/registry"
@@ -56,9 +55,6 @@ type memoEntry struct {
 	// the decode func, so read only once decoded): its protobuf form with
 	// the resourceVersion filled in is obj's encoding.
 	stored []byte
-
-	fieldsOnce sync.Once
-	fields     fields.Set // what field selectors see of obj
 }
 
 func newEventMemo() *eventMemo {
@@ -113,15 +109,6 @@ func (m *eventMemo) decodedEntry(k memoKey) (*memoEntry, bool) {
 		return nil, false
 	}
 	return e, true
-}
-
-// matches reports whether sel selects the entry's object (decoded must
-// have succeeded), with its field set made once for every watch of it.
-func (e *memoEntry) matches(res *registry.Resource, sel selector) bool {
-	return sel.matchesWith(res, e.obj, func() fields.Set {
-		e.fieldsOnce.Do(func() { e.fields = fieldSet(res, e.obj) })
-		return e.fields
-	})
 }
 
 // encoded returns the entry's object as JSON, encoding it only for the first

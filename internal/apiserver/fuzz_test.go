@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/drover/drover/internal/registry"
@@ -108,7 +109,9 @@ func FuzzApplyPatch(f *testing.F) {
 }
 
 // FuzzSelectors parses arbitrary label and field selectors for pods as a
-// list request does, and matches what parses against a pod.
+// list request does, and matches what parses against a pod, field by field
+// as the server does and on the pod's field set as fields.Selector does:
+// the two must agree.
 func FuzzSelectors(f *testing.F) {
 	for _, seed := range [][2]string{
 		{"app=web,tier!=db", "spec.nodeName=n1"},
@@ -140,7 +143,10 @@ func FuzzSelectors(f *testing.F) {
 			requireStatus(t, err)
 			return
 		}
-		sel.matches(pods, pod)
+		want := sel.labels.Matches(labels.Set(pod.Labels)) && sel.fields.Matches(fieldSet(pods, pod))
+		if got := sel.matches(pods, pod); got != want {
+			t.Errorf("labels %q, fields %q: matches = %v, on the field set %v", label, field, got, want)
+		}
 	})
 }
 

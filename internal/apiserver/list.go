@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/selection"
 
 	"github.com/drover/drover/internal/registry"
 	"github.com/drover/drover/internal/storage"
@@ -23,6 +24,10 @@ import (
 type selector struct {
 	labels labels.Selector
 	fields fields.Selector
+	// fieldReqs are fields' requirements, each Equals or NotEquals as
+	// fields.ParseSelector makes them: matching reads them so that the
+	// object's fields need not be boxed in a fields.Fields.
+	fieldReqs fields.Requirements
 }
 
 func (s selector) empty() bool { return s.labels.Empty() && s.fields.Empty() }
@@ -45,37 +50,60 @@ func newSelector(res *registry.Resource, labelSelector, fieldSelector string) (s
 	if err != nil {
 		return selector{}, apierrors.NewBadRequest(fmt.Sprintf("invalid field selector: %v", err))
 	}
-	known := fieldSet(res, res.New())
-	for _, req := range fs.Requirements() {
-		if _, ok := known[req.Field]; !ok {
+	known := objectFields{res: res, obj: res.New()}
+	reqs := fs.Requirements()
+	for _, req := range reqs {
+		if !known.Has(req.Field) {
 			return selector{}, apierrors.NewBadRequest(fmt.Sprintf("field label not supported: %s", req.Field))
 		}
-	}
-	return selector{labels: ls, fields: fs}, nil
-}
-
-// fieldSet is what a field selector sees of an object.
-func fieldSet(res *registry.Resource, obj runtime.Object) fields.Set {
-	acc, _ := meta.Accessor(obj)
-	set := fields.Set{"metadata.name": acc.GetName()}
-	if res.Namespaced {
-		set["metadata.namespace"] = acc.GetNamespace()
-	}
-	if res.SelectableFields != nil {
-		for k, v := range res.SelectableFields(obj) {
-			set[k] = v
+		if req.Operator != selection.Equals && req.Operator != selection.NotEquals {
+			return selector{}, apierrors.NewBadRequest(fmt.Sprintf("field selector operator not supported: %s", req.Operator))
 		}
 	}
-	return set
+	return selector{labels: ls, fields: fs, fieldReqs: reqs}, nil
 }
 
+// objectFields is what a field selector sees of an object, read one field
+// at a time: metadata.name, metadata.namespace if res is namespaced, and
+// res's selectable fields.
+type objectFields struct {
+	res *registry.Resource
+	obj runtime.Object
+}
+
+// Has reports whether a field selector may use field.
+func (o objectFields) Has(field string) bool {
+	_, ok := o.lookup(field)
+	return ok
+}
+
+// Get returns field's value, "" for a field the object does not have.
+func (o objectFields) Get(field string) string {
+	v, _ := o.lookup(field)
+	return v
+}
+
+// lookup returns field's value and whether the object has it. A resource
+// without FieldValue has its selectable fields built to read one.
+func (o objectFields) lookup(field string) (string, bool) {
+	switch {
+	case field == "metadata.name":
+		acc, _ := meta.Accessor(o.obj)
+		return acc.GetName(), true
+	case field == "metadata.namespace" && o.res.Namespaced:
+		acc, _ := meta.Accessor(o.obj)
+		return acc.GetNamespace(), true
+	case o.res.FieldValue != nil:
+		return o.res.FieldValue(o.obj, field)
+	case o.res.SelectableFields != nil:
+		v, ok := o.res.SelectableFields(o.obj)[field]
+		return v, ok
+	}
+	return "", false
+}
+
+// matches reports whether s selects obj, an object of res.
 func (s selector) matches(res *registry.Resource, obj runtime.Object) bool {
-	return s.matchesWith(res, obj, func() fields.Set { return fieldSet(res, obj) })
-}
-
-// matchesWith is matches with the object's field set made by fieldsOf, and
-// only if a field selector needs it.
-func (s selector) matchesWith(res *registry.Resource, obj runtime.Object, fieldsOf func() fields.Set) bool {
 	if s.empty() {
 		return true
 	}
@@ -83,7 +111,14 @@ func (s selector) matchesWith(res *registry.Resource, obj runtime.Object, fields
 	if !s.labels.Matches(labels.Set(acc.GetLabels())) {
 		return false
 	}
-	return s.fields.Empty() || s.fields.Matches(fieldsOf())
+	// s.fields.Matches(objectFields{res, obj}), without boxing.
+	of := objectFields{res: res, obj: obj}
+	for _, req := range s.fieldReqs {
+		if (of.Get(req.Field) == req.Value) != (req.Operator == selection.Equals) {
+			return false
+		}
+	}
+	return true
 }
 
 // continueToken is what a list's continue string carries.

@@ -15,7 +15,7 @@ import (
 	"github.com/drover/drover/internal/registry"
 )
 
-func resourceOf(t *testing.T, kind string) *registry.Resource {
+func resourceOf(t testing.TB, kind string) *registry.Resource {
 	t.Helper()
 	for _, r := range registry.All() {
 		if r.Kind == kind && r.GroupVersion.Group == "" {

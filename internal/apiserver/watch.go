@@ -212,15 +212,15 @@ func (s *server) route(res *registry.Resource, ev storage.Event, sel selector) (
 	}
 	switch ev.Type {
 	case storage.Added:
-		if cur.matches(res, sel) {
+		if sel.matches(res, cur.obj) {
 			return watch.Added, cur, true
 		}
 	case storage.Deleted:
-		if cur.matches(res, sel) {
+		if sel.matches(res, cur.obj) {
 			return watch.Deleted, cur, true
 		}
 	case storage.Modified:
-		newMatch, oldMatch := cur.matches(res, sel), true
+		newMatch, oldMatch := sel.matches(res, cur.obj), true
 		if !sel.empty() && ev.PrevValue != nil {
 			// The previous value was, most often, the new value of
 			// an event the memo has decoded already.
@@ -232,7 +232,7 @@ func (s *server) route(res *registry.Resource, ev storage.Event, sel selector) (
 				})
 			}
 			if err == nil {
-				oldMatch = prevEntry.matches(res, sel)
+				oldMatch = sel.matches(res, prevEntry.obj)
 			}
 		} else {
 			oldMatch = newMatch
