@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -32,6 +33,8 @@ type objectStore struct {
 	// memo holds the values watches have decoded: getCached copies
 	// them rather than decode again.
 	memo *eventMemo
+	// compact shrinks the pods decodeShared decodes.
+	compact compactor
 
 	nsMu          sync.Mutex
 	nsTerminating map[string]namespaceVerdict // by namespace name
@@ -103,6 +106,18 @@ func (o *objectStore) decode(res *registry.Resource, value []byte, rev int64) (r
 	acc.SetResourceVersion(strconv.FormatInt(rev, 10))
 	obj.GetObjectKind().SetGroupVersionKind(res.GroupVersionKind())
 	return obj, nil
+}
+
+// decodeShared is decode for the watch memo, whose objects every watcher
+// and in-process informer shares, read-only, for as long as the object
+// lives: pods are compacted, sharing strings and maps with other pods. No
+// object that its holder may modify may come from here.
+func (o *objectStore) decodeShared(res *registry.Resource, value []byte, rev int64) (runtime.Object, error) {
+	obj, err := o.decode(res, value, rev)
+	if pod, ok := obj.(*corev1.Pod); ok {
+		o.compact.pod(pod)
+	}
+	return obj, err
 }
 
 // encode serializes obj in its storage form, without resourceVersion.

@@ -204,7 +204,7 @@ func (s *server) route(res *registry.Resource, ev storage.Event, sel selector) (
 	cur := s.memo.entry(memoKey{res: res, key: ev.Key, rev: ev.Revision})
 	_, err := cur.decoded(func() (runtime.Object, error) {
 		cur.stored = ev.Value
-		return s.store.decode(res, ev.Value, ev.Revision)
+		return s.store.decodeShared(res, ev.Value, ev.Revision)
 	})
 	if err != nil {
 		s.log.Error("watch: decoding event", "key", ev.Key, "err", err)
@@ -228,7 +228,7 @@ func (s *server) route(res *registry.Resource, ev storage.Event, sel selector) (
 			if !ok || ev.PrevRevision == 0 {
 				prevEntry = s.memo.entry(memoKey{res: res, key: ev.Key, rev: ev.Revision, prev: true})
 				_, err = prevEntry.decoded(func() (runtime.Object, error) {
-					return s.store.decode(res, ev.PrevValue, ev.Revision)
+					return s.store.decodeShared(res, ev.PrevValue, ev.Revision)
 				})
 			}
 			if err == nil {
