@@ -182,3 +182,15 @@ func TestInternTableBounded(t *testing.T) {
 		t.Errorf("the oldest map is still kept after %d others", 3*internGeneration)
 	}
 }
+
+// BenchmarkCompactorPod is the cost of compacting a decoded pod whose
+// strings and maps the tables hold already, as for most pods: the lookups.
+func BenchmarkCompactorPod(b *testing.B) {
+	pod := compactTestPods()[2]
+	var c compactor
+	c.pod(pod)
+	b.ReportAllocs()
+	for b.Loop() {
+		c.pod(pod)
+	}
+}
