@@ -7,6 +7,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -23,34 +24,9 @@ func TestQuorumLoss(t *testing.T) {
 		t.Skip("starts a three-member cluster")
 	}
 	const n = 3
-	cfgs := make([]embedded.Config, n)
-	var cluster []string
-	for i := range cfgs {
-		cfgs[i] = embedded.Config{
-			DataDir:   t.TempDir(),
-			Name:      fmt.Sprintf("m%d", i),
-			ClientURL: "http://" + freeAddr(t),
-			PeerURL:   "http://" + freeAddr(t),
-		}
-		cluster = append(cluster, cfgs[i].Name+"="+cfgs[i].PeerURL)
-	}
-	members := make([]*embedded.Member, n)
-	errs := make([]error, n)
-	var wg sync.WaitGroup
-	for i := range cfgs {
-		cfgs[i].InitialCluster = strings.Join(cluster, ",")
-		wg.Go(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-			defer cancel()
-			members[i], errs[i] = embedded.Start(ctx, cfgs[i])
-		})
-	}
-	wg.Wait()
-	for i, err := range errs {
-		if err != nil {
-			t.Fatalf("member %d: %v", i, err)
-		}
-		defer members[i].Close()
+	members := startCluster(t, n)
+	for _, m := range members {
+		defer m.Close()
 	}
 
 	first := New(newClient(t, members[0].Endpoints()), Options{})
@@ -98,6 +74,52 @@ func TestQuorumLoss(t *testing.T) {
 	defer cancel()
 	if _, err := last.Create(wctx, "/ha/new", []byte("v")); !errors.Is(err, storage.ErrUnavailable) {
 		t.Fatalf("Create without quorum: err = %v, want ErrUnavailable", err)
+	}
+}
+
+// startCluster starts an n-member cluster on free loopback ports. A port
+// found free may be taken before its member binds it (by another test's
+// listener, or as an outgoing connection's port): then the cluster is
+// started again on other ports, a few times.
+func startCluster(t *testing.T, n int) []*embedded.Member {
+	t.Helper()
+	for attempt := 1; ; attempt++ {
+		cfgs := make([]embedded.Config, n)
+		var cluster []string
+		for i := range cfgs {
+			cfgs[i] = embedded.Config{
+				DataDir:   t.TempDir(),
+				Name:      fmt.Sprintf("m%d", i),
+				ClientURL: "http://" + freeAddr(t),
+				PeerURL:   "http://" + freeAddr(t),
+			}
+			cluster = append(cluster, cfgs[i].Name+"="+cfgs[i].PeerURL)
+		}
+		members := make([]*embedded.Member, n)
+		errs := make([]error, n)
+		var wg sync.WaitGroup
+		for i := range cfgs {
+			cfgs[i].InitialCluster = strings.Join(cluster, ",")
+			wg.Go(func() {
+				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+				defer cancel()
+				members[i], errs[i] = embedded.Start(ctx, cfgs[i])
+			})
+		}
+		wg.Wait()
+		err := errors.Join(errs...)
+		if err == nil {
+			return members
+		}
+		for _, m := range members {
+			if m != nil {
+				m.Close()
+			}
+		}
+		if attempt == 3 || !(errors.Is(err, syscall.EADDRINUSE) || strings.Contains(err.Error(), "address already in use")) {
+			t.Fatalf("starting a %d-member cluster: %v", n, err)
+		}
+		t.Logf("starting a %d-member cluster again on other ports: %v", n, err)
 	}
 }
 
