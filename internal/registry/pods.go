@@ -217,22 +217,23 @@ func isTerminal(ph corev1.PodPhase) bool {
 	return ph == corev1.PodSucceeded || ph == corev1.PodFailed
 }
 
-// podFields returns the pod fields a field selector may use.
-func podFields(obj runtime.Object) fields.Set {
-	pod := obj.(*corev1.Pod)
-	return fields.Set{
-		"spec.nodeName":            pod.Spec.NodeName,
-		"spec.restartPolicy":       string(pod.Spec.RestartPolicy),
-		"spec.schedulerName":       pod.Spec.SchedulerName,
-		"spec.serviceAccountName":  pod.Spec.ServiceAccountName,
-		"spec.hostNetwork":         strconv.FormatBool(pod.Spec.HostNetwork),
-		"status.phase":             string(pod.Status.Phase),
-		"status.podIP":             pod.Status.PodIP,
-		"status.nominatedNodeName": pod.Status.NominatedNodeName,
-	}
+// podFieldNames are the pod fields a field selector may use.
+var podFieldNames = []string{
+	"spec.nodeName", "spec.restartPolicy", "spec.schedulerName", "spec.serviceAccountName",
+	"spec.hostNetwork", "status.phase", "status.podIP", "status.nominatedNodeName",
 }
 
-// podFieldValue is podFields(obj)[field], read from the pod alone.
+// podFields returns the pod fields a field selector may use.
+func podFields(obj runtime.Object) fields.Set {
+	set := make(fields.Set, len(podFieldNames))
+	for _, f := range podFieldNames {
+		set[f], _ = podFieldValue(obj, f)
+	}
+	return set
+}
+
+// podFieldValue reads one of podFieldNames from the pod; false for any
+// other field.
 func podFieldValue(obj runtime.Object, field string) (string, bool) {
 	pod := obj.(*corev1.Pod)
 	switch field {

@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"maps"
 	"strings"
 	"testing"
 	"time"
@@ -8,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 )
@@ -332,29 +334,31 @@ func TestPodSelectableFields(t *testing.T) {
 // returns, and for others, exactly as the set does, on pods that differ in
 // every such field.
 func TestPodFieldValue(t *testing.T) {
-	scheduled := newPod()
-	Pods().Default(scheduled)
-	scheduled.Spec.NodeName, scheduled.Spec.ServiceAccountName = "n1", "builder"
-	scheduled.Status.Phase, scheduled.Status.PodIP = corev1.PodRunning, "10.0.0.9"
-	hostNet := scheduled.DeepCopy()
-	hostNet.Spec.HostNetwork, hostNet.Spec.RestartPolicy, hostNet.Spec.SchedulerName = true, corev1.RestartPolicyNever, "other"
-	hostNet.Status.Phase = corev1.PodSucceeded
-	nominated := newPod()
-	nominated.Status.Phase, nominated.Status.NominatedNodeName = corev1.PodPending, "n2"
-
-	for name, pod := range map[string]*corev1.Pod{
-		"empty": {}, "unscheduled": newPod(), "scheduled": scheduled, "host network": hostNet, "nominated": nominated,
-	} {
-		set := Pods().SelectableFields(pod)
-		asked := []string{"metadata.name", "metadata.namespace", "spec.nodename", "status", "unknown.field", ""}
-		for f := range set {
-			asked = append(asked, f)
+	pod := newPod()
+	Pods().Default(pod)
+	pod.Spec.NodeName, pod.Spec.ServiceAccountName, pod.Spec.SchedulerName = "n1", "builder", "other"
+	pod.Spec.HostNetwork, pod.Spec.RestartPolicy = true, corev1.RestartPolicyNever
+	pod.Status.Phase, pod.Status.PodIP, pod.Status.NominatedNodeName = corev1.PodSucceeded, "10.0.0.9", "n2"
+	want := fields.Set{
+		"spec.nodeName": "n1", "spec.restartPolicy": "Never", "spec.schedulerName": "other",
+		"spec.serviceAccountName": "builder", "spec.hostNetwork": "true", "status.phase": "Succeeded",
+		"status.podIP": "10.0.0.9", "status.nominatedNodeName": "n2",
+	}
+	if got := Pods().SelectableFields(pod); !maps.Equal(got, want) {
+		t.Errorf("SelectableFields = %v, want %v", got, want)
+	}
+	for f, v := range want {
+		if got, ok := Pods().FieldValue(pod, f); got != v || !ok {
+			t.Errorf("FieldValue(%q) = %q, %v; want %q, true", f, got, ok, v)
 		}
-		for _, f := range asked {
-			wantV, wantOK := set[f]
-			if v, ok := Pods().FieldValue(pod, f); v != wantV || ok != wantOK {
-				t.Errorf("%s: FieldValue(%q) = %q, %v; SelectableFields has %q, %v", name, f, v, ok, wantV, wantOK)
-			}
+	}
+	if got, ok := Pods().FieldValue(&corev1.Pod{}, "spec.hostNetwork"); got != "false" || !ok {
+		t.Errorf("FieldValue(spec.hostNetwork) of an empty pod = %q, %v; want false, true", got, ok)
+	}
+	// The server answers metadata.* itself; anything else is not a field.
+	for _, f := range []string{"metadata.name", "metadata.namespace", "spec.nodename", "status", "unknown.field", ""} {
+		if got, ok := Pods().FieldValue(pod, f); ok {
+			t.Errorf("FieldValue(%q) = %q, true; want no such field", f, got)
 		}
 	}
 }
