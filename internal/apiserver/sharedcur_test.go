@@ -4,7 +4,6 @@ import (
 	"context"
 	"reflect"
 	"testing"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -15,18 +14,9 @@ import (
 // the object the watch memo decoded, which every in-process watcher shares.
 func watchedPod(t *testing.T, w watch.Interface, rv string) *corev1.Pod {
 	t.Helper()
-	timeout := time.After(20 * time.Second)
 	for {
-		select {
-		case ev, ok := <-w.ResultChan():
-			if !ok {
-				t.Fatal("watch closed")
-			}
-			if pod, isPod := ev.Object.(*corev1.Pod); isPod && pod.ResourceVersion == rv {
-				return pod
-			}
-		case <-timeout:
-			t.Fatalf("no event at resourceVersion %s", rv)
+		if pod, ok := nextEvent(t, w).Object.(*corev1.Pod); ok && pod.ResourceVersion == rv {
+			return pod
 		}
 	}
 }
